@@ -1,0 +1,66 @@
+// Chooses the tfjs compute backend. Fastest first: tfjs-node-gpu (CUDA),
+// tfjs-node (native TensorFlow), wasm (XNNPACK, with our training kernels),
+// then the pure-JS cpu backend, which is ~100x slower than wasm and only ever
+// chosen when asked for or when nothing else loads.
+import * as tf from '@tensorflow/tfjs';
+import { BackendUnavailable } from './errors';
+import { logger } from './log';
+import { installWasmTrainingKernels } from './wasm-kernels';
+
+export const BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKENDS)[number] | 'auto';
+
+const log = logger('backend');
+
+// tfjs-node and tfjs-node-gpu both register a backend named 'tensorflow'.
+const loaders: Record<(typeof BACKENDS)[number], () => Promise<string>> = {
+  'tensorflow-gpu': async () => { require('@tensorflow/tfjs-node-gpu'); return 'tensorflow'; },
+  tensorflow: async () => { require('@tensorflow/tfjs-node'); return 'tensorflow'; },
+  wasm: async () => {
+    require('@tensorflow/tfjs-backend-wasm');
+    return 'wasm';
+  },
+  cpu: async () => 'cpu',
+};
+
+async function activate(name: (typeof BACKENDS)[number]): Promise<void> {
+  const tfName = await loaders[name]();
+  if (!(await tf.setBackend(tfName))) throw new Error(`tf.setBackend('${tfName}') returned false`);
+  await tf.ready();
+  if (tfName === 'wasm') installWasmTrainingKernels();
+}
+
+function reason(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return msg.split('\n')[0].slice(0, 160);
+}
+
+/**
+ * Activate `wanted` (default: TUNEFLEET_BACKEND, else auto) and return the
+ * backend actually in use. Auto logs why each faster backend was skipped.
+ */
+export async function initBackend(wanted: BackendName = (process.env.TUNEFLEET_BACKEND as BackendName) || 'auto'): Promise<(typeof BACKENDS)[number]> {
+  if (wanted !== 'auto') {
+    if (!BACKENDS.includes(wanted)) {
+      throw new BackendUnavailable(`unknown backend '${wanted}'; choose one of auto, ${BACKENDS.join(', ')}`);
+    }
+    try {
+      await activate(wanted);
+    } catch (err) {
+      throw new BackendUnavailable(`backend '${wanted}' cannot start here: ${reason(err)}; use --backend auto`, { cause: err });
+    }
+    log.info('backend chosen', { backend: wanted, why: 'requested' });
+    return wanted;
+  }
+  const skipped: string[] = [];
+  for (const name of BACKENDS) {
+    try {
+      await activate(name);
+      log.info('backend chosen', { backend: name, why: 'auto', skipped: skipped.join('; ') || 'none' });
+      return name;
+    } catch (err) {
+      skipped.push(`${name}: ${reason(err)}`);
+    }
+  }
+  throw new BackendUnavailable(`no tfjs backend could start: ${skipped.join('; ')}`);
+}

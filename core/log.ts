@@ -1,0 +1,31 @@
+// One structured line per event worth knowing, on stderr so stdout stays for
+// results. `TUNEFLEET_DEBUG=backend,trainer` (or `*`) turns on per-module debug
+// lines. `TUNEFLEET_LOG=json` switches to JSON lines for log collectors.
+type Fields = Record<string, unknown>;
+
+const debugModules = new Set((process.env.TUNEFLEET_DEBUG ?? '').split(',').filter(Boolean));
+
+function format(level: string, module: string, event: string, fields: Fields): string {
+  if (process.env.TUNEFLEET_LOG === 'json') {
+    return JSON.stringify({ time: new Date().toISOString(), level, module, event, ...fields });
+  }
+  const kv = Object.entries(fields).map(([k, v]) => `${k}=${typeof v === 'string' ? JSON.stringify(v) : v}`);
+  return [new Date().toISOString(), level, `${module}:`, event, ...kv].join(' ');
+}
+
+export interface Logger {
+  info(event: string, fields?: Fields): void;
+  warn(event: string, fields?: Fields): void;
+  debug(event: string, fields?: Fields): void;
+}
+
+export function logger(module: string): Logger {
+  const debugOn = debugModules.has(module) || debugModules.has('*');
+  const write = (level: string, event: string, fields: Fields = {}) =>
+    process.stderr.write(format(level, module, event, fields) + '\n');
+  return {
+    info: (event, fields) => write('info', event, fields),
+    warn: (event, fields) => write('warn', event, fields),
+    debug: (event, fields) => { if (debugOn) write('debug', event, fields); },
+  };
+}
