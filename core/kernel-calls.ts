@@ -13,8 +13,11 @@ export type KernelArgs = Parameters<tf.KernelFunc>[0];
 
 export class KernelCalls {
   private readonly temps: tf.TensorInfo[] = [];
+  private readonly backend: tf.KernelBackend;
 
-  constructor(readonly backend: tf.KernelBackend, readonly backendName: string) {}
+  constructor(args: KernelArgs, private readonly backendName: string) {
+    this.backend = args.backend as tf.KernelBackend;
+  }
 
   run(name: string, inputs: Record<string, tf.TensorInfo> | tf.TensorInfo[], attrs: Attrs = {}): tf.TensorInfo {
     const kernel = tf.getKernel(name, this.backendName);

@@ -57,7 +57,7 @@ function conv2DBackpropFilter(args: KernelArgs): Info {
   const { x, dy } = args.inputs as { x: Info; dy: Info };
   const attrs = args.attrs as unknown as ConvAttrs & { filterShape: number[] };
   const info = convInfo(x.shape, attrs.filterShape, attrs);
-  const k = new KernelCalls(args.backend, 'wasm');
+  const k = new KernelCalls(args, 'wasm');
   const { top, bottom, left, right } = info.padInfo;
   const out = k.run('Conv2D', {
     x: k.transpose(x, [3, 1, 2, 0]),
@@ -80,7 +80,7 @@ function makeConv2DBackpropInput(stock: tf.KernelFunc) {
     const info = convInfo(attrs.inputShape, filter.shape, attrs);
     const pad = inputGradPadding(info);
     if (!pad) return stock(args) as Info;
-    const k = new KernelCalls(args.backend, 'wasm');
+    const k = new KernelCalls(args, 'wasm');
     const flipped = k.transpose(k.run('Reverse', { x: filter }, { dims: [0, 1] }), [0, 1, 3, 2]);
     return k.finish(k.run('Conv2D', {
       x: k.interleaveZeros(dy, info.strideHeight, info.strideWidth),

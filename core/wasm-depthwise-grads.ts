@@ -1,11 +1,10 @@
 // Depthwise-convolution gradients for the wasm backend, which ships neither.
 //
-// Filter gradient: a depthwise filter has only kh·kw·C·M weights, so instead
-// of a convolution we take, for each of the kh·kw taps, the strided window of
-// the padded input that tap sees, multiply it by dy and sum over batch and
-// space:  dW[i,j,c,m] = Σ_{b,oh,ow} xpad[b, oh·s+i, ow·s+j, c] · dy[b,oh,ow,c·M+m].
-// That is the same arithmetic as the forward pass, in kh·kw wasm elementwise
-// kernels.
+// Filter gradient:  dW[i,j,c,m] = Σ_{b,oh,ow} xpad[b, oh·s+i, ow·s+j, c] · dy[b,oh,ow,c·M+m].
+// For a fixed (c, b) that is a correlation of one input plane with one dy
+// plane, dilated by the stride: a depthwise conv over a single "image" whose
+// C·B channels are the (c, b) planes, with dy's planes as the per-channel
+// filters. The B results per channel are then summed.
 //
 // Input gradient: a depthwise conv of the zero-interleaved dy with the
 // spatially flipped filter (as for Conv2D); with a channel multiplier M > 1
@@ -38,26 +37,24 @@ function depthwiseBackpropFilter(args: KernelArgs): Info {
   const attrs = args.attrs as unknown as DepthwiseAttrs & { filterShape: number[] };
   const info = depthwiseInfo(x.shape, attrs.filterShape, attrs);
   const [kh, kw, c, m] = attrs.filterShape;
-  const [b] = x.shape;
+  const [b, h, w] = x.shape;
   const { top, bottom, left, right } = info.padInfo;
-  const k = new KernelCalls(args.backend, 'wasm');
-  const xpad = k.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]]);
+  const k = new KernelCalls(args, 'wasm');
+  // Channel (c, b) of one image holds image b's channel c ...
+  const xs = k.reshape(k.transpose(x, [1, 2, 3, 0]), [1, h, w, c * b]);
+  // ... and its M filters are image b's output gradients for channel c.
   const dy5 = k.reshape(dy, [b, info.outHeight, info.outWidth, c, m]);
-  const taps: Info[] = [];
-  for (let i = 0; i < kh; i++) {
-    for (let j = 0; j < kw; j++) {
-      const window = k.run('StridedSlice', { x: xpad }, {
-        begin: [0, i, j, 0],
-        end: [b, i + (info.outHeight - 1) * info.strideHeight + 1, j + (info.outWidth - 1) * info.strideWidth + 1, c],
-        strides: [1, info.strideHeight, info.strideWidth, 1],
-        beginMask: 0, endMask: 0, ellipsisMask: 0, newAxisMask: 0, shrinkAxisMask: 0,
-      });
-      const product = k.run('Multiply', { a: k.reshape(window, [...window.shape, 1]), b: dy5 });
-      taps.push(k.run('Sum', { x: product }, { axis: [0, 1, 2], keepDims: false }));
-    }
-  }
-  const packed = k.run('Pack', taps, { axis: 0 });
-  return k.finish(k.reshape(packed, [kh, kw, c, m]));
+  const filters = k.reshape(k.transpose(dy5, [1, 2, 3, 0, 4]), [info.outHeight, info.outWidth, c * b, m]);
+  const out = k.run('DepthwiseConv2dNative', { x: xs, filter: filters }, {
+    strides: [1, 1],
+    dilations: [info.strideHeight, info.strideWidth],
+    pad: [[0, 0], [top, bottom], [left, right], [0, 0]],
+  });
+  const [, oh, ow] = out.shape;
+  // Sum over the batch, which sits between channel and multiplier.
+  const perImage = k.transpose(k.reshape(out, [oh, ow, c, b, m]), [0, 1, 2, 4, 3]);
+  const summed = k.run('Sum', { x: perImage }, { axis: [4], keepDims: false });
+  return k.finish(k.slice(summed, [0, 0, 0, 0], [kh, kw, c, m]));
 }
 
 function depthwiseBackpropInput(args: KernelArgs): Info {
@@ -67,7 +64,7 @@ function depthwiseBackpropInput(args: KernelArgs): Info {
   const pad = inputGradPadding(info);
   if (!pad) throw new Error('tunefleet wasm depthwise gradients: padding wider than the kernel is not supported');
   const [kh, kw, c, m] = filter.shape;
-  const k = new KernelCalls(args.backend, 'wasm');
+  const k = new KernelCalls(args, 'wasm');
   const flipped = k.reshape(k.run('Reverse', { x: filter }, { dims: [0, 1] }), [kh, kw, c * m, 1]);
   const perChannel = k.run('DepthwiseConv2dNative', {
     x: k.interleaveZeros(dy, info.strideHeight, info.strideWidth),

@@ -1,0 +1,41 @@
+// Shared plumbing for `npm run bench*`: timing, markdown tables, result files.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+
+/** Median wall time of `fn` in ms over `reps` runs, after `warmup` unmeasured runs. */
+export function medianMs(fn: () => void, reps = 7, warmup = 2): number {
+  for (let i = 0; i < warmup; i++) fn();
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = process.hrtime.bigint();
+    fn();
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+function cell(v: unknown): string {
+  return typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(2)) : String(v);
+}
+
+export function markdownTable(header: string[], rows: unknown[][]): string {
+  const lines = [header, header.map(() => '---'), ...rows.map((r) => r.map(cell))];
+  return lines.map((r) => `| ${r.join(' | ')} |`).join('\n');
+}
+
+export function machine(): string {
+  return `${cpus().length}× ${cpus()[0]?.model ?? 'unknown CPU'}, node ${process.version}`;
+}
+
+/** Write bench/results/<name>.json and <name>.md, and print the table. */
+export function writeBenchResult(name: string, data: object, table: string): void {
+  const dir = join(__dirname, '..', '..', 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const when = new Date().toISOString();
+  writeFileSync(join(dir, `${name}.json`), JSON.stringify({ name, when, machine: machine(), ...data }, null, 2) + '\n');
+  const md = `Measured ${when} on ${machine()}.\n\n${table}\n`;
+  writeFileSync(join(dir, `${name}.md`), md);
+  process.stdout.write(md);
+}
