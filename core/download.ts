@@ -3,9 +3,9 @@
 // name only once complete and verified (temp file + rename), so an interrupted
 // download never leaves something that looks like data.
 import { createHash } from 'node:crypto';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { writeFileAtomic } from './atomic';
 import { ChecksumMismatch, DatasetNotFound } from './errors';
 import { logger } from './log';
 
@@ -16,13 +16,6 @@ export interface Source {
   md5: string;
   /** For archives: the member files (by base name) to extract. */
   extract?: string[];
-}
-
-function writeAtomic(file: string, data: Uint8Array): void {
-  mkdirSync(dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, file);
 }
 
 async function fetchWithProgress(url: string): Promise<Buffer> {
@@ -71,12 +64,12 @@ export async function downloadInto(dir: string, source: Source, dataset: string)
     throw new ChecksumMismatch(`${dataset}: ${source.url} has MD5 ${md5}, expected ${source.md5}; the download is corrupt or the file changed upstream — nothing was saved`);
   }
   if (!source.extract) {
-    writeAtomic(join(dir, basename(new URL(source.url).pathname)), body);
+    writeFileAtomic(join(dir, basename(new URL(source.url).pathname)), body);
     return;
   }
   const wanted = new Set(source.extract);
   for (const entry of tarEntries(gunzipSync(body))) {
-    if (wanted.delete(basename(entry.name))) writeAtomic(join(dir, basename(entry.name)), entry.data);
+    if (wanted.delete(basename(entry.name))) writeFileAtomic(join(dir, basename(entry.name)), entry.data);
   }
   if (wanted.size > 0) throw new DatasetNotFound(`${dataset}: archive ${source.url} lacks ${[...wanted].join(', ')}`);
 }

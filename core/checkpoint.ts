@@ -1,0 +1,99 @@
+// Checkpoints: the model in the tfjs LayersModel format (model.json +
+// weights.bin, loadable by tf.loadLayersModel) plus the training state
+// (state.json: iteration, seed, job; optimizer.bin: momentum buffers).
+// state.json lists the SHA-256 of every other file; a checkpoint whose files
+// do not match is refused whole, never half-loaded. Each checkpoint is written
+// into a temp folder and renamed into place (ckpt-<iteration>), and only the
+// newest `keep` are kept.
+import * as tf from '@tensorflow/tfjs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeDirAtomic } from './atomic';
+import { CheckpointInvalid } from './errors';
+import { loadModel, writeModelFiles } from './model-io';
+import { Tensors } from './optimizer';
+
+export interface TrainingState {
+  iteration: number;
+  seed: number;
+  job: string;
+  velocity: Tensors;
+}
+
+interface StateFile {
+  iteration: number;
+  seed: number;
+  job: string;
+  velocity: { name: string; offset: number; length: number }[];
+  sha256: Record<string, string>;
+}
+
+const FILES = ['model.json', 'weights.bin', 'optimizer.bin'];
+const PREFIX = 'ckpt-';
+
+const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+
+function packVelocity(velocity: Tensors): { manifest: StateFile['velocity']; data: Buffer } {
+  const manifest: StateFile['velocity'] = [];
+  let offset = 0;
+  for (const [name, v] of velocity) {
+    manifest.push({ name, offset, length: v.length });
+    offset += v.length;
+  }
+  const all = new Float32Array(offset);
+  for (const m of manifest) all.set(velocity.get(m.name)!, m.offset);
+  return { manifest, data: Buffer.from(all.buffer) };
+}
+
+export function checkpointName(iteration: number): string {
+  return `${PREFIX}${String(iteration).padStart(8, '0')}`;
+}
+
+export async function saveCheckpoint(root: string, model: tf.LayersModel, state: TrainingState, keep: number): Promise<string> {
+  const dir = join(root, checkpointName(state.iteration));
+  await writeDirAtomic(dir, async (tmp) => {
+    await writeModelFiles(model, tmp);
+    const { manifest, data } = packVelocity(state.velocity);
+    writeFileSync(join(tmp, 'optimizer.bin'), data);
+    const hashes = Object.fromEntries(FILES.map((f) => [f, sha256(readFileSync(join(tmp, f)))]));
+    const file: StateFile = { iteration: state.iteration, seed: state.seed, job: state.job, velocity: manifest, sha256: hashes };
+    writeFileSync(join(tmp, 'state.json'), JSON.stringify(file, null, 1));
+  });
+  for (const old of listCheckpoints(root).slice(0, -keep)) rmSync(join(root, old), { recursive: true, force: true });
+  return dir;
+}
+
+/** Checkpoint folder names under `root`, oldest first. */
+export function listCheckpoints(root: string): string[] {
+  if (!existsSync(root)) return [];
+  return readdirSync(root).filter((d) => d.startsWith(PREFIX) && !d.includes('.tmp') && existsSync(join(root, d, 'state.json'))).sort();
+}
+
+export function latestCheckpoint(root: string): string | null {
+  const all = listCheckpoints(root);
+  return all.length ? join(root, all[all.length - 1]) : null;
+}
+
+export function isCheckpoint(dir: string): boolean {
+  return existsSync(join(dir, 'state.json'));
+}
+
+export async function loadCheckpoint(dir: string): Promise<{ model: tf.LayersModel; state: TrainingState }> {
+  let file: StateFile;
+  try {
+    file = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8'));
+  } catch (err) {
+    throw new CheckpointInvalid(`${dir}: state.json is missing or not JSON (${(err as Error).message})`, { cause: err });
+  }
+  for (const f of FILES) {
+    const path = join(dir, f);
+    if (!existsSync(path)) throw new CheckpointInvalid(`${dir}: ${f} is missing; the checkpoint is incomplete`);
+    if (sha256(readFileSync(path)) !== file.sha256?.[f]) throw new CheckpointInvalid(`${dir}: ${f} does not match its SHA-256 in state.json; the checkpoint is corrupted — use an older one`);
+  }
+  const raw = readFileSync(join(dir, 'optimizer.bin'));
+  const all = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+  const velocity: Tensors = new Map(file.velocity.map((m) => [m.name, all.slice(m.offset, m.offset + m.length)]));
+  const model = await loadModel(join(dir, 'model.json'));
+  return { model, state: { iteration: file.iteration, seed: file.seed, job: file.job, velocity } };
+}

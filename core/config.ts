@@ -1,0 +1,109 @@
+// The job config: one YAML file, validated by this schema. This file is the
+// one place every field's default and meaning is written down;
+// `tunefleet config` prints them as commented YAML and docs/config.md is that
+// output (a test keeps the two in step). Unknown fields are errors, so a typo
+// never silently falls back to a default.
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { z } from 'zod';
+import { DATASET_NAMES } from './dataset-resolve';
+import { ConfigInvalid } from './errors';
+import { MODEL_NAMES } from './models-zoo';
+
+const positiveInt = z.number().int().positive();
+const nonNegative = z.number().nonnegative();
+
+const data = z.object({
+  dataset: z.enum(DATASET_NAMES).default('fashion-mnist').describe('named dataset: ' + DATASET_NAMES.join(', ')),
+  path: z.string().nullable().default(null).describe('folder holding the dataset files; null = search ./data/<name>, /usr/share/datasets/<name>, the cache'),
+  download: z.boolean().default(true).describe('download from the official URL (MD5-checked) when no local copy exists'),
+  cifar100Labels: z.enum(['fine', 'coarse']).default('fine').describe('CIFAR-100 only: 100 fine or 20 coarse labels'),
+  classes: z.array(z.number().int().nonnegative()).nullable().default(null).describe('keep only these classes, relabelled 0..k-1 in this order; null = all'),
+  limitPerClass: positiveInt.nullable().default(null).describe('at most this many training examples per class (seeded choice); null = no limit'),
+  limitTotal: positiveInt.nullable().default(null).describe('at most this many training examples in all (seeded choice); null = no limit'),
+  validation: z.union([z.literal('test'), z.number().positive()]).default('test').describe("'test' = validate on the test split (same classes); a number = hold out that many (or that fraction, if < 1) of the training set"),
+  normalize: z.union([z.literal('auto'), z.literal('none'), z.object({ mean: z.array(z.number()), std: z.array(z.number().positive()) }).strict()]).default('auto').describe("'auto' = per-channel mean/std of the training set; 'none' = pixels/255; or {mean: [...], std: [...]} on the 0..1 scale"),
+}).strict();
+
+const model = z.object({
+  arch: z.enum(MODEL_NAMES).default('seed-cnn').describe('zoo model to build when not starting from `from`: ' + MODEL_NAMES.join(', ')),
+  from: z.string().nullable().default(null).describe('start from this checkpoint folder, or tfjs model.json path or http(s) URL; null = random initialisation'),
+  cutAt: z.string().nullable().default(null).describe('keep the loaded model only up to this layer (inclusive)'),
+  replaceHead: z.boolean().nullable().default(null).describe('replace the classifier with a fresh dense softmax layer named `head` sized to the data; null = when `from` is set'),
+  headLayer: z.string().nullable().default(null).describe('the classification layer to replace (it and all after it are dropped); null = the last layer'),
+}).strict();
+
+const train = z.object({
+  iterations: positiveInt.default(5000).describe('optimizer steps to run (Caffe-style: iterations, not epochs)'),
+  batchSize: positiveInt.default(64).describe('global batch size: examples per step across all workers'),
+  evalEvery: positiveInt.default(500).describe('validate every this many iterations, and at the end'),
+  logEvery: positiveInt.default(100).describe('log training loss and throughput every this many iterations'),
+  checkpointEvery: positiveInt.default(1000).describe('checkpoint every this many iterations, and at the end'),
+  keepCheckpoints: positiveInt.default(3).describe('keep only the newest this many checkpoints'),
+  outDir: z.string().nullable().default(null).describe('where checkpoints and the final model go; null = runs/<name>'),
+}).strict();
+
+const layerRule = z.object({
+  match: z.string().describe('glob on variable names such as conv1/kernel or head/bias (* any run, ? one character)'),
+  lrMult: nonNegative.describe('learning-rate multiplier; 0 freezes the variable'),
+  decayMult: nonNegative.default(1).describe('weight-decay multiplier'),
+}).strict();
+
+const policy = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('fixed') }).strict(),
+  z.object({ type: z.literal('step'), gamma: z.number().positive(), stepSize: positiveInt }).strict(),
+  z.object({ type: z.literal('multistep'), gamma: z.number().positive(), steps: z.array(positiveInt) }).strict(),
+  z.object({ type: z.literal('cosine'), minLr: nonNegative.default(0) }).strict(),
+]);
+
+const optimizer = z.object({
+  lr: z.number().positive().default(0.01).describe('base learning rate'),
+  momentum: z.number().min(0).max(1).default(0.9).describe('momentum μ (PyTorch form; see core/optimizer.ts)'),
+  nesterov: z.boolean().default(false).describe('Nesterov momentum'),
+  weightDecay: nonNegative.default(0).describe('L2 weight decay λ'),
+  policy: policy.default({ type: 'fixed' }).describe('LR policy: {type: fixed} | {type: step, gamma, stepSize} | {type: multistep, gamma, steps} | {type: cosine, minLr}'),
+  warmup: z.object({
+    iterations: z.number().int().nonnegative().default(0).describe('linear warm-up length; 0 = none'),
+    startFactor: z.number().positive().max(1).default(0.1).describe('warm-up starts at lr × this'),
+  }).strict().default({}),
+  layers: z.array(layerRule).default([]).describe('per-variable multipliers, first match wins, e.g. [{match: "head/*", lrMult: 10}, {match: "*", lrMult: 0.1}]; unmatched = 1'),
+}).strict();
+
+export const jobSchema = z.object({
+  name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only').default('job').describe('job name: used in run folders, metrics and events'),
+  seed: z.number().int().nonnegative().default(1).describe('seeds initialisation, data subsets and shuffling'),
+  backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto').describe('tfjs backend; auto = fastest that loads (tensorflow-gpu, tensorflow, wasm, cpu)'),
+  data: data.default({}),
+  model: model.default({}),
+  train: train.default({}),
+  optimizer: optimizer.default({}),
+}).strict();
+
+export type JobConfig = z.infer<typeof jobSchema>;
+
+function formatIssues(source: string, err: z.ZodError): string {
+  return err.issues.map((i) => `${source}: ${i.path.join('.') || '(top level)'}: ${i.message}`).join('\n');
+}
+
+/** Validate a plain object (already parsed YAML) against the schema. */
+export function parseJob(raw: unknown, source = 'job config'): JobConfig {
+  const result = jobSchema.safeParse(raw ?? {});
+  if (!result.success) throw new ConfigInvalid(formatIssues(source, result.error));
+  return result.data;
+}
+
+export function loadJobFile(path: string): JobConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigInvalid(`${path}: cannot read the job file (${(err as Error).message})`, { cause: err });
+  }
+  let raw: unknown;
+  try {
+    raw = parse(text);
+  } catch (err) {
+    throw new ConfigInvalid(`${path}: not valid YAML: ${(err as Error).message}`, { cause: err });
+  }
+  return parseJob(raw, path);
+}

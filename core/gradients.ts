@@ -1,0 +1,65 @@
+// What a worker computes: per-variable gradients of the mean cross-entropy
+// over a batch, for the trainable (not frozen) variables only, keyed by stable
+// name. The single-process trainer calls exactly this, so distributed runs can
+// be checked against it.
+import * as tf from '@tensorflow/tfjs';
+import { modelVariables } from './model-params';
+import { Tensors } from './optimizer';
+
+const EPS = 1e-7; // Keras' clip, so log never sees 0 or 1
+
+/** Mean categorical cross-entropy of softmax outputs against integer labels. */
+export function crossEntropy(probs: tf.Tensor2D, labels: tf.Tensor1D): tf.Scalar {
+  const oneHot = tf.oneHot(labels, probs.shape[1]);
+  return tf.neg(tf.mean(tf.sum(tf.mul(oneHot, tf.log(tf.clipByValue(probs, EPS, 1 - EPS))), -1))) as tf.Scalar;
+}
+
+export interface Batch {
+  x: Float32Array; // [n, h, w, c]
+  y: Int32Array;
+  shape: [number, number, number];
+}
+
+export interface GradientResult {
+  loss: number;
+  grads: Tensors;
+}
+
+export function computeGradients(model: tf.LayersModel, trainable: string[], batch: Batch): GradientResult {
+  const vars = modelVariables(model);
+  const varList = trainable.map((n) => vars.get(n)!.read() as tf.Variable);
+  const byRuntimeName = new Map(trainable.map((n, i) => [varList[i].name, n]));
+  const { value, grads } = tf.tidy(() => {
+    const x = tf.tensor4d(batch.x, [batch.y.length, ...batch.shape]);
+    const y = tf.tensor1d(batch.y, 'int32');
+    return tf.variableGrads(() => crossEntropy(model.apply(x, { training: true }) as tf.Tensor2D, y), varList);
+  });
+  const out: Tensors = new Map();
+  for (const [runtimeName, g] of Object.entries(grads)) out.set(byRuntimeName.get(runtimeName)!, g.dataSync() as Float32Array);
+  const loss = value.dataSync()[0];
+  tf.dispose([value, ...Object.values(grads)]);
+  return { loss, grads: out };
+}
+
+export interface EvalResult {
+  accuracy: number;
+  loss: number;
+  count: number;
+}
+
+/** Accuracy and mean loss over `n` examples delivered in batches by `batchAt`. */
+export function evaluate(model: tf.LayersModel, n: number, batchSize: number, batchAt: (start: number, end: number) => Batch): EvalResult {
+  let correct = 0, lossSum = 0;
+  for (let start = 0; start < n; start += batchSize) {
+    const b = batchAt(start, Math.min(n, start + batchSize));
+    const [c, l] = tf.tidy(() => {
+      const probs = model.predict(tf.tensor4d(b.x, [b.y.length, ...b.shape])) as tf.Tensor2D;
+      const y = tf.tensor1d(b.y, 'int32');
+      const hits = tf.sum(tf.cast(tf.equal(tf.argMax(probs, 1), y), 'int32'));
+      return [hits.dataSync()[0], crossEntropy(probs, y).dataSync()[0] * b.y.length];
+    });
+    correct += c;
+    lossSum += l;
+  }
+  return { accuracy: n ? correct / n : 0, loss: n ? lossSum / n : 0, count: n };
+}

@@ -1,0 +1,44 @@
+// A model's variables by stable name (`<layer>/<weight>`, tfjs's
+// originalName — the name used when weights are saved), and copying their
+// values between tfjs and plain Float32Arrays. tfjs itself may uniquify the
+// runtime variable name (`conv1/kernel_1`) when several models share a
+// process; the stable name never changes.
+import * as tf from '@tensorflow/tfjs';
+import { ModelInvalid } from './errors';
+import { Tensors } from './optimizer';
+
+export interface ParamSpec {
+  name: string;
+  shape: number[];
+}
+
+export function modelVariables(model: tf.LayersModel): Map<string, tf.LayerVariable> {
+  const vars = new Map<string, tf.LayerVariable>();
+  for (const w of model.weights) {
+    if (vars.has(w.originalName)) throw new ModelInvalid(`two variables are named ${w.originalName}; give every layer a unique name`);
+    vars.set(w.originalName, w);
+  }
+  return vars;
+}
+
+export function paramSpecs(model: tf.LayersModel): ParamSpec[] {
+  return model.weights.map((w) => ({ name: w.originalName, shape: w.shape as number[] }));
+}
+
+export function readParams(model: tf.LayersModel): Tensors {
+  const out: Tensors = new Map();
+  for (const [name, v] of modelVariables(model)) out.set(name, v.read().dataSync() as Float32Array);
+  return out;
+}
+
+/** Write `params` (all, or just those named) into the model's variables. */
+export function writeParams(model: tf.LayersModel, params: Tensors): void {
+  const vars = modelVariables(model);
+  tf.tidy(() => {
+    for (const [name, data] of params) {
+      const v = vars.get(name);
+      if (!v) throw new ModelInvalid(`model has no variable ${name}`);
+      v.write(tf.tensor(data, v.shape as number[]));
+    }
+  });
+}

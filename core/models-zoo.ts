@@ -1,0 +1,86 @@
+// The model zoo. Every layer has an explicit, stable name: per-layer learning
+// rates, checkpoints and the wire protocol all key variables by
+// `<layer>/<weight>` (tfjs's originalName), so names are part of the API.
+// The classification layer is always named `head`.
+import * as tf from '@tensorflow/tfjs';
+import { ConfigInvalid } from './errors';
+
+export const MODEL_NAMES = ['seed-cnn', 'cifar-cnn', 'mobilenet-small'] as const;
+export type ModelName = (typeof MODEL_NAMES)[number];
+
+export const HEAD = 'head';
+
+type Shape = [number, number, number];
+
+/** Glorot-uniform kernels with per-layer seeds derived from one model seed. */
+function seeded(seed: number) {
+  let n = 0;
+  return () => ({ kernelInitializer: tf.initializers.glorotUniform({ seed: seed * 1000 + n++ }) });
+}
+
+export function head(numClasses: number, seed: number): tf.layers.Layer {
+  return tf.layers.dense({ name: HEAD, units: numClasses, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({ seed: seed * 1000 + 999 }) });
+}
+
+/** conv 3×3·16 → max-pool 2 → conv 3×3·32 → max-pool 2 → dense 64 → dense K (~106k parameters for 28×28×1). */
+function seedCnn(input: Shape, k: number, seed: number): tf.LayersModel {
+  const init = seeded(seed);
+  return tf.sequential({
+    name: 'seed-cnn',
+    layers: [
+      tf.layers.conv2d({ name: 'conv1', inputShape: input, filters: 16, kernelSize: 3, padding: 'same', activation: 'relu', ...init() }),
+      tf.layers.maxPooling2d({ name: 'pool1', poolSize: 2 }),
+      tf.layers.conv2d({ name: 'conv2', filters: 32, kernelSize: 3, padding: 'same', activation: 'relu', ...init() }),
+      tf.layers.maxPooling2d({ name: 'pool2', poolSize: 2 }),
+      tf.layers.flatten({ name: 'flatten' }),
+      tf.layers.dense({ name: 'fc1', units: 64, activation: 'relu', ...init() }),
+      head(k, seed),
+    ],
+  });
+}
+
+/** Two blocks of two 3×3 convs (32, 64) with max-pooling, dense 256, dense K (~1.1M parameters for 32×32×3). */
+function cifarCnn(input: Shape, k: number, seed: number): tf.LayersModel {
+  const init = seeded(seed);
+  const conv = (name: string, filters: number, first = false) => tf.layers.conv2d({
+    name, filters, kernelSize: 3, padding: 'same', activation: 'relu', ...(first ? { inputShape: input } : {}), ...init(),
+  });
+  return tf.sequential({
+    name: 'cifar-cnn',
+    layers: [
+      conv('conv1_1', 32, true), conv('conv1_2', 32), tf.layers.maxPooling2d({ name: 'pool1', poolSize: 2 }),
+      conv('conv2_1', 64), conv('conv2_2', 64), tf.layers.maxPooling2d({ name: 'pool2', poolSize: 2 }),
+      tf.layers.flatten({ name: 'flatten' }),
+      tf.layers.dense({ name: 'fc1', units: 256, activation: 'relu', ...init() }),
+      head(k, seed),
+    ],
+  });
+}
+
+/** A stem conv, four depthwise-separable blocks (depthwise 3×3 + pointwise 1×1), global average pooling, dense K. */
+function mobilenetSmall(input: Shape, k: number, seed: number): tf.LayersModel {
+  const init = seeded(seed);
+  const layers: tf.layers.Layer[] = [
+    tf.layers.conv2d({ name: 'stem', inputShape: input, filters: 16, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', ...init() }),
+  ];
+  for (const [i, [filters, stride]] of ([[32, 1], [64, 2], [64, 1], [128, 2]] as const).entries()) {
+    layers.push(
+      tf.layers.depthwiseConv2d({ name: `dw${i + 1}`, kernelSize: 3, strides: stride, padding: 'same', activation: 'relu', depthwiseInitializer: init().kernelInitializer }),
+      tf.layers.conv2d({ name: `pw${i + 1}`, filters, kernelSize: 1, activation: 'relu', ...init() }),
+    );
+  }
+  layers.push(tf.layers.globalAveragePooling2d({ name: 'gap' }), head(k, seed));
+  return tf.sequential({ name: 'mobilenet-small', layers });
+}
+
+const builders: Record<ModelName, (input: Shape, k: number, seed: number) => tf.LayersModel> = {
+  'seed-cnn': seedCnn,
+  'cifar-cnn': cifarCnn,
+  'mobilenet-small': mobilenetSmall,
+};
+
+export function buildModel(name: string, input: Shape, numClasses: number, seed: number): tf.LayersModel {
+  const build = builders[name as ModelName];
+  if (!build) throw new ConfigInvalid(`model.arch: unknown model '${name}'; choose one of ${MODEL_NAMES.join(', ')}`);
+  return build(input, numClasses, seed);
+}
