@@ -13,11 +13,13 @@ import { writeDirAtomic } from './atomic';
 import { CheckpointInvalid } from './errors';
 import { loadModel, writeModelFiles } from './model-io';
 import { Tensors } from './optimizer';
+import { SamplerPosition } from './sampler';
 
 export interface TrainingState {
-  iteration: number;
+  iteration: number; // steps completed
   seed: number;
   job: string;
+  sampler: SamplerPosition;
   velocity: Tensors;
 }
 
@@ -25,6 +27,7 @@ interface StateFile {
   iteration: number;
   seed: number;
   job: string;
+  sampler: SamplerPosition;
   velocity: { name: string; offset: number; length: number }[];
   sha256: Record<string, string>;
 }
@@ -57,7 +60,8 @@ export async function saveCheckpoint(root: string, model: tf.LayersModel, state:
     const { manifest, data } = packVelocity(state.velocity);
     writeFileSync(join(tmp, 'optimizer.bin'), data);
     const hashes = Object.fromEntries(FILES.map((f) => [f, sha256(readFileSync(join(tmp, f)))]));
-    const file: StateFile = { iteration: state.iteration, seed: state.seed, job: state.job, velocity: manifest, sha256: hashes };
+    const { velocity: _, ...rest } = state;
+    const file: StateFile = { ...rest, velocity: manifest, sha256: hashes };
     writeFileSync(join(tmp, 'state.json'), JSON.stringify(file, null, 1));
   });
   for (const old of listCheckpoints(root).slice(0, -keep)) rmSync(join(root, old), { recursive: true, force: true });
@@ -95,5 +99,6 @@ export async function loadCheckpoint(dir: string): Promise<{ model: tf.LayersMod
   const all = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
   const velocity: Tensors = new Map(file.velocity.map((m) => [m.name, all.slice(m.offset, m.offset + m.length)]));
   const model = await loadModel(join(dir, 'model.json'));
-  return { model, state: { iteration: file.iteration, seed: file.seed, job: file.job, velocity } };
+  const { sha256: _, velocity: __, ...rest } = file;
+  return { model, state: { ...rest, velocity } };
 }
