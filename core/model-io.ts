@@ -3,17 +3,18 @@
 // file:// handler (which the wasm and cpu backends do not have).
 import * as tf from '@tensorflow/tfjs';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { writeDirAtomic } from './atomic';
 import { ModelInvalid } from './errors';
 
 type Reader = (relative: string) => Promise<Buffer>;
 
+/** Reads model.json and its weight shards, which are named relative to it. */
 function readerFor(source: string): { reader: Reader; file: string } {
   if (/^https?:\/\//.test(source)) {
     const base = new URL(source);
     return {
-      file: base.pathname.split('/').pop() ?? 'model.json',
+      file: basename(base.pathname),
       reader: async (rel) => {
         const url = new URL(rel, base);
         const res = await fetch(url);
@@ -23,7 +24,7 @@ function readerFor(source: string): { reader: Reader; file: string } {
     };
   }
   const path = resolve(source.replace(/^file:\/\//, ''));
-  return { file: path, reader: async (rel) => readFileSync(join(dirname(path), rel)) };
+  return { file: basename(path), reader: async (rel) => readFileSync(join(dirname(path), rel)) };
 }
 
 /** Load a LayersModel from a model.json path or URL; `cutAt` keeps layers up to and including that one. */
@@ -31,7 +32,7 @@ export async function loadModel(source: string, cutAt?: string): Promise<tf.Laye
   const { reader, file } = readerFor(source);
   let modelJson: tf.io.ModelJSON;
   try {
-    modelJson = JSON.parse((await reader(/^https?:/.test(source) ? source : file)).toString('utf8'));
+    modelJson = JSON.parse((await reader(file)).toString('utf8'));
   } catch (err) {
     throw new ModelInvalid(`${source}: cannot read model.json (${(err as Error).message}); pass a tfjs LayersModel model.json path or URL`, { cause: err });
   }
