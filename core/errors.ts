@@ -41,3 +41,13 @@ export function describeError(err: unknown): string {
   if (err instanceof Error) return `${err.name}: ${err.message}`;
   return String(err);
 }
+
+/** A message from the other side breaks the wire contract (unknown tensor, wrong shape or size…). */
+export class WireInvalid extends TunefleetError {
+  constructor(message: string, readonly reason: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** The distributed job cannot go on (no workers left, coordinator gone…). */
+export class JobFailed extends TunefleetError {}

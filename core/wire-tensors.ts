@@ -1,0 +1,69 @@
+// Tensors on the wire: split a named Float32Array into TensorChunk messages of
+// at most CHUNK_BYTES, and put received chunks back into place. The receiving
+// side checks every chunk at the boundary — known name, float32, the exact
+// shape it expects, offset and length inside the tensor, 4-byte aligned — and
+// rejects anything else with a WireInvalid naming the problem.
+import { DType, TensorChunk } from '../proto/gen/tunefleet/v1/tunefleet';
+import { WireInvalid } from './errors';
+import { ParamSpec } from './model-params';
+
+export const CHUNK_BYTES = 1 << 20; // 1 MiB: far below gRPC's 4 MiB default message limit
+
+export function elements(shape: number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** The chunks of one tensor. `data` is viewed, not copied, as bytes. */
+export function* chunksOf(name: string, shape: number[], values: Float32Array, chunkBytes = CHUNK_BYTES): Generator<TensorChunk> {
+  const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  for (let offset = 0; offset < bytes.length || offset === 0; offset += chunkBytes) {
+    yield { name, dtype: DType.FLOAT32, shape, offset, data: bytes.subarray(offset, offset + chunkBytes) };
+    if (bytes.length === 0) return;
+  }
+}
+
+/**
+ * Reassembles chunks into preallocated tensors, one per expected name.
+ * `complete()` says whether every byte of every tensor has arrived.
+ */
+export class TensorAssembler {
+  readonly tensors = new Map<string, Float32Array>();
+  private readonly shapes = new Map<string, string>();
+  private received = new Map<string, number>();
+
+  constructor(specs: ParamSpec[]) {
+    for (const s of specs) {
+      this.tensors.set(s.name, new Float32Array(elements(s.shape)));
+      this.shapes.set(s.name, s.shape.join('x'));
+    }
+  }
+
+  /** Forget what arrived (the buffers are reused for the next round). */
+  reset(): void {
+    this.received = new Map();
+  }
+
+  /** Place one chunk; returns the tensor's name when that chunk completed it. */
+  add(chunk: TensorChunk): string | null {
+    const target = this.tensors.get(chunk.name);
+    if (!target) throw new WireInvalid(`unknown tensor '${chunk.name}'`, 'unknown-name');
+    if (chunk.dtype !== DType.FLOAT32) throw new WireInvalid(`${chunk.name}: dtype ${chunk.dtype} is not FLOAT32`, 'dtype');
+    if (chunk.shape.join('x') !== this.shapes.get(chunk.name)) {
+      throw new WireInvalid(`${chunk.name}: shape [${chunk.shape}] is not the expected [${this.shapes.get(chunk.name)!.split('x')}]`, 'shape');
+    }
+    const { offset, data } = chunk;
+    if (offset % 4 !== 0 || data.length % 4 !== 0 || offset + data.length > target.byteLength) {
+      throw new WireInvalid(`${chunk.name}: bytes [${offset}, ${offset + data.length}) do not fit a ${target.byteLength}-byte float32 tensor`, 'size');
+    }
+    new Uint8Array(target.buffer, target.byteOffset + offset, data.length).set(data);
+    const got = (this.received.get(chunk.name) ?? 0) + data.length;
+    this.received.set(chunk.name, got);
+    if (got > target.byteLength) throw new WireInvalid(`${chunk.name}: more bytes than the tensor holds`, 'size');
+    return got === target.byteLength ? chunk.name : null;
+  }
+
+  complete(names: Iterable<string> = this.tensors.keys()): boolean {
+    for (const n of names) if ((this.received.get(n) ?? 0) !== this.tensors.get(n)!.byteLength) return false;
+    return true;
+  }
+}
