@@ -24,9 +24,10 @@ export class Sampler {
     return { ...this.pos };
   }
 
-  /** The next `n` example indices, crossing into the next epoch if needed. */
-  next(n: number): Uint32Array {
+  /** The next `n` example indices and the epoch each belongs to, crossing into the next epoch if needed. */
+  next(n: number): { indices: Uint32Array; epochs: Uint32Array } {
     const indices = new Uint32Array(n);
+    const epochs = new Uint32Array(n);
     for (let filled = 0; filled < n;) {
       if (this.pos.offset === this.size) {
         this.pos = { epoch: this.pos.epoch + 1, offset: 0 };
@@ -34,9 +35,22 @@ export class Sampler {
       }
       const take = Math.min(n - filled, this.size - this.pos.offset);
       indices.set(this.order.subarray(this.pos.offset, this.pos.offset + take), filled);
+      epochs.fill(this.pos.epoch, filled, filled + take);
       filled += take;
       this.pos.offset += take;
     }
-    return indices;
+    return { indices, epochs };
   }
+}
+
+/** Split a global batch into `n` contiguous slices whose sizes differ by at most one. */
+export function shard(indices: Uint32Array, n: number): Uint32Array[] {
+  const base = Math.floor(indices.length / n), extra = indices.length % n;
+  const slices: Uint32Array[] = [];
+  for (let i = 0, at = 0; i < n; i++) {
+    const size = base + (i < extra ? 1 : 0);
+    slices.push(indices.subarray(at, at + size));
+    at += size;
+  }
+  return slices;
 }

@@ -1,0 +1,73 @@
+// Everything a training job needs before its first step, shared by the
+// single-process trainer and the coordinator: the backend, the data, the
+// starting model (fresh, pretrained, or resumed from the newest checkpoint),
+// which variables train, the optimizer and the sampler.
+import * as tf from '@tensorflow/tfjs';
+import { join } from 'node:path';
+import { initBackend } from './backend';
+import { latestCheckpoint, loadCheckpoint, TrainingState } from './checkpoint';
+import { JobConfig } from './config';
+import { count } from './dataset';
+import { initialModel } from './job-model';
+import { JobData, prepareData } from './job-data';
+import { logger } from './log';
+import { isFrozen, resolveMultipliers } from './lr-rules';
+import { ParamSpec, paramSpecs, readParams } from './model-params';
+import { Sgd, Tensors } from './optimizer';
+import { Sampler } from './sampler';
+
+const log = logger('job');
+
+export interface JobSetup {
+  cfg: JobConfig;
+  backend: string;
+  data: JobData;
+  model: tf.LayersModel;
+  specs: ParamSpec[];
+  trainable: string[]; // frozen variables (lrMult 0) are not here
+  params: Tensors; // the master copy the optimizer updates
+  sgd: Sgd;
+  sampler: Sampler;
+  startIteration: number;
+  outDir: string;
+}
+
+export function outDirOf(cfg: JobConfig): string {
+  return cfg.train.outDir ?? join('runs', cfg.name);
+}
+
+async function startingPoint(cfg: JobConfig, data: JobData, resume: boolean): Promise<{ model: tf.LayersModel; state: TrainingState }> {
+  const latest = resume ? latestCheckpoint(outDirOf(cfg)) : null;
+  if (latest) {
+    const { model, state } = await loadCheckpoint(latest);
+    log.info('resuming', { checkpoint: latest, iteration: state.iteration });
+    return { model, state };
+  }
+  const model = await initialModel(cfg, data.train.shape, data.train.numClasses);
+  return { model, state: { iteration: 0, seed: cfg.seed, job: cfg.name, sampler: { epoch: 0, offset: 0 }, velocity: new Map() } };
+}
+
+export async function setupJob(cfg: JobConfig, resume = false): Promise<JobSetup> {
+  const backend = await initBackend(cfg.backend);
+  const data = await prepareData(cfg);
+  const { model, state } = await startingPoint(cfg, data, resume);
+  const specs = paramSpecs(model);
+  const multipliers = resolveMultipliers(specs.map((s) => s.name), cfg.optimizer.layers);
+  const trainable = specs.map((s) => s.name).filter((n) => !isFrozen(multipliers.get(n)!));
+  const sgd = new Sgd(cfg.optimizer, multipliers);
+  for (const [name, v] of state.velocity) sgd.velocity.set(name, v);
+  const setup: JobSetup = {
+    cfg, backend, data, model, specs, trainable, sgd,
+    params: readParams(model),
+    sampler: new Sampler(count(data.train), cfg.seed, state.sampler),
+    startIteration: state.iteration,
+    outDir: outDirOf(cfg),
+  };
+  log.info('job', {
+    name: cfg.name, backend, trainExamples: count(data.train), valExamples: count(data.val), classes: data.train.numClasses,
+    parameters: specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0),
+    trainable: trainable.join(','), frozen: specs.length - trainable.length,
+    batch: cfg.train.batchSize, iterationsPerEpoch: +(count(data.train) / cfg.train.batchSize).toFixed(1), outDir: setup.outDir,
+  });
+  return setup;
+}

@@ -1,0 +1,78 @@
+// The training loop, shared by `tunefleet train` (gradients computed in this
+// process) and the coordinator (gradients from workers over gRPC). One loop,
+// top to bottom: learning rate → batch → gradients → SGD step → log → maybe
+// evaluate → maybe checkpoint. Iteration-based, like Caffe.
+import * as tf from '@tensorflow/tfjs';
+import { join } from 'node:path';
+import { saveCheckpoint } from './checkpoint';
+import { EvalResult } from './gradients';
+import { JobSetup } from './job-setup';
+import { logger } from './log';
+import { learningRate } from './lr-schedule';
+import { saveModel } from './model-io';
+import { writeParams } from './model-params';
+import { Tensors } from './optimizer';
+
+const log = logger('trainer');
+
+/** Where gradients and evaluations come from: this process, or a fleet of workers. */
+export interface Compute {
+  /** Gradients of the mean loss over `indices` (epoch of each in `epochs`) at the current parameters. */
+  gradients(step: number, indices: Uint32Array, epochs: Uint32Array): Promise<{ loss: number; grads: Tensors }>;
+  evaluate(): Promise<EvalResult>;
+  /** The trainable parameters changed (after each SGD step). */
+  paramsChanged(params: Tensors): void;
+}
+
+export interface CurvePoint {
+  iteration: number;
+  valAccuracy: number;
+  valLoss: number;
+  trainLoss: number;
+  wallSeconds: number;
+}
+
+export interface TrainResult {
+  backend: string;
+  curve: CurvePoint[];
+  outDir: string;
+  model: tf.LayersModel;
+}
+
+export async function runTraining(job: JobSetup, compute: Compute): Promise<TrainResult> {
+  const { cfg, sgd, sampler, params, model, outDir } = job;
+  const t = cfg.train;
+  const schedule = { ...cfg.optimizer, totalIterations: t.iterations };
+  const curve: CurvePoint[] = [];
+  const started = Date.now();
+  let lossSum = 0, lossCount = 0, windowStart = Date.now();
+  for (let it = job.startIteration; it < t.iterations; it++) {
+    const lr = learningRate(schedule, it);
+    const { indices, epochs } = sampler.next(t.batchSize);
+    const { loss, grads } = await compute.gradients(it, indices, epochs);
+    sgd.step(params, grads, lr);
+    compute.paramsChanged(params);
+    lossSum += loss; lossCount++;
+
+    const done = it + 1;
+    if (done % t.logEvery === 0) {
+      const perSec = (lossCount * t.batchSize) / ((Date.now() - windowStart) / 1000);
+      log.info('progress', { iteration: done, loss: +(lossSum / lossCount).toFixed(4), lr, examplesPerSec: Math.round(perSec) });
+    }
+    if (done % t.evalEvery === 0 || done === t.iterations) {
+      const ev = await compute.evaluate();
+      curve.push({ iteration: done, valAccuracy: ev.accuracy, valLoss: ev.loss, trainLoss: lossCount ? lossSum / lossCount : NaN, wallSeconds: (Date.now() - started) / 1000 });
+      log.info('evaluation', { iteration: done, valAccuracy: +ev.accuracy.toFixed(4), valLoss: +ev.loss.toFixed(4) });
+    }
+    if (done % t.logEvery === 0) { lossSum = 0; lossCount = 0; windowStart = Date.now(); }
+    if (done % t.checkpointEvery === 0 || done === t.iterations) {
+      writeParams(model, params);
+      const dir = await saveCheckpoint(outDir, model, { iteration: done, seed: cfg.seed, job: cfg.name, sampler: sampler.position, velocity: sgd.velocity }, t.keepCheckpoints);
+      log.info('checkpoint', { iteration: done, dir });
+    }
+  }
+  writeParams(model, params);
+  await saveModel(model, join(outDir, 'model'));
+  log.info('finished', { model: join(outDir, 'model', 'model.json'), seconds: (Date.now() - started) / 1000 });
+  return { backend: job.backend, curve, outDir, model };
+}
