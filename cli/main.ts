@@ -6,6 +6,10 @@ import { loadJobFile, parseJob, JobConfig } from '../core/config';
 import { defaultsYaml } from '../core/config-docs';
 import { describeError, ConfigInvalid, TunefleetError } from '../core/errors';
 import { train } from '../core/trainer';
+import { TrainResult } from '../core/training-loop';
+import { runCoordinator } from '../coordinator/coordinator';
+import { runWorker } from '../worker/worker';
+import { runLocal } from './local';
 import { parseArgs } from './args';
 
 const HELP = `tunefleet — distributed fine-tuning with per-layer learning rates
@@ -13,6 +17,12 @@ const HELP = `tunefleet — distributed fine-tuning with per-layer learning rate
 Usage:
   tunefleet train --config job.yaml [--backend B] [--data DIR] [--resume]
       Train in this process: pretrain, or fine-tune from model.from.
+  tunefleet coordinator --config job.yaml [--port P] [--workers N] [--resume]
+      Serve the job over gRPC; steps start once N workers (cluster.workers) are live.
+  tunefleet worker --coordinator HOST:PORT [--backend B] [--id ID]
+      Join a coordinator and compute until the job finishes.
+  tunefleet local --workers N --config job.yaml [--backend B] [--resume]
+      The coordinator here and N worker processes on this machine (loopback).
   tunefleet config
       Print every job-config field with its default and meaning.
   tunefleet help
@@ -27,15 +37,36 @@ function jobFrom(args: Record<string, string | boolean | undefined>): JobConfig 
   return cfg;
 }
 
+/** The one stdout line a finished job prints: where its output is and its last evaluation. */
+function report(result: TrainResult): void {
+  const last = result.curve[result.curve.length - 1];
+  process.stdout.write(JSON.stringify({ backend: result.backend, outDir: result.outDir, final: last }) + '\n');
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'train': {
       const args = parseArgs(rest, { config: 'string', backend: 'string', data: 'string', resume: 'boolean' });
-      const result = await train(jobFrom(args), { resume: Boolean(args.resume) });
-      const last = result.curve[result.curve.length - 1];
-      process.stdout.write(JSON.stringify({ backend: result.backend, outDir: result.outDir, final: last }) + '\n');
-      return;
+      return report(await train(jobFrom(args), { resume: Boolean(args.resume) }));
+    }
+    case 'coordinator': {
+      const args = parseArgs(rest, { config: 'string', backend: 'string', data: 'string', resume: 'boolean', port: 'string', workers: 'string' });
+      const cfg = jobFrom(args);
+      if (args.port !== undefined) cfg.cluster.port = parseJob({ cluster: { port: Number(args.port) } }, '--port').cluster.port;
+      if (args.workers !== undefined) cfg.cluster.workers = parseJob({ cluster: { workers: Number(args.workers) } }, '--workers').cluster.workers;
+      return report(await runCoordinator(cfg, { resume: Boolean(args.resume) }));
+    }
+    case 'worker': {
+      const args = parseArgs(rest, { coordinator: 'string', backend: 'string', id: 'string' });
+      if (!args.coordinator) throw new ConfigInvalid('--coordinator HOST:PORT is required');
+      const backend = args.backend ? parseJob({ backend: args.backend }, '--backend').backend : undefined;
+      return runWorker(String(args.coordinator), { backend, id: args.id as string | undefined });
+    }
+    case 'local': {
+      const args = parseArgs(rest, { config: 'string', backend: 'string', data: 'string', resume: 'boolean', workers: 'string' });
+      const workers = parseJob({ cluster: { workers: Number(args.workers ?? 1) } }, '--workers').cluster.workers;
+      return report(await runLocal(jobFrom(args), workers, { resume: Boolean(args.resume), backend: args.backend as string | undefined }));
     }
     case 'config':
       process.stdout.write(defaultsYaml());

@@ -69,6 +69,13 @@ const optimizer = z.object({
   layers: z.array(layerRule).default([]).describe('per-variable multipliers, first match wins, e.g. [{match: "head/*", lrMult: 10}, {match: "*", lrMult: 0.1}]; unmatched = 1'),
 }).strict();
 
+const cluster = z.object({
+  workers: positiveInt.default(1).describe('the first step waits until this many workers are live (`tunefleet local --workers N` sets it)'),
+  host: z.string().default('0.0.0.0').describe('address the coordinator listens on'),
+  port: z.number().int().min(0).max(65535).default(7070).describe('gRPC port of the coordinator; 0 = any free port'),
+  workerData: z.enum(['coordinator', 'local']).default('coordinator').describe("'coordinator' = workers receive examples from the coordinator (only it needs the dataset); 'local' = workers load the same dataset themselves and receive only indices"),
+}).strict();
+
 export const jobSchema = z.object({
   name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only').default('job').describe('job name: used in run folders, metrics and events'),
   seed: z.number().int().nonnegative().default(1).describe('seeds initialisation, data subsets and shuffling'),
@@ -77,6 +84,7 @@ export const jobSchema = z.object({
   model: model.default({}),
   train: train.default({}),
   optimizer: optimizer.default({}),
+  cluster: cluster.default({}),
 }).strict();
 
 export type JobConfig = z.infer<typeof jobSchema>;

@@ -42,6 +42,7 @@ export function computeGradients(model: tf.LayersModel, trainable: string[], bat
 }
 
 export interface EvalResult {
+  correct: number;
   accuracy: number;
   loss: number;
   count: number;
@@ -61,5 +62,5 @@ export function evaluate(model: tf.LayersModel, n: number, batchSize: number, ba
     correct += c;
     lossSum += l;
   }
-  return { accuracy: n ? correct / n : 0, loss: n ? lossSum / n : 0, count: n };
+  return { correct, accuracy: n ? correct / n : 0, loss: n ? lossSum / n : 0, count: n };
 }

@@ -8,6 +8,8 @@ import { WireInvalid } from './errors';
 import { ParamSpec } from './model-params';
 
 export const CHUNK_BYTES = 1 << 20; // 1 MiB: far below gRPC's 4 MiB default message limit
+/** Both sides refuse larger messages; our chunks stay far below it, so only a broken or hostile peer hits it. */
+export const MAX_MESSAGE_BYTES = 8 << 20;
 
 export function elements(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
@@ -23,7 +25,8 @@ export function* chunksOf(name: string, shape: number[], values: Float32Array, c
 }
 
 /**
- * Reassembles chunks into preallocated tensors, one per expected name.
+ * Reassembles chunks into preallocated tensors, one per expected name, and
+ * reuses those buffers for every later transfer of the same tensor.
  * `complete()` says whether every byte of every tensor has arrived.
  */
 export class TensorAssembler {
@@ -56,7 +59,9 @@ export class TensorAssembler {
       throw new WireInvalid(`${chunk.name}: bytes [${offset}, ${offset + data.length}) do not fit a ${target.byteLength}-byte float32 tensor`, 'size');
     }
     new Uint8Array(target.buffer, target.byteOffset + offset, data.length).set(data);
-    const got = (this.received.get(chunk.name) ?? 0) + data.length;
+    // Chunks of one transfer arrive in order, so offset 0 starts a new transfer
+    // of that tensor (the next parameter version, or the next slice's gradient).
+    const got = (offset === 0 ? 0 : this.received.get(chunk.name) ?? 0) + data.length;
     this.received.set(chunk.name, got);
     if (got > target.byteLength) throw new WireInvalid(`${chunk.name}: more bytes than the tensor holds`, 'size');
     return got === target.byteLength ? chunk.name : null;

@@ -1,0 +1,51 @@
+// `tunefleet local --workers N`: the coordinator in this process and N worker
+// processes on this machine, on loopback (like `torchrun --nproc-per-node`).
+// Ctrl-C stops every worker before exiting. A worker that crashes is
+// reported; the job goes on with the others (round.ts) and fails only when
+// no worker is left.
+import { ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { JobConfig } from '../core/config';
+import { JobFailed } from '../core/errors';
+import { logger } from '../core/log';
+import { runCoordinator } from '../coordinator/coordinator';
+
+const log = logger('local');
+
+export async function runLocal(cfg: JobConfig, workers: number, opts: { resume?: boolean; backend?: string } = {}) {
+  const job = { ...cfg, cluster: { ...cfg.cluster, workers, host: '127.0.0.1', port: 0 } };
+  const children: ChildProcess[] = [];
+  let finished = false;
+  const stopAll = () => { for (const c of children) if (c.exitCode === null) c.kill('SIGTERM'); };
+  const interrupt = (signal: NodeJS.Signals) => {
+    log.info('interrupted: stopping workers', { signal });
+    stopAll();
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
+
+  let allDead: (err: Error) => void = () => {};
+  const workersGone = new Promise<never>((_, reject) => { allDead = reject; });
+  const spawnWorkers = (port: number) => {
+    for (let i = 0; i < workers; i++) {
+      const args = [join(__dirname, 'main.js'), 'worker', '--coordinator', `127.0.0.1:${port}`, '--id', `worker-${i}`];
+      if (opts.backend) args.push('--backend', opts.backend);
+      const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+      children.push(child);
+      child.on('exit', (code, signal) => {
+        if (finished) return;
+        log.warn('worker process exited', { worker: `worker-${i}`, code, signal });
+        if (children.every((c) => c.exitCode !== null || c.signalCode !== null)) allDead(new JobFailed('every worker process has exited; see the lines above for why'));
+      });
+    }
+  };
+  try {
+    return await Promise.race([runCoordinator(job, { resume: opts.resume, onListening: spawnWorkers }), workersGone]);
+  } finally {
+    finished = true;
+    process.removeListener('SIGINT', interrupt);
+    process.removeListener('SIGTERM', interrupt);
+    await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => { const t = setTimeout(() => c.kill('SIGKILL'), 5000); c.once('exit', () => { clearTimeout(t); r(null); }); }))));
+  }
+}

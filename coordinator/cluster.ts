@@ -1,0 +1,229 @@
+// The fleet of workers as the training loop sees it: a Compute whose
+// gradients and evaluations are rounds of slices handed to live workers
+// (failure policy in round.ts). Before a worker gets a slice it is brought up
+// to date: the parameters it lacks (everything on join; afterwards only the
+// trainable tensors, once per version — frozen ones are never re-sent) and
+// the examples it has not cached.
+//
+// Parameter chunks are views into the optimizer's master copy, not copies.
+// That is safe because the optimizer only updates after a round completes,
+// and a round completes only after every worker in it has answered — which it
+// can only do after receiving, in stream order, every message sent before.
+import { GradientAverager } from '../core/aggregator';
+import { JobFailed, WireInvalid } from '../core/errors';
+import { EvalResult } from '../core/gradients';
+import { JobSetup } from '../core/job-setup';
+import { logger } from '../core/log';
+import { ParamSpec } from '../core/model-params';
+import { shard } from '../core/sampler';
+import { Compute } from '../core/training-loop';
+import { CHUNK_BYTES, chunksOf } from '../core/wire-tensors';
+import { EvalDone, Join, Split, StepDone, TensorChunk, Welcome } from '../proto/gen/tunefleet/v1/tunefleet';
+import { Ledger } from './ledger';
+import { Round, Task } from './round';
+import { SessionCall, WorkerSession } from './session';
+
+const log = logger('coordinator');
+
+export interface Traffic {
+  paramBytes: Map<string, number>; // by variable
+  dataBytes: number;
+  gradientBytes: number;
+}
+
+export class Cluster implements Compute {
+  readonly sessions = new Map<string, WorkerSession>();
+  readonly ledger: Ledger;
+  readonly traffic: Traffic = { paramBytes: new Map(), dataBytes: 0, gradientBytes: 0 };
+  private version = 0;
+  private stepRound: Round<StepDone> | null = null;
+  private evalRound: Round<EvalDone> | null = null;
+  private readonly averager: GradientAverager;
+  private readonly trainableSpecs: ParamSpec[];
+  private readonly joinWaiters: (() => void)[] = [];
+  private evalTotals = { correct: 0, lossSum: 0, examples: 0 };
+  private joined = 0;
+  private finished = false;
+
+  constructor(private readonly job: JobSetup, private readonly localData: boolean) {
+    this.trainableSpecs = job.specs.filter((s) => job.trainable.includes(s.name));
+    this.averager = new GradientAverager(this.trainableSpecs);
+    this.ledger = new Ledger(job.data.train.labels.length);
+  }
+
+  live(): string[] {
+    return [...this.sessions.values()].filter((s) => s.alive).map((s) => s.id);
+  }
+
+  // ---- membership -------------------------------------------------------
+
+  join(call: SessionCall, msg: Join): WorkerSession {
+    if (this.finished) throw new JobFailed('the job has finished');
+    const id = msg.workerId || `worker-${this.joined}`;
+    if (this.sessions.get(id)?.alive) throw new WireInvalid(`worker id ${id} is already live`, 'duplicate-id');
+    this.joined++;
+    const { data } = this.job;
+    const session = new WorkerSession(id, msg.backend, call, this.trainableSpecs, { train: data.train.labels.length, val: data.val.labels.length });
+    this.sessions.set(id, session);
+    void session.send({ kind: { $case: 'welcome', value: this.welcome(id) } });
+    log.info('worker joined', { worker: id, backend: msg.backend, device: msg.device, live: this.live().length });
+    this.stepRound?.workerJoined(id);
+    this.evalRound?.workerJoined(id);
+    for (const wake of this.joinWaiters.splice(0)) wake();
+    return session;
+  }
+
+  leave(id: string, reason: string): void {
+    const s = this.sessions.get(id);
+    if (!s || !s.alive) return;
+    s.alive = false;
+    log.info(this.finished ? 'worker left' : 'worker lost', { worker: id, reason, live: this.live().length });
+    this.stepRound?.workerLost(id, this.live());
+    this.evalRound?.workerLost(id, this.live());
+  }
+
+  async waitForWorkers(n: number): Promise<void> {
+    while (this.live().length < n) {
+      log.info('waiting for workers', { live: this.live().length, needed: n });
+      await new Promise<void>((r) => this.joinWaiters.push(r));
+    }
+  }
+
+  private welcome(workerId: string): Welcome {
+    const { cfg, data, model, trainable } = this.job;
+    return {
+      workerId, job: cfg.name,
+      modelTopologyJson: JSON.stringify(model.toJSON(null, false)),
+      trainable,
+      exampleShape: data.train.shape,
+      normMean: data.norm.mean, normStd: data.norm.std,
+      trainSize: data.train.labels.length, valSize: data.val.labels.length,
+      localData: this.localData,
+      jobConfigJson: JSON.stringify(cfg),
+    };
+  }
+
+  // ---- keeping a worker up to date ---------------------------------------
+
+  private async syncParams(s: WorkerSession): Promise<void> {
+    if (s.version === this.version) return;
+    const specs = s.version < 0 ? this.job.specs : this.trainableSpecs;
+    for (const spec of specs) {
+      for (const chunk of chunksOf(spec.name, spec.shape, this.job.params.get(spec.name)!)) {
+        this.traffic.paramBytes.set(spec.name, (this.traffic.paramBytes.get(spec.name) ?? 0) + chunk.data.length);
+        await s.send({ kind: { $case: 'param', value: chunk } });
+      }
+    }
+    s.version = this.version;
+  }
+
+  private async syncData(s: WorkerSession, split: Split.TRAIN | Split.VALIDATION, indices: Uint32Array): Promise<void> {
+    if (this.localData) return;
+    const ds = split === Split.TRAIN ? this.job.data.train : this.job.data.val;
+    const cached = s.cached[split];
+    const missing = Array.from(indices).filter((i) => !cached[i]);
+    const size = ds.shape[0] * ds.shape[1] * ds.shape[2];
+    const perMessage = Math.max(1, Math.floor(CHUNK_BYTES / size));
+    for (let at = 0; at < missing.length; at += perMessage) {
+      const batch = missing.slice(at, at + perMessage);
+      const images = new Uint8Array(batch.length * size);
+      batch.forEach((idx, k) => images.set(ds.images.subarray(idx * size, (idx + 1) * size), k * size));
+      this.traffic.dataBytes += images.length;
+      await s.send({ kind: { $case: 'examples', value: { split, indices: batch, images, labels: batch.map((i) => ds.labels[i]) } } });
+      for (const i of batch) cached[i] = 1;
+    }
+  }
+
+  // ---- Compute: training steps ---------------------------------------------
+
+  async gradients(step: number, indices: Uint32Array, epochs: Uint32Array): Promise<{ loss: number; grads: Map<string, Float32Array> }> {
+    const round = new Round<StepDone>(
+      async (w, task) => {
+        const s = this.sessions.get(w)!;
+        await this.syncParams(s);
+        await this.syncData(s, Split.TRAIN, task.indices);
+        await s.send({ kind: { $case: 'step', value: { step, version: this.version, indices: Array.from(task.indices) } } });
+      },
+      (w, task, done) => this.acceptGradients(w, step, task, done),
+    );
+    this.stepRound = round;
+    await this.startRound(round, indices, epochs);
+    this.stepRound = null;
+    return this.averager.take();
+  }
+
+  private acceptGradients(workerId: string, step: number, task: Task, done: StepDone): void {
+    const s = this.sessions.get(workerId)!;
+    this.averager.add(s.uploads.tensors, task.indices.length, done.loss);
+    s.uploads.reset();
+    this.ledger.record(step, workerId, task.indices, task.epochs!);
+  }
+
+  onGradient(workerId: string, chunk: TensorChunk): void {
+    if (!this.stepRound?.outstanding(workerId)) throw new WireInvalid('gradient chunk while no step is assigned to this worker', 'unexpected');
+    this.sessions.get(workerId)!.uploads.add(chunk);
+    this.traffic.gradientBytes += chunk.data.length;
+  }
+
+  onStepDone(workerId: string, msg: StepDone): void {
+    const s = this.sessions.get(workerId)!;
+    const task = this.stepRound?.outstanding(workerId);
+    if (!task) throw new WireInvalid(`StepDone for step ${msg.step} while no step is assigned to this worker`, 'unexpected');
+    if (msg.examples !== task.indices.length) throw new WireInvalid(`StepDone reports ${msg.examples} examples for a slice of ${task.indices.length}`, 'examples');
+    if (!s.uploads.complete()) throw new WireInvalid('StepDone before every trainable gradient arrived', 'incomplete');
+    this.stepRound!.complete(workerId, msg);
+  }
+
+  // ---- Compute: evaluation -------------------------------------------------
+
+  async evaluate(): Promise<EvalResult> {
+    const n = this.job.data.val.labels.length;
+    const round = new Round<EvalDone>(
+      async (w, task) => {
+        const s = this.sessions.get(w)!;
+        await this.syncParams(s);
+        await this.syncData(s, Split.VALIDATION, task.indices);
+        await s.send({ kind: { $case: 'eval', value: { evalId: 0, version: this.version, indices: Array.from(task.indices) } } });
+      },
+      (_w, _task, r) => {
+        this.evalTotals.correct += r.correct;
+        this.evalTotals.lossSum += r.lossSum;
+        this.evalTotals.examples += r.examples;
+      },
+    );
+    this.evalTotals = { correct: 0, lossSum: 0, examples: 0 };
+    this.evalRound = round;
+    await this.startRound(round, Uint32Array.from({ length: n }, (_, i) => i));
+    this.evalRound = null;
+    const t = this.evalTotals;
+    return { correct: t.correct, accuracy: t.correct / t.examples, loss: t.lossSum / t.examples, count: t.examples };
+  }
+
+  onEvalDone(workerId: string, msg: EvalDone): void {
+    const task = this.evalRound?.outstanding(workerId);
+    if (!task || msg.examples !== task.indices.length) throw new WireInvalid('EvalDone that matches no assigned evaluation', 'unexpected');
+    this.evalRound!.complete(workerId, msg);
+  }
+
+  paramsChanged(): void {
+    this.version++;
+  }
+
+  private async startRound<R>(round: Round<R>, indices: Uint32Array, epochs?: Uint32Array): Promise<void> {
+    if (this.live().length === 0) await this.waitForWorkers(1);
+    const live = this.live();
+    const slices = shard(indices, live.length);
+    const epochSlices = epochs ? shard(epochs, live.length) : [];
+    round.start(live, slices.map((s, i) => ({ indices: s, epochs: epochSlices[i] })));
+    await round.done;
+  }
+
+  finish(reason: string): void {
+    this.finished = true;
+    for (const s of this.sessions.values()) {
+      if (!s.alive) continue;
+      void s.send({ kind: { $case: 'finish', value: { reason } } }).then(() => s.end());
+    }
+  }
+}
+

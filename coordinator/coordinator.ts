@@ -1,0 +1,35 @@
+// `tunefleet coordinator`: set the job up, serve gRPC, wait for the first
+// workers, then run the shared training loop with the fleet as its Compute.
+import * as grpc from '@grpc/grpc-js';
+import { JobConfig } from '../core/config';
+import { setupJob } from '../core/job-setup';
+import { runTraining, TrainResult } from '../core/training-loop';
+import { Cluster } from './cluster';
+import { startServer } from './server';
+
+export interface CoordinatorOptions {
+  resume?: boolean;
+  /** Called once the server listens, with the bound port (useful with port 0). */
+  onListening?: (port: number, cluster: Cluster) => void;
+}
+
+export async function runCoordinator(cfg: JobConfig, opts: CoordinatorOptions = {}): Promise<TrainResult & { cluster: Cluster }> {
+  const job = await setupJob(cfg, opts.resume ?? false);
+  const cluster = new Cluster(job, cfg.cluster.workerData === 'local');
+  const { server, port } = await startServer(cluster, cfg.cluster.host, cfg.cluster.port);
+  opts.onListening?.(port, cluster);
+  try {
+    await cluster.waitForWorkers(cfg.cluster.workers);
+    const result = await runTraining(job, cluster);
+    return { ...result, cluster };
+  } finally {
+    cluster.finish('job finished');
+    await shutdown(server);
+  }
+}
+
+function shutdown(server: grpc.Server): Promise<void> {
+  // Give workers a moment to read Finish, then cut whatever is left.
+  const force = setTimeout(() => server.forceShutdown(), 2000);
+  return new Promise((resolve) => server.tryShutdown(() => { clearTimeout(force); resolve(); }));
+}

@@ -1,0 +1,64 @@
+// The coordinator's gRPC server. It only translates: wire messages in,
+// Cluster calls out. Any error a handler throws becomes a gRPC status in one
+// place (`toStatus`) and ends that worker's session; the job goes on with the
+// others (see round.ts).
+import * as grpc from '@grpc/grpc-js';
+import { JobFailed, WireInvalid } from '../core/errors';
+import { logger } from '../core/log';
+import { MAX_MESSAGE_BYTES } from '../core/wire-tensors';
+import { CoordinatorService, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
+import { Cluster } from './cluster';
+import { SessionCall } from './session';
+
+const log = logger('server');
+
+export function toStatus(err: unknown): Partial<grpc.StatusObject> {
+  if (err instanceof WireInvalid) return { code: grpc.status.INVALID_ARGUMENT, details: `${err.reason}: ${err.message}` };
+  if (err instanceof JobFailed) return { code: grpc.status.FAILED_PRECONDITION, details: err.message };
+  return { code: grpc.status.INTERNAL, details: err instanceof Error ? err.message : String(err) };
+}
+
+function handleSession(cluster: Cluster, call: SessionCall): void {
+  let workerId: string | null = null;
+  const fail = (err: unknown) => {
+    const status = toStatus(err);
+    log.warn('session rejected', { worker: workerId ?? 'unjoined', details: status.details });
+    if (workerId) cluster.leave(workerId, String(status.details));
+    call.emit('error', status);
+  };
+  call.on('data', (msg: WorkerMessage) => {
+    try {
+      const kind = msg.kind;
+      if (!workerId) {
+        if (kind?.$case !== 'join') throw new WireInvalid('the first message must be Join', 'no-join');
+        workerId = cluster.join(call, kind.value).id;
+        return;
+      }
+      switch (kind?.$case) {
+        case 'gradient': return cluster.onGradient(workerId, kind.value);
+        case 'stepDone': return cluster.onStepDone(workerId, kind.value);
+        case 'evalDone': return cluster.onEvalDone(workerId, kind.value);
+        default: throw new WireInvalid(`unexpected ${kind?.$case ?? 'empty'} message`, 'unexpected');
+      }
+    } catch (err) {
+      fail(err);
+    }
+  });
+  const gone = (reason: string) => () => { if (workerId) cluster.leave(workerId, reason); };
+  call.on('end', gone('stream ended'));
+  call.on('cancelled', gone('cancelled'));
+  call.on('close', gone('stream closed'));
+  call.on('error', gone('stream error'));
+}
+
+export async function startServer(cluster: Cluster, host: string, port: number): Promise<{ server: grpc.Server; port: number }> {
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES });
+  server.addService(CoordinatorService, {
+    session: (call: SessionCall) => handleSession(cluster, call),
+    getLedger: (call: grpc.ServerUnaryCall<{ epoch: number }, unknown>, cb: grpc.sendUnaryData<unknown>) => cb(null, cluster.ledger.report(call.request.epoch)),
+  });
+  const bound = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  log.info('listening', { address: `${host}:${bound}` });
+  return { server, port: bound };
+}

@@ -1,0 +1,116 @@
+// A worker: joins the coordinator, then does what it is told, in order, until
+// told to finish. Welcome → build the model; param chunks → update variables;
+// examples → cache; Step → gradients of the mean loss over the slice, sent
+// chunk by chunk, then StepDone; Eval → accuracy and loss over the slice.
+// Only the coordinator logs progress; a worker logs joining and leaving.
+import * as tf from '@tensorflow/tfjs';
+import * as grpc from '@grpc/grpc-js';
+import { once } from 'node:events';
+import { hostname } from 'node:os';
+import { BackendName, initBackend } from '../core/backend';
+import { parseJob } from '../core/config';
+import { JobFailed } from '../core/errors';
+import { computeGradients } from '../core/gradients';
+import { prepareData } from '../core/job-data';
+import { logger } from '../core/log';
+import { modelVariables, paramSpecs, writeParams } from '../core/model-params';
+import { evaluateRange, makeBatch } from '../core/trainer';
+import { chunksOf, MAX_MESSAGE_BYTES, TensorAssembler } from '../core/wire-tensors';
+import { CoordinatorClient, CoordinatorMessage, Eval, Split, Step, Welcome, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
+import { ExampleCache } from './example-cache';
+
+const log = logger('worker');
+
+type Call = grpc.ClientDuplexStream<WorkerMessage, CoordinatorMessage>;
+
+class WorkerJob {
+  private constructor(
+    readonly model: tf.LayersModel,
+    readonly welcome: Welcome,
+    readonly params: TensorAssembler,
+    readonly train: ExampleCache,
+    readonly val: ExampleCache,
+  ) {}
+
+  static async create(w: Welcome): Promise<WorkerJob> {
+    const model = await tf.models.modelFromJSON({ modelTopology: JSON.parse(w.modelTopologyJson) } as tf.io.ModelJSON);
+    const shape = w.exampleShape as [number, number, number];
+    let train = new ExampleCache(w.trainSize, shape), val = new ExampleCache(w.valSize, shape);
+    if (w.localData) {
+      const data = await prepareData(parseJob(JSON.parse(w.jobConfigJson)));
+      train = ExampleCache.full(data.train);
+      val = ExampleCache.full(data.val);
+    }
+    return new WorkerJob(model, w, new TensorAssembler(paramSpecs(model)), train, val);
+  }
+
+  get norm() {
+    return { mean: this.welcome.normMean, std: this.welcome.normStd };
+  }
+
+  onParam(chunk: Parameters<TensorAssembler['add']>[0]): void {
+    const done = this.params.add(chunk);
+    if (done) writeParams(this.model, new Map([[done, this.params.tensors.get(done)!]]));
+  }
+
+  async step(s: Step, send: (m: WorkerMessage) => Promise<void>): Promise<void> {
+    const started = process.hrtime.bigint();
+    const { loss, grads } = computeGradients(this.model, this.welcome.trainable, makeBatch(this.train.ds, s.indices, this.norm));
+    const computeSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const vars = modelVariables(this.model);
+    for (const [name, g] of grads) {
+      for (const chunk of chunksOf(name, vars.get(name)!.shape as number[], g)) await send({ kind: { $case: 'gradient', value: chunk } });
+    }
+    await send({ kind: { $case: 'stepDone', value: { step: s.step, examples: s.indices.length, loss, computeSeconds } } });
+  }
+
+  eval(e: Eval): WorkerMessage {
+    const r = evaluateRange(this.model, this.val.ds, e.indices, this.norm);
+    return { kind: { $case: 'evalDone', value: { evalId: e.evalId, examples: r.count, correct: r.correct, lossSum: r.loss * r.count } } };
+  }
+}
+
+export interface WorkerOptions {
+  backend?: BackendName;
+  id?: string;
+}
+
+/** Run one worker until the coordinator says the job is finished. */
+export async function runWorker(address: string, opts: WorkerOptions = {}): Promise<void> {
+  const backend = await initBackend(opts.backend);
+  const client = new CoordinatorClient(address, grpc.credentials.createInsecure(), {
+    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+  });
+  const call: Call = client.session();
+  const send = async (m: WorkerMessage) => { if (!call.write(m)) await once(call, 'drain'); };
+  await send({ kind: { $case: 'join', value: { workerId: opts.id ?? '', backend, device: `${hostname()}/${backend}`, capacity: 1 } } });
+  let job: WorkerJob | null = null;
+  try {
+    for await (const msg of call as AsyncIterable<CoordinatorMessage>) {
+      const kind = msg.kind;
+      if (kind?.$case === 'welcome') {
+        job = await WorkerJob.create(kind.value);
+        log.info('joined', { worker: kind.value.workerId, job: kind.value.job, coordinator: address, backend });
+        continue;
+      }
+      if (kind?.$case === 'finish') {
+        log.info('finished', { reason: kind.value.reason });
+        call.end();
+        return;
+      }
+      if (!job) throw new JobFailed(`coordinator sent ${kind?.$case} before Welcome`);
+      switch (kind?.$case) {
+        case 'param': job.onParam(kind.value); break;
+        case 'examples': (kind.value.split === Split.TRAIN ? job.train : job.val).add(kind.value); break;
+        case 'step': await job.step(kind.value, send); break;
+        case 'eval': await send(job.eval(kind.value)); break;
+      }
+    }
+    throw new JobFailed(`coordinator ${address} closed the session without finishing the job`);
+  } catch (err) {
+    if (err instanceof JobFailed) throw err;
+    throw new JobFailed(`lost the coordinator at ${address}: ${(err as Error).message}`, { cause: err });
+  } finally {
+    client.close();
+  }
+}
