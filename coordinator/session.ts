@@ -3,9 +3,9 @@
 // gradient chunks of its current upload. Sending respects the stream's
 // backpressure, so a slow worker cannot make the coordinator buffer a whole
 // model per step in memory.
-import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { CoordinatorMessage, Split, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
+import { writeWithBackpressure } from '../core/backpressure';
 import { ParamSpec } from '../core/model-params';
 import { TensorAssembler } from '../core/wire-tensors';
 
@@ -29,7 +29,7 @@ export class WorkerSession {
   send(msg: CoordinatorMessage): Promise<void> {
     this.sending = this.sending.then(async () => {
       if (!this.alive) return;
-      if (!this.call.write(msg)) await Promise.race([once(this.call, 'drain'), once(this.call, 'close')]);
+      await writeWithBackpressure(this.call, msg);
     });
     return this.sending;
   }

@@ -5,9 +5,9 @@
 // Only the coordinator logs progress; a worker logs joining and leaving.
 import * as tf from '@tensorflow/tfjs';
 import * as grpc from '@grpc/grpc-js';
-import { once } from 'node:events';
 import { hostname } from 'node:os';
 import { BackendName, initBackend } from '../core/backend';
+import { writeWithBackpressure } from '../core/backpressure';
 import { parseJob } from '../core/config';
 import { JobFailed } from '../core/errors';
 import { computeGradients } from '../core/gradients';
@@ -82,7 +82,7 @@ export async function runWorker(address: string, opts: WorkerOptions = {}): Prom
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
   });
   const call: Call = client.session();
-  const send = async (m: WorkerMessage) => { if (!call.write(m)) await once(call, 'drain'); };
+  const send = (m: WorkerMessage) => writeWithBackpressure(call, m);
   await send({ kind: { $case: 'join', value: { workerId: opts.id ?? '', backend, device: `${hostname()}/${backend}`, capacity: 1 } } });
   let job: WorkerJob | null = null;
   try {

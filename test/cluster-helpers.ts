@@ -1,0 +1,38 @@
+// Helpers for tests that run a real coordinator (in this process, gRPC on a
+// loopback port) with real worker processes.
+import { ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { JobConfig } from '../core/config';
+import { runCoordinator } from '../coordinator/coordinator';
+import { Cluster } from '../coordinator/cluster';
+
+export const CLI = join(__dirname, '..', 'cli', 'main.js');
+
+export function spawnWorker(port: number, id: string): ChildProcess {
+  return spawn(process.execPath, [CLI, 'worker', '--coordinator', `127.0.0.1:${port}`, '--id', id, '--backend', 'wasm'], { stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+/** Run `cfg` with `workers` worker processes; `onCluster` sees the cluster once it listens. */
+export async function runJob(cfg: JobConfig, workers: number, onCluster?: (c: Cluster, port: number, procs: ChildProcess[]) => void) {
+  const procs: ChildProcess[] = [];
+  const job = { ...cfg, cluster: { ...cfg.cluster, workers, host: '127.0.0.1', port: 0 } };
+  const result = await runCoordinator(job, {
+    onListening: (port, cluster) => {
+      for (let i = 0; i < workers; i++) procs.push(spawnWorker(port, `w${i}`));
+      onCluster?.(cluster, port, procs);
+    },
+  });
+  await Promise.all(procs.map((p) => (p.exitCode !== null || p.signalCode !== null ? null : new Promise((r) => p.once('exit', r)))));
+  return { ...result, procs };
+}
+
+export function maxRelativeDiff(a: Map<string, Float32Array>, b: Map<string, Float32Array>): number {
+  let worst = 0;
+  for (const [name, x] of b) {
+    const y = a.get(name)!;
+    let diff = 0, scale = 0;
+    for (let i = 0; i < x.length; i++) { diff = Math.max(diff, Math.abs(x[i] - y[i])); scale = Math.max(scale, Math.abs(x[i])); }
+    worst = Math.max(worst, diff / (scale || 1));
+  }
+  return worst;
+}

@@ -1,0 +1,105 @@
+// distributed – a real coordinator (gRPC on loopback) with real worker
+// processes: equivalence with the single-process trainer, frozen variables
+// never re-sent, the ledger's exactly-once epoch, a lost worker's slice
+// reassigned, data read locally by workers, and a 100 MiB model.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { join } from 'node:path';
+import { initBackend } from '../core/backend';
+import { parseJob } from '../core/config';
+import { readParams } from '../core/model-params';
+import { train } from '../core/trainer';
+import { CoordinatorClient, LedgerReport } from '../proto/gen/tunefleet/v1/tunefleet';
+import { tempDir, writeIdxSet } from './fixtures';
+import { maxRelativeDiff, runJob } from './cluster-helpers';
+
+let dataDir = '';
+before(async () => {
+  await initBackend('wasm');
+  dataDir = tempDir();
+  writeIdxSet(dataDir, 200, 40);
+});
+
+function job(overrides: Record<string, unknown> = {}) {
+  return parseJob({
+    name: 'dist', backend: 'wasm', data: { path: dataDir, download: false },
+    train: { iterations: 20, batchSize: 64, evalEvery: 10, logEvery: 10, checkpointEvery: 20, outDir: tempDir() },
+    optimizer: { lr: 0.02, momentum: 0.9, weightDecay: 0.0005 },
+    ...overrides,
+  });
+}
+
+test('distributed – single process, 1 worker × 64 and 2 workers × 32 end with the same parameters', async () => {
+  const single = readParams((await train(job())).model);
+  const one = await runJob(job(), 1);
+  const two = await runJob(job(), 2);
+  const d1 = maxRelativeDiff(readParams(one.model), single);
+  const d2 = maxRelativeDiff(readParams(two.model), single);
+  assert.ok(d1 <= 1e-5, `1 worker: max relative difference ${d1}`);
+  assert.ok(d2 <= 1e-5, `2 workers: max relative difference ${d2}`);
+  assert.ok(two.curve.length === 2 && Math.abs(two.curve[1].valAccuracy - one.curve[1].valAccuracy) < 0.03);
+});
+
+test('distributed – frozen variables are sent once per worker, then never again; their gradients never', async () => {
+  const cfg = job({ optimizer: { lr: 0.02, layers: [{ match: 'conv*', lrMult: 0 }] }, train: { iterations: 6, batchSize: 32, evalEvery: 6, checkpointEvery: 6, outDir: tempDir() } });
+  const { cluster } = await runJob(cfg, 2);
+  const bytes = (name: string) => cluster.traffic.paramBytes.get(name) ?? 0;
+  assert.equal(bytes('conv1/kernel'), 2 * 3 * 3 * 1 * 16 * 4, 'once per worker');
+  assert.equal(bytes('conv2/bias'), 2 * 32 * 4);
+  // Trainable ones go out at every version each worker computes at.
+  assert.ok(bytes('fc1/kernel') >= 6 * 1568 * 64 * 4, `fc1/kernel ${bytes('fc1/kernel')}`);
+  const trainableGradBytes = (1568 * 64 + 64 + 64 * 10 + 10) * 4;
+  assert.equal(cluster.traffic.gradientBytes, 2 * 6 * trainableGradBytes, 'each worker, each step, trainable variables only');
+});
+
+function ledger(port: number, epoch: number): Promise<LedgerReport> {
+  const client = new CoordinatorClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  return new Promise((resolve, reject) => client.getLedger({ epoch }, (err, r) => { client.close(); err ? reject(err) : resolve(r); }));
+}
+
+test('distributed – the ledger (over gRPC) shows one full epoch used exactly once, though a worker was killed mid-run', async () => {
+  const cfg = job({ train: { iterations: 8, batchSize: 48, evalEvery: 8, checkpointEvery: 8, outDir: tempDir() } });
+  let report: LedgerReport | null = null;
+  let killed = false;
+  const { curve } = await runJob(cfg, 2, (cluster, port, procs) => {
+    const check = setInterval(async () => {
+      if (!killed && cluster.ledger.report(0).examplesUsed >= 96) { procs[1].kill('SIGKILL'); killed = true; }
+      if (cluster.ledger.report(1).examplesUsed > 0 && !report) { clearInterval(check); report = await ledger(port, 0); }
+    }, 5);
+  });
+  assert.ok(killed, 'a worker was killed');
+  assert.ok(report, 'ledger read over gRPC');
+  const r = report as LedgerReport;
+  assert.equal(r.datasetSize, 200);
+  assert.equal(r.examplesUsed, 200);
+  assert.equal(r.distinct, 200);
+  assert.ok(r.complete);
+  assert.ok(r.entries.some((e) => e.workerId === 'w0') && r.entries.some((e) => e.workerId === 'w1'));
+  assert.equal(curve[curve.length - 1].iteration, 8, 'the job completed');
+});
+
+test('distributed – workers can read the dataset locally and receive only indices', async () => {
+  const { cluster, curve } = await runJob(job({ cluster: { workerData: 'local' }, train: { iterations: 4, batchSize: 32, evalEvery: 4, checkpointEvery: 4, outDir: tempDir() } }), 2);
+  assert.equal(cluster.traffic.dataBytes, 0);
+  assert.equal(curve.length, 1);
+});
+
+test('distributed – a model of over 100 MiB is broadcast and trained for a step', async () => {
+  const tf = await import('@tensorflow/tfjs');
+  const { saveModel } = await import('../core/model-io');
+  const big = tf.sequential({ layers: [
+    tf.layers.flatten({ name: 'flatten', inputShape: [28, 28, 1] }),
+    tf.layers.dense({ name: 'wide', units: 34000, activation: 'relu' }),
+    tf.layers.dense({ name: 'head', units: 10, activation: 'softmax' }),
+  ] });
+  const dir = join(tempDir(), 'big');
+  await saveModel(big, dir);
+  big.dispose();
+  const cfg = job({ model: { from: join(dir, 'model.json'), replaceHead: false }, train: { iterations: 1, batchSize: 16, evalEvery: 1, checkpointEvery: 1, outDir: tempDir() }, data: { path: dataDir, download: false, validation: 8 } });
+  const { cluster, curve } = await runJob(cfg, 1);
+  const sent = [...cluster.traffic.paramBytes.values()].reduce((a, b) => a + b, 0);
+  assert.ok(sent >= 100 * 2 ** 20, `broadcast ${sent} bytes`);
+  assert.ok(cluster.traffic.gradientBytes >= 100 * 2 ** 20, `gradients ${cluster.traffic.gradientBytes} bytes`);
+  assert.equal(curve[0].iteration, 1);
+});
