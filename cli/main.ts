@@ -5,6 +5,7 @@
 import { loadJobFile, parseJob, JobConfig } from '../core/config';
 import { defaultsYaml } from '../core/config-docs';
 import { describeError, ConfigInvalid, TunefleetError } from '../core/errors';
+import { runStages } from '../core/stages';
 import { train } from '../core/trainer';
 import { TrainResult } from '../core/training-loop';
 import { runCoordinator } from '../coordinator/coordinator';
@@ -15,13 +16,14 @@ import { parseArgs } from './args';
 const HELP = `tunefleet — distributed fine-tuning with per-layer learning rates
 
 Usage:
-  tunefleet train --config job.yaml [--backend B] [--data DIR] [--resume]
-      Train in this process: pretrain, or fine-tune from model.from.
+  tunefleet train --config job.yaml [--backend B] [--data DIR] [--resume] [--fresh]
+      Train in this process: pretrain, or fine-tune from model.from (after the
+      job's pretrain stage, if it has one; --fresh redoes that stage).
   tunefleet coordinator --config job.yaml [--port P] [--workers N] [--resume]
       Serve the job over gRPC; steps start once N workers (cluster.workers) are live.
   tunefleet worker --coordinator HOST:PORT [--backend B] [--id ID]
       Join a coordinator and compute until the job finishes.
-  tunefleet local --workers N --config job.yaml [--backend B] [--resume]
+  tunefleet local --workers N --config job.yaml [--backend B] [--resume] [--fresh]
       The coordinator here and N worker processes on this machine (loopback).
   tunefleet config
       Print every job-config field with its default and meaning.
@@ -47,12 +49,13 @@ async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'train': {
-      const args = parseArgs(rest, { config: 'string', backend: 'string', data: 'string', resume: 'boolean' });
-      return report(await train(jobFrom(args), { resume: Boolean(args.resume) }));
+      const args = parseArgs(rest, { config: 'string', backend: 'string', data: 'string', resume: 'boolean', fresh: 'boolean' });
+      return report(await runStages(jobFrom(args), (stage) => train(stage, { resume: Boolean(args.resume) }), { fresh: Boolean(args.fresh) }));
     }
     case 'coordinator': {
       const args = parseArgs(rest, { config: 'string', backend: 'string', data: 'string', resume: 'boolean', port: 'string', workers: 'string' });
       const cfg = jobFrom(args);
+      if (cfg.pretrain) throw new ConfigInvalid('tunefleet coordinator runs one stage: run the pretrain section as its own job (then point model.from at its model), or use tunefleet local');
       if (args.port !== undefined) cfg.cluster.port = parseJob({ cluster: { port: Number(args.port) } }, '--port').cluster.port;
       if (args.workers !== undefined) cfg.cluster.workers = parseJob({ cluster: { workers: Number(args.workers) } }, '--workers').cluster.workers;
       return report(await runCoordinator(cfg, { resume: Boolean(args.resume) }));
@@ -64,9 +67,10 @@ async function main(argv: string[]): Promise<void> {
       return runWorker(String(args.coordinator), { backend, id: args.id as string | undefined });
     }
     case 'local': {
-      const args = parseArgs(rest, { config: 'string', backend: 'string', data: 'string', resume: 'boolean', workers: 'string' });
+      const args = parseArgs(rest, { config: 'string', backend: 'string', data: 'string', resume: 'boolean', fresh: 'boolean', workers: 'string' });
       const workers = parseJob({ cluster: { workers: Number(args.workers ?? 1) } }, '--workers').cluster.workers;
-      return report(await runLocal(jobFrom(args), workers, { resume: Boolean(args.resume), backend: args.backend as string | undefined }));
+      const local = (stage: JobConfig) => runLocal(stage, workers, { resume: Boolean(args.resume), backend: args.backend as string | undefined });
+      return report(await runStages(jobFrom(args), local, { fresh: Boolean(args.fresh) }));
     }
     case 'config':
       process.stdout.write(defaultsYaml());

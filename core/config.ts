@@ -4,6 +4,7 @@
 // output (a test keeps the two in step). Unknown fields are errors, so a typo
 // never silently falls back to a default.
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { DATASET_NAMES } from './dataset-resolve';
@@ -85,6 +86,8 @@ export const jobSchema = z.object({
   train: train.default({}),
   optimizer: optimizer.default({}),
   cluster: cluster.default({}),
+  pretrain: z.object({ data: z.unknown(), model: z.unknown(), train: z.unknown(), optimizer: z.unknown() }).partial().strict().nullable().default(null)
+    .describe('optional source-task stage run first: these data/model/train/optimizer fields override the job\'s, and the job then fine-tunes from its result (see core/stages.ts)'),
 }).strict();
 
 export type JobConfig = z.infer<typeof jobSchema>;
@@ -97,7 +100,38 @@ function formatIssues(source: string, err: z.ZodError): string {
 export function parseJob(raw: unknown, source = 'job config'): JobConfig {
   const result = jobSchema.safeParse(raw ?? {});
   if (!result.success) throw new ConfigInvalid(formatIssues(source, result.error));
+  if (result.data.pretrain) pretrainConfig(result.data, source); // validate the stage now, not hours later
   return result.data;
+}
+
+export function outDirOf(cfg: JobConfig): string {
+  return cfg.train.outDir ?? join('runs', cfg.name);
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = isPlainObject(v) && isPlainObject(base[k]) ? deepMerge(base[k] as Record<string, unknown>, v) : v;
+  return out;
+}
+
+/**
+ * The pretraining stage of a job with a `pretrain` section: the job's own
+ * fields with that section's overrides, training from scratch (model.from
+ * null, no per-layer rules unless the section sets them), named
+ * `<name>-pretrain`, writing into `<outDir>/pretrain`.
+ */
+export function pretrainConfig(cfg: JobConfig, source = 'job config'): JobConfig {
+  const base: Record<string, unknown> = {
+    ...cfg, pretrain: null, name: `${cfg.name}-pretrain`,
+    model: { ...cfg.model, from: null, cutAt: null, replaceHead: null, headLayer: null },
+    optimizer: { ...cfg.optimizer, layers: [] },
+    train: { ...cfg.train, outDir: join(outDirOf(cfg), 'pretrain') },
+  };
+  return parseJob(deepMerge(base, cfg.pretrain as Record<string, unknown>), `${source} (pretrain stage)`);
 }
 
 export function loadJobFile(path: string): JobConfig {

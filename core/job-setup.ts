@@ -3,10 +3,9 @@
 // starting model (fresh, pretrained, or resumed from the newest checkpoint),
 // which variables train, the optimizer and the sampler.
 import * as tf from '@tensorflow/tfjs';
-import { join } from 'node:path';
 import { initBackend } from './backend';
 import { latestCheckpoint, loadCheckpoint, TrainingState } from './checkpoint';
-import { JobConfig } from './config';
+import { JobConfig, outDirOf } from './config';
 import { count } from './dataset';
 import { initialModel } from './job-model';
 import { JobData, prepareData } from './job-data';
@@ -30,10 +29,6 @@ export interface JobSetup {
   sampler: Sampler;
   startIteration: number;
   outDir: string;
-}
-
-export function outDirOf(cfg: JobConfig): string {
-  return cfg.train.outDir ?? join('runs', cfg.name);
 }
 
 async function startingPoint(cfg: JobConfig, data: JobData, resume: boolean): Promise<{ model: tf.LayersModel; state: TrainingState }> {

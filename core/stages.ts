@@ -1,0 +1,40 @@
+// A job with a `pretrain` section runs in two stages: first the source task
+// from scratch (config from `pretrainConfig`), then the job itself,
+// fine-tuning from the first stage's final model with its head replaced.
+// The first stage is skipped when its output exists for the same
+// training-relevant config (recorded in <outDir>/pretrain/stage.json), unless
+// `fresh` is set.
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from './atomic';
+import { JobConfig, outDirOf, pretrainConfig } from './config';
+import { logger } from './log';
+import { TrainResult } from './training-loop';
+
+const log = logger('stages');
+
+/** What decides the trained weights; not where logs go or how many workers compute them. */
+function fingerprint(cfg: JobConfig): string {
+  const { seed, data, model, optimizer } = cfg;
+  const { iterations, batchSize } = cfg.train;
+  return createHash('sha256').update(JSON.stringify({ seed, data, model, optimizer, iterations, batchSize })).digest('hex');
+}
+
+export async function runStages(cfg: JobConfig, run: (stage: JobConfig) => Promise<TrainResult>, opts: { fresh?: boolean } = {}): Promise<TrainResult> {
+  if (!cfg.pretrain) return run(cfg);
+  const pre = pretrainConfig(cfg);
+  const dir = outDirOf(pre);
+  const stamp = join(dir, 'stage.json');
+  const hash = fingerprint(pre);
+  const reusable = !opts.fresh && existsSync(join(dir, 'model', 'model.json')) && existsSync(stamp) && JSON.parse(readFileSync(stamp, 'utf8')).fingerprint === hash;
+  if (reusable) {
+    log.info('reusing pretrained model', { dir: join(dir, 'model') });
+  } else {
+    log.info('stage', { stage: 'pretrain', name: pre.name });
+    await run(pre);
+    writeFileAtomic(stamp, JSON.stringify({ fingerprint: hash, config: pre }, null, 1));
+  }
+  log.info('stage', { stage: 'fine-tune', name: cfg.name, from: join(dir, 'model') });
+  return run({ ...cfg, pretrain: null, model: { ...cfg.model, from: join(dir, 'model') } });
+}
