@@ -16,10 +16,9 @@ export async function runLocal(cfg: JobConfig, workers: number, opts: { resume?:
   const job = { ...cfg, cluster: { ...cfg.cluster, workers, host: '127.0.0.1', port: 0 } };
   const children: ChildProcess[] = [];
   let finished = false;
-  const stopAll = () => { for (const c of children) if (c.exitCode === null) c.kill('SIGTERM'); };
-  const interrupt = (signal: NodeJS.Signals) => {
+  const interrupt = async (signal: NodeJS.Signals) => {
     log.info('interrupted: stopping workers', { signal });
-    stopAll();
+    await stopAll(children);
     process.exit(130);
   };
   process.once('SIGINT', interrupt);
@@ -36,7 +35,7 @@ export async function runLocal(cfg: JobConfig, workers: number, opts: { resume?:
       child.on('exit', (code, signal) => {
         if (finished) return;
         log.warn('worker process exited', { worker: `worker-${i}`, code, signal });
-        if (children.every((c) => c.exitCode !== null || c.signalCode !== null)) allDead(new JobFailed('every worker process has exited; see the lines above for why'));
+        if (children.every(exited)) allDead(new JobFailed('every worker process has exited; see the lines above for why'));
       });
     }
   };
@@ -46,6 +45,17 @@ export async function runLocal(cfg: JobConfig, workers: number, opts: { resume?:
     finished = true;
     process.removeListener('SIGINT', interrupt);
     process.removeListener('SIGTERM', interrupt);
-    await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => { const t = setTimeout(() => c.kill('SIGKILL'), 5000); c.once('exit', () => { clearTimeout(t); r(null); }); }))));
+    await stopAll(children);
   }
+}
+
+const exited = (c: ChildProcess) => c.exitCode !== null || c.signalCode !== null;
+
+/** SIGTERM every worker still running and wait until all have exited (SIGKILL after 5 s). */
+async function stopAll(children: ChildProcess[]): Promise<void> {
+  await Promise.all(children.filter((c) => !exited(c)).map((c) => new Promise<void>((resolve) => {
+    const kill = setTimeout(() => c.kill('SIGKILL'), 5000);
+    c.once('exit', () => { clearTimeout(kill); resolve(); });
+    c.kill('SIGTERM');
+  })));
 }

@@ -12,7 +12,7 @@ function render(shape: z.ZodRawShape, defaults: Record<string, unknown>, indent:
   for (const [key, field] of Object.entries(shape)) {
     const inner = unwrap(field);
     const comment = field.description ? `  # ${field.description}` : '';
-    if (inner instanceof z.ZodObject) {
+    if (inner instanceof z.ZodObject && defaults[key] !== null) {
       lines.push(`${indent}${key}:${comment}`, ...render(inner.shape, defaults[key] as Record<string, unknown>, indent + '  '));
     } else {
       const value = JSON.stringify(defaults[key]); // JSON is YAML's flow style

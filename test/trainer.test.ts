@@ -78,6 +78,8 @@ test('config – errors name the field and what is wrong; typos are not ignored'
   writeFileSync(join(dir, 'j.yaml'), 'train: [1, 2\n');
   assert.throws(() => loadJobFile(join(dir, 'j.yaml')), /j\.yaml: not valid YAML/);
   assert.equal(parseJob({}).optimizer.momentum, 0.9);
+  assert.throws(() => parseJob({ pretrain: { train: { iterations: -1 } } }), /\(pretrain stage\): train\.iterations: Number must be greater than 0/);
+  assert.throws(() => parseJob({ pretrain: { cluster: {} } }), /pretrain: Unrecognized key\(s\) in object: 'cluster'/);
 });
 
 test('config – docs/config.md shows exactly the defaults the schema has', () => {
