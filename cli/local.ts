@@ -29,7 +29,8 @@ export async function runLocal(cfg: JobConfig, workers: number, opts: { resume?:
   const spawnWorkers = (port: number) => {
     for (let i = 0; i < workers; i++) {
       const args = [join(__dirname, 'main.js'), 'worker', '--coordinator', `127.0.0.1:${port}`, '--id', `worker-${i}`];
-      if (opts.backend) args.push('--backend', opts.backend);
+      const backend = opts.backend ?? cfg.backend;
+      if (backend !== 'auto') args.push('--backend', backend);
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
       children.push(child);
       child.on('exit', (code, signal) => {

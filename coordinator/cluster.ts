@@ -214,7 +214,9 @@ export class Cluster implements Compute {
     const live = this.live();
     const slices = shard(indices, live.length);
     const epochSlices = epochs ? shard(epochs, live.length) : [];
-    round.start(live, slices.map((s, i) => ({ indices: s, epochs: epochSlices[i] })));
+    // With fewer examples than workers, the last workers sit this round out.
+    const tasks = slices.map((s, i) => ({ indices: s, epochs: epochSlices[i] })).filter((t) => t.indices.length > 0);
+    round.start(live, tasks);
     await round.done;
   }
 
