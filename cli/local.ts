@@ -7,12 +7,13 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { JobConfig } from '../core/config';
 import { JobFailed } from '../core/errors';
+import { EventBus } from '../core/events';
 import { logger } from '../core/log';
 import { runCoordinator } from '../coordinator/coordinator';
 
 const log = logger('local');
 
-export async function runLocal(cfg: JobConfig, workers: number, opts: { resume?: boolean; backend?: string } = {}) {
+export async function runLocal(cfg: JobConfig, workers: number, opts: { resume?: boolean; backend?: string; events?: EventBus } = {}) {
   const job = { ...cfg, cluster: { ...cfg.cluster, workers, host: '127.0.0.1', port: 0 } };
   const children: ChildProcess[] = [];
   let finished = false;
@@ -41,7 +42,7 @@ export async function runLocal(cfg: JobConfig, workers: number, opts: { resume?:
     }
   };
   try {
-    return await Promise.race([runCoordinator(job, { resume: opts.resume, onListening: spawnWorkers }), workersGone]);
+    return await Promise.race([runCoordinator(job, { resume: opts.resume, events: opts.events, onListening: spawnWorkers }), workersGone]);
   } finally {
     finished = true;
     process.removeListener('SIGINT', interrupt);

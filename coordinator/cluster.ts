@@ -67,6 +67,7 @@ export class Cluster implements Compute {
     this.sessions.set(id, session);
     void session.send({ kind: { $case: 'welcome', value: this.welcome(id) } });
     log.info('worker joined', { worker: id, backend: msg.backend, device: msg.device, live: this.live().length });
+    this.job.events.emit({ type: 'worker.joined', worker: id, backend: msg.backend, live: this.live().length });
     this.stepRound?.workerJoined(id);
     this.evalRound?.workerJoined(id);
     for (const wake of this.joinWaiters.splice(0)) wake();
@@ -77,7 +78,9 @@ export class Cluster implements Compute {
     const s = this.sessions.get(id);
     if (!s || !s.alive) return;
     s.alive = false;
-    log.info(this.finished ? 'worker left' : 'worker lost', { worker: id, reason, live: this.live().length });
+    const type = this.finished ? 'worker.left' : 'worker.lost';
+    log.info(type.replace('.', ' '), { worker: id, reason, live: this.live().length });
+    this.job.events.emit({ type, worker: id, reason, live: this.live().length });
     this.stepRound?.workerLost(id, this.live());
     this.evalRound?.workerLost(id, this.live());
   }

@@ -2,6 +2,7 @@
 // workers, then run the shared training loop with the fleet as its Compute.
 import * as grpc from '@grpc/grpc-js';
 import { JobConfig } from '../core/config';
+import { EventBus } from '../core/events';
 import { setupJob } from '../core/job-setup';
 import { runTraining, TrainResult } from '../core/training-loop';
 import { Cluster } from './cluster';
@@ -9,12 +10,13 @@ import { startServer } from './server';
 
 export interface CoordinatorOptions {
   resume?: boolean;
+  events?: EventBus;
   /** Called once the server listens, with the bound port (useful with port 0). */
   onListening?: (port: number, cluster: Cluster) => void;
 }
 
 export async function runCoordinator(cfg: JobConfig, opts: CoordinatorOptions = {}): Promise<TrainResult & { cluster: Cluster }> {
-  const job = await setupJob(cfg, opts.resume ?? false);
+  const job = await setupJob(cfg, opts.resume ?? false, opts.events);
   const cluster = new Cluster(job, cfg.cluster.workerData === 'local');
   const { server, port } = await startServer(cluster, cfg.cluster.host, cfg.cluster.port);
   opts.onListening?.(port, cluster);

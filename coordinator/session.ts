@@ -34,8 +34,8 @@ export class WorkerSession {
     return this.sending;
   }
 
+  /** Close our side; the stream's close then reports the worker as left. */
   end(): void {
-    this.alive = false;
     this.call.end();
   }
 }

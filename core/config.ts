@@ -42,6 +42,7 @@ const train = z.object({
   checkpointEvery: positiveInt.default(1000).describe('checkpoint every this many iterations, and at the end'),
   keepCheckpoints: positiveInt.default(3).describe('keep only the newest this many checkpoints'),
   outDir: z.string().nullable().default(null).describe('where checkpoints and the final model go; null = runs/<name>'),
+  targetAccuracy: z.number().gt(0).max(1).nullable().default(null).describe('validation accuracy whose first crossing is reported (event target.reached, metric); null = none'),
 }).strict();
 
 const layerRule = z.object({

@@ -7,6 +7,7 @@ import { initBackend } from './backend';
 import { latestCheckpoint, loadCheckpoint, TrainingState } from './checkpoint';
 import { JobConfig, outDirOf } from './config';
 import { count } from './dataset';
+import { EventBus } from './events';
 import { initialModel } from './job-model';
 import { JobData, prepareData } from './job-data';
 import { logger } from './log';
@@ -29,6 +30,7 @@ export interface JobSetup {
   sampler: Sampler;
   startIteration: number;
   outDir: string;
+  events: EventBus;
 }
 
 async function startingPoint(cfg: JobConfig, data: JobData, resume: boolean): Promise<{ model: tf.LayersModel; state: TrainingState }> {
@@ -42,7 +44,8 @@ async function startingPoint(cfg: JobConfig, data: JobData, resume: boolean): Pr
   return { model, state: { iteration: 0, seed: cfg.seed, job: cfg.name, sampler: { epoch: 0, offset: 0 }, velocity: new Map() } };
 }
 
-export async function setupJob(cfg: JobConfig, resume = false): Promise<JobSetup> {
+export async function setupJob(cfg: JobConfig, resume = false, events = new EventBus()): Promise<JobSetup> {
+  events.job = cfg.name;
   const backend = await initBackend(cfg.backend);
   const data = await prepareData(cfg);
   const { model, state } = await startingPoint(cfg, data, resume);
@@ -57,6 +60,7 @@ export async function setupJob(cfg: JobConfig, resume = false): Promise<JobSetup
     sampler: new Sampler(count(data.train), cfg.seed, state.sampler),
     startIteration: state.iteration,
     outDir: outDirOf(cfg),
+    events,
   };
   log.info('job', {
     name: cfg.name, backend, trainExamples: count(data.train), valExamples: count(data.val), classes: data.train.numClasses,

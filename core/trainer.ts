@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { JobConfig } from './config';
 import { batchImages, batchLabels, count, Dataset, Normalization } from './dataset';
 import { Batch, computeGradients, evaluate } from './gradients';
+import { EventBus } from './events';
 import { setupJob } from './job-setup';
 import { writeParams } from './model-params';
 import { Tensors } from './optimizer';
@@ -19,8 +20,8 @@ export function evaluateRange(model: tf.LayersModel, ds: Dataset, indices: Array
   return evaluate(model, indices.length, 500, (s, e) => makeBatch(ds, Array.prototype.slice.call(indices, s, e), norm));
 }
 
-export async function train(cfg: JobConfig, opts: { resume?: boolean } = {}): Promise<TrainResult> {
-  const job = await setupJob(cfg, opts.resume ?? false);
+export async function train(cfg: JobConfig, opts: { resume?: boolean; events?: EventBus } = {}): Promise<TrainResult> {
+  const job = await setupJob(cfg, opts.resume ?? false, opts.events);
   const { model, trainable, data } = job;
   const allVal = Uint32Array.from({ length: count(data.val) }, (_, i) => i);
   const local: Compute = {

@@ -3,6 +3,7 @@
 // top to bottom: learning rate → batch → gradients → SGD step → log → maybe
 // evaluate → maybe checkpoint. Iteration-based, like Caffe.
 import * as tf from '@tensorflow/tfjs';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { saveCheckpoint } from './checkpoint';
 import { EvalResult } from './gradients';
@@ -40,14 +41,27 @@ export interface TrainResult {
 }
 
 export async function runTraining(job: JobSetup, compute: Compute): Promise<TrainResult> {
-  const { cfg, sgd, sampler, params, model, outDir } = job;
+  const { events } = job;
+  try {
+    return await loop(job, compute);
+  } catch (err) {
+    events.emit({ type: 'job.failed', error: err instanceof Error ? err.message : String(err) });
+    throw err;
+  }
+}
+
+async function loop(job: JobSetup, compute: Compute): Promise<TrainResult> {
+  const { cfg, sgd, sampler, params, model, outDir, events } = job;
   const t = cfg.train;
   const schedule = { ...cfg.optimizer, totalIterations: t.iterations };
   const curve: CurvePoint[] = [];
   const started = Date.now();
-  let lossSum = 0, lossCount = 0, windowStart = Date.now();
+  let lossSum = 0, lossCount = 0, windowStart = Date.now(), lastLr = NaN, targetReached = false;
+  events.emit({ type: 'job.started', backend: job.backend, iterations: t.iterations, startIteration: job.startIteration, batchSize: t.batchSize, trainExamples: job.data.train.labels.length });
   for (let it = job.startIteration; it < t.iterations; it++) {
     const lr = learningRate(schedule, it);
+    if (lr !== lastLr) events.emit({ type: 'lr.changed', iteration: it, lr });
+    lastLr = lr;
     const { indices, epochs } = sampler.next(t.batchSize);
     const { loss, grads } = await compute.gradients(it, indices, epochs);
     sgd.step(params, grads, lr);
@@ -56,23 +70,38 @@ export async function runTraining(job: JobSetup, compute: Compute): Promise<Trai
 
     const done = it + 1;
     if (done % t.logEvery === 0) {
-      const perSec = (lossCount * t.batchSize) / ((Date.now() - windowStart) / 1000);
-      log.info('progress', { iteration: done, loss: +(lossSum / lossCount).toFixed(4), lr, examplesPerSec: Math.round(perSec) });
+      const examplesPerSec = Math.round((lossCount * t.batchSize) / ((Date.now() - windowStart) / 1000));
+      log.info('progress', { iteration: done, loss: +(lossSum / lossCount).toFixed(4), lr, examplesPerSec });
+      events.emit({ type: 'progress', iteration: done, iterations: t.iterations, loss: lossSum / lossCount, lr, examplesPerSec });
     }
     if (done % t.evalEvery === 0 || done === t.iterations) {
       const ev = await compute.evaluate();
-      curve.push({ iteration: done, valAccuracy: ev.accuracy, valLoss: ev.loss, trainLoss: lossCount ? lossSum / lossCount : NaN, wallSeconds: (Date.now() - started) / 1000 });
+      const point = { iteration: done, valAccuracy: ev.accuracy, valLoss: ev.loss, trainLoss: lossCount ? lossSum / lossCount : NaN, wallSeconds: (Date.now() - started) / 1000 };
+      curve.push(point);
       log.info('evaluation', { iteration: done, valAccuracy: +ev.accuracy.toFixed(4), valLoss: +ev.loss.toFixed(4) });
+      events.emit({ type: 'evaluation', ...point });
+      if (t.targetAccuracy !== null && !targetReached && ev.accuracy >= t.targetAccuracy) {
+        targetReached = true;
+        events.emit({ type: 'target.reached', iteration: done, valAccuracy: ev.accuracy, target: t.targetAccuracy, wallSeconds: point.wallSeconds });
+      }
     }
     if (done % t.logEvery === 0) { lossSum = 0; lossCount = 0; windowStart = Date.now(); }
     if (done % t.checkpointEvery === 0 || done === t.iterations) {
+      const t0 = Date.now();
       writeParams(model, params);
       const dir = await saveCheckpoint(outDir, model, { iteration: done, seed: cfg.seed, job: cfg.name, sampler: sampler.position, velocity: sgd.velocity }, t.keepCheckpoints);
       log.info('checkpoint', { iteration: done, dir });
+      events.emit({ type: 'checkpoint.written', iteration: done, dir, bytes: folderBytes(dir), seconds: (Date.now() - t0) / 1000 });
     }
   }
   writeParams(model, params);
   await saveModel(model, join(outDir, 'model'));
-  log.info('finished', { model: join(outDir, 'model', 'model.json'), seconds: (Date.now() - started) / 1000 });
+  const seconds = (Date.now() - started) / 1000;
+  log.info('finished', { model: join(outDir, 'model', 'model.json'), seconds });
+  events.emit({ type: 'job.finished', iteration: t.iterations, valAccuracy: curve.length ? curve[curve.length - 1].valAccuracy : null, seconds });
   return { backend: job.backend, curve, outDir, model };
+}
+
+function folderBytes(dir: string): number {
+  return readdirSync(dir).reduce((a, f) => a + statSync(join(dir, f)).size, 0);
 }

@@ -84,7 +84,7 @@ test('config – errors name the field and what is wrong; typos are not ignored'
 
 test('config – docs/config.md shows exactly the defaults the schema has', () => {
   const doc = readFileSync(join(__dirname, '..', '..', 'docs', 'config.md'), 'utf8');
-  assert.ok(doc.includes(defaultsYaml()), 'docs/config.md is stale: paste the output of `tunefleet config` into it');
+  assert.ok(doc.includes(defaultsYaml()), 'docs/config.md is stale: run npm run docs:config');
 });
 
 test('cli – a bad config or a missing dataset is one clear line and a non-zero exit', async () => {

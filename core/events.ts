@@ -1,0 +1,54 @@
+// Training events: one discriminated union on `type`. The training loop and
+// the coordinator emit them into an EventBus; subscribers (the live progress
+// view, the NATS publisher) receive them in order. A subscriber that throws is
+// logged and never stops training.
+import { logger } from './log';
+
+interface Base {
+  job: string;
+  time: string; // ISO 8601, set by the bus
+}
+
+export type TrainingEvent = Base & (
+  | { type: 'job.started'; backend: string; iterations: number; startIteration: number; batchSize: number; trainExamples: number }
+  | { type: 'job.finished'; iteration: number; valAccuracy: number | null; seconds: number }
+  | { type: 'job.failed'; error: string }
+  | { type: 'worker.joined'; worker: string; backend: string; live: number }
+  | { type: 'worker.left'; worker: string; reason: string; live: number }
+  | { type: 'worker.lost'; worker: string; reason: string; live: number }
+  | { type: 'progress'; iteration: number; iterations: number; loss: number; lr: number; examplesPerSec: number }
+  | { type: 'evaluation'; iteration: number; valAccuracy: number; valLoss: number; trainLoss: number; wallSeconds: number }
+  | { type: 'checkpoint.written'; iteration: number; dir: string; bytes: number; seconds: number }
+  | { type: 'lr.changed'; iteration: number; lr: number }
+  | { type: 'target.reached'; iteration: number; valAccuracy: number; target: number; wallSeconds: number }
+);
+
+export type EventType = TrainingEvent['type'];
+export const EVENT_TYPES: EventType[] = ['job.started', 'job.finished', 'job.failed', 'worker.joined', 'worker.left', 'worker.lost', 'progress', 'evaluation', 'checkpoint.written', 'lr.changed', 'target.reached'];
+
+/** An event as emitted: the bus adds `job` and `time`. */
+export type EventInput = TrainingEvent extends infer E ? (E extends TrainingEvent ? Omit<E, 'job' | 'time'> : never) : never;
+
+const log = logger('events');
+
+export class EventBus {
+  private readonly subscribers: ((e: TrainingEvent) => void)[] = [];
+
+  constructor(public job = '') {}
+
+  subscribe(fn: (e: TrainingEvent) => void): () => void {
+    this.subscribers.push(fn);
+    return () => { const i = this.subscribers.indexOf(fn); if (i >= 0) this.subscribers.splice(i, 1); };
+  }
+
+  emit(e: EventInput): void {
+    const event = { ...e, job: this.job, time: new Date().toISOString() } as TrainingEvent;
+    for (const fn of this.subscribers) {
+      try {
+        fn(event);
+      } catch (err) {
+        log.warn('event subscriber failed', { type: event.type, error: (err as Error).message });
+      }
+    }
+  }
+}
