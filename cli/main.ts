@@ -11,6 +11,10 @@ import { TrainResult } from '../core/training-loop';
 import { runCoordinator } from '../coordinator/coordinator';
 import { runWorker } from '../worker/worker';
 import { runLocal } from './local';
+import { runCompare } from './compare';
+import { summaryTables } from './compare-report';
+import { loadExperiment } from '../core/experiment';
+import { join } from 'node:path';
 import { parseArgs } from './args';
 
 const HELP = `tunefleet — distributed fine-tuning with per-layer learning rates
@@ -25,6 +29,10 @@ Usage:
       Join a coordinator and compute until the job finishes.
   tunefleet local --workers N --config job.yaml [--backend B] [--resume] [--fresh]
       The coordinator here and N worker processes on this machine (loopback).
+  tunefleet compare --config experiment.yaml [--workers N] [--out DIR] [--fresh]
+      Pretrain on the source task, then fine-tune and train from scratch on the
+      target task (each arm, each seed, a run with N local workers); writes
+      results.json, report.md, accuracy.svg and accuracy.png into DIR.
   tunefleet config
       Print every job-config field with its default and meaning.
   tunefleet help
@@ -71,6 +79,17 @@ async function main(argv: string[]): Promise<void> {
       const workers = parseJob({ cluster: { workers: Number(args.workers ?? 1) } }, '--workers').cluster.workers;
       const local = (stage: JobConfig) => runLocal(stage, workers, { resume: Boolean(args.resume), backend: args.backend as string | undefined });
       return report(await runStages(jobFrom(args), local, { fresh: Boolean(args.fresh) }));
+    }
+    case 'compare': {
+      const args = parseArgs(rest, { config: 'string', workers: 'string', out: 'string', fresh: 'boolean', backend: 'string' });
+      if (!args.config) throw new ConfigInvalid('--config experiment.yaml is required (see examples/fashion-transfer.yaml)');
+      const exp = loadExperiment(String(args.config));
+      if (args.backend) exp.job.backend = parseJob({ backend: args.backend }, '--backend').backend;
+      const workers = parseJob({ cluster: { workers: Number(args.workers ?? 2) } }, '--workers').cluster.workers;
+      const out = String(args.out ?? join('runs', `compare-${exp.job.name}`));
+      const results = await runCompare(exp, { workers, out, fresh: Boolean(args.fresh) });
+      process.stdout.write(`\n${summaryTables(results)}\nReport: ${join(out, 'report.md')} (results.json, accuracy.svg, accuracy.png beside it)\n`);
+      return;
     }
     case 'config':
       process.stdout.write(defaultsYaml());

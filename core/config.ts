@@ -45,7 +45,7 @@ const train = z.object({
   targetAccuracy: z.number().gt(0).max(1).nullable().default(null).describe('validation accuracy whose first crossing is reported (event target.reached, metric); null = none'),
 }).strict();
 
-const layerRule = z.object({
+export const layerRule = z.object({
   match: z.string().describe('glob on variable names such as conv1/kernel or head/bias (* any run, ? one character)'),
   lrMult: nonNegative.describe('learning-rate multiplier; 0 freezes the variable'),
   decayMult: nonNegative.default(1).describe('weight-decay multiplier'),
@@ -135,7 +135,8 @@ export function pretrainConfig(cfg: JobConfig, source = 'job config'): JobConfig
   return parseJob(deepMerge(base, cfg.pretrain as Record<string, unknown>), `${source} (pretrain stage)`);
 }
 
-export function loadJobFile(path: string): JobConfig {
+/** Read and parse a YAML file; ConfigInvalid when it cannot be read or is not YAML. */
+export function readYaml(path: string): unknown {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -148,5 +149,9 @@ export function loadJobFile(path: string): JobConfig {
   } catch (err) {
     throw new ConfigInvalid(`${path}: not valid YAML: ${(err as Error).message}`, { cause: err });
   }
-  return parseJob(raw, path);
+  return raw;
+}
+
+export function loadJobFile(path: string): JobConfig {
+  return parseJob(readYaml(path), path);
 }

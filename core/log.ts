@@ -3,6 +3,13 @@
 // lines. `TUNEFLEET_LOG=json` switches to JSON lines for log collectors.
 type Fields = Record<string, unknown>;
 
+let quiet = false;
+
+/** Hide info lines (warnings stay): a live terminal view is showing progress instead. */
+export function setQuiet(on: boolean): void {
+  quiet = on;
+}
+
 const debugModules = new Set((process.env.TUNEFLEET_DEBUG ?? '').split(',').filter(Boolean));
 
 function format(level: string, module: string, event: string, fields: Fields): string {
@@ -24,7 +31,7 @@ export function logger(module: string): Logger {
   const write = (level: string, event: string, fields: Fields = {}) =>
     process.stderr.write(format(level, module, event, fields) + '\n');
   return {
-    info: (event, fields) => write('info', event, fields),
+    info: (event, fields) => { if (!quiet) write('info', event, fields); },
     warn: (event, fields) => write('warn', event, fields),
     debug: (event, fields) => { if (debugOn) write('debug', event, fields); },
   };

@@ -21,9 +21,13 @@ function fingerprint(cfg: JobConfig): string {
   return createHash('sha256').update(JSON.stringify({ seed, data, model, optimizer, iterations, batchSize })).digest('hex');
 }
 
-export async function runStages(cfg: JobConfig, run: (stage: JobConfig) => Promise<TrainResult>, opts: { fresh?: boolean } = {}): Promise<TrainResult> {
-  if (!cfg.pretrain) return run(cfg);
-  const pre = pretrainConfig(cfg);
+/**
+ * Run the pretrain stage of `cfg` unless its output exists for the same
+ * config (or `fresh`), and return the folder of the pretrained model.
+ */
+export async function ensurePretrained(cfg: JobConfig, run: (stage: JobConfig) => Promise<TrainResult>, opts: { fresh?: boolean; outDir?: string } = {}): Promise<string> {
+  let pre = pretrainConfig(cfg);
+  if (opts.outDir) pre = { ...pre, train: { ...pre.train, outDir: opts.outDir } };
   const dir = outDirOf(pre);
   const stamp = join(dir, 'stage.json');
   const hash = fingerprint(pre);
@@ -35,6 +39,12 @@ export async function runStages(cfg: JobConfig, run: (stage: JobConfig) => Promi
     await run(pre);
     writeFileAtomic(stamp, JSON.stringify({ fingerprint: hash, config: pre }, null, 1));
   }
-  log.info('stage', { stage: 'fine-tune', name: cfg.name, from: join(dir, 'model') });
-  return run({ ...cfg, pretrain: null, model: { ...cfg.model, from: join(dir, 'model') } });
+  return join(dir, 'model');
+}
+
+export async function runStages(cfg: JobConfig, run: (stage: JobConfig) => Promise<TrainResult>, opts: { fresh?: boolean } = {}): Promise<TrainResult> {
+  if (!cfg.pretrain) return run(cfg);
+  const from = await ensurePretrained(cfg, run, opts);
+  log.info('stage', { stage: 'fine-tune', name: cfg.name, from });
+  return run({ ...cfg, pretrain: null, model: { ...cfg.model, from } });
 }

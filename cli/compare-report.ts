@@ -1,0 +1,110 @@
+// results.json and report.md for `tunefleet compare`.
+import { cpus } from 'node:os';
+import { Arm, CompareSpec } from '../core/experiment';
+import { JobConfig } from '../core/config';
+import { firstReached, medianOrNever, medianThresholds, speedups, Thresholds } from '../core/results';
+import { CurvePoint } from '../core/training-loop';
+
+export interface RunResult {
+  seed: number;
+  backend: string;
+  workers: number;
+  curve: CurvePoint[];
+  firstReached: Thresholds;
+  finalAccuracy: number;
+  bestAccuracy: number;
+}
+
+export interface ArmResult {
+  name: string;
+  init: Arm['init'];
+  config: JobConfig;
+  runs: RunResult[];
+  medianFirstReached: Thresholds;
+  medianFinalAccuracy: number;
+  medianBestAccuracy: number;
+}
+
+export interface Results {
+  experiment: string;
+  createdAt: string;
+  machine: string;
+  backend: string;
+  workers: number;
+  seeds: number[];
+  thresholds: number[];
+  baseline: string;
+  arms: ArmResult[];
+  /** arm → threshold → baseline iterations ÷ arm iterations (medians over seeds) */
+  speedups: Record<string, Thresholds>;
+}
+
+export function runResult(seed: number, backend: string, workers: number, curve: CurvePoint[], thresholds: number[]): RunResult {
+  const accs = curve.map((p) => p.valAccuracy);
+  return { seed, backend, workers, curve, firstReached: firstReached(curve, thresholds), finalAccuracy: accs[accs.length - 1] ?? NaN, bestAccuracy: Math.max(...accs) };
+}
+
+export function armResult(arm: Arm, config: JobConfig, runs: RunResult[], thresholds: number[]): ArmResult {
+  return {
+    name: arm.name, init: arm.init, config, runs,
+    medianFirstReached: medianThresholds(runs.map((r) => r.firstReached), thresholds),
+    medianFinalAccuracy: medianOrNever(runs.map((r) => r.finalAccuracy))!,
+    medianBestAccuracy: medianOrNever(runs.map((r) => r.bestAccuracy))!,
+  };
+}
+
+export function machine(): string {
+  return `${cpus().length}× ${cpus()[0]?.model ?? 'unknown CPU'}, node ${process.version}, ${process.platform}`;
+}
+
+export function buildResults(name: string, spec: CompareSpec, arms: ArmResult[], backend: string, workers: number): Results {
+  const baseline = arms.find((a) => a.init === 'scratch')!;
+  return {
+    experiment: name, createdAt: new Date().toISOString(), machine: machine(), backend, workers,
+    seeds: spec.seeds, thresholds: spec.thresholds, baseline: baseline.name, arms,
+    speedups: Object.fromEntries(arms.filter((a) => a !== baseline).map((a) => [a.name, speedups(a.medianFirstReached, baseline.medianFirstReached)])),
+  };
+}
+
+const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
+const iter = (v: number | null) => (v === null ? 'never' : String(v));
+
+function table(header: string[], rows: string[][]): string {
+  return [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+}
+
+/** The tables a user reads first; also printed by the command. */
+export function summaryTables(r: Results): string {
+  const reached = table(['arm', ...r.thresholds.map((t) => `first ≥ ${pct(t)}`), 'final', 'best'],
+    r.arms.map((a) => [a.name, ...r.thresholds.map((t) => iter(a.medianFirstReached[String(t)])), pct(a.medianFinalAccuracy), pct(a.medianBestAccuracy)]));
+  const speed = table(['arm', ...r.thresholds.map((t) => `speed-up at ${pct(t)}`)],
+    Object.entries(r.speedups).map(([arm, s]) => [arm, ...r.thresholds.map((t) => {
+      const v = s[String(t)];
+      if (v !== null) return `${v.toFixed(2)}×`;
+      return r.arms.find((a) => a.name === arm)!.medianFirstReached[String(t)] === null ? 'arm never reached' : `${r.baseline} never reached`;
+    })]));
+  const seeds = r.seeds.length > 1 ? ` (medians over seeds ${r.seeds.join(', ')})` : '';
+  return `Iterations to first reach each validation accuracy${seeds}:\n\n${reached}\n\nSpeed-up over ${r.baseline} (its iterations ÷ the arm's):\n\n${speed}\n`;
+}
+
+export function reportMarkdown(r: Results, configYaml: string): string {
+  const perSeed = table(['arm', 'seed', ...r.thresholds.map((t) => `first ≥ ${pct(t)}`), 'final'],
+    r.arms.flatMap((a) => a.runs.map((run) => [a.name, String(run.seed), ...r.thresholds.map((t) => iter(run.firstReached[String(t)])), pct(run.finalAccuracy)])));
+  return `# ${r.experiment}: fine-tuning against training from scratch
+
+Run ${r.createdAt} on ${r.machine}; backend ${r.backend}, ${r.workers} worker process(es) per run.
+
+${summaryTables(r)}
+Per seed:
+
+${perSeed}
+
+![validation accuracy against iteration](accuracy.png)
+
+## Configuration
+
+\`\`\`yaml
+${configYaml.trim()}
+\`\`\`
+`;
+}

@@ -1,0 +1,67 @@
+// `tunefleet compare`: the experiment tunefleet exists for. Pretrain on the
+// source task once (reused when unchanged, unless --fresh), then run every arm
+// for every seed on the target task — each a real distributed run with N
+// local workers — and write results.json, report.md, accuracy.svg/.png.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { JobConfig } from '../core/config';
+import { EventBus } from '../core/events';
+import { armJob, Experiment } from '../core/experiment';
+import { ensurePretrained } from '../core/stages';
+import { TrainResult } from '../core/training-loop';
+import { ArmResult, armResult, buildResults, reportMarkdown, Results, runResult } from './compare-report';
+import { runLocal } from './local';
+import { renderAccuracy } from './plot';
+import { ProgressLine } from './progress';
+
+export interface CompareOptions {
+  workers: number;
+  out: string;
+  fresh?: boolean;
+  backend?: string;
+}
+
+export async function runCompare(exp: Experiment, opts: CompareOptions): Promise<Results> {
+  const { job, compare } = exp;
+  const progress = new ProgressLine();
+  const events = new EventBus();
+  events.subscribe(progress.onEvent);
+  const run = (cfg: JobConfig): Promise<TrainResult> => runLocal(cfg, opts.workers, { backend: opts.backend, events });
+  const total = compare.arms.length * compare.seeds.length;
+  let n = 0;
+  try {
+    let pretrained: string | null = null;
+    if (compare.arms.some((a) => a.init === 'pretrained')) {
+      progress.begin(`pretrain ${job.name} (source task)`);
+      pretrained = await ensurePretrained(job, run, { fresh: opts.fresh, outDir: join(opts.out, 'pretrain') });
+    }
+    const arms: ArmResult[] = [];
+    let backend = '';
+    for (const arm of compare.arms) {
+      const runs = [];
+      for (const seed of compare.seeds) {
+        progress.begin(`run ${++n}/${total}: ${arm.name} seed ${seed}`);
+        const result = await run(armJob(job, arm, seed, pretrained, opts.out));
+        backend = result.backend;
+        runs.push(runResult(seed, result.backend, opts.workers, result.curve, compare.thresholds));
+      }
+      arms.push(armResult(arm, armJob(job, arm, compare.seeds[0], pretrained, opts.out), runs, compare.thresholds));
+    }
+    const results = buildResults(job.name, compare, arms, backend, opts.workers);
+    await writeOutputs(results, exp, opts.out);
+    return results;
+  } finally {
+    progress.end();
+  }
+}
+
+async function writeOutputs(r: Results, exp: Experiment, out: string): Promise<void> {
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, 'results.json'), JSON.stringify(r, null, 1) + '\n');
+  writeFileSync(join(out, 'report.md'), reportMarkdown(r, stringify({ ...exp.job, compare: exp.compare })));
+  const rows = r.arms.flatMap((a) => a.runs.flatMap((run) => run.curve.map((p) => ({ arm: a.name, seed: run.seed, iteration: p.iteration, valAccuracy: p.valAccuracy }))));
+  const { svg, png } = await renderAccuracy(rows, `${r.experiment}: validation accuracy`);
+  writeFileSync(join(out, 'accuracy.svg'), svg);
+  writeFileSync(join(out, 'accuracy.png'), png);
+}
