@@ -12,6 +12,7 @@ import { runCoordinator } from '../coordinator/coordinator';
 import { runWorker } from '../worker/worker';
 import { runLocal } from './local';
 import { runCompare } from './compare';
+import { runWatch } from './watch';
 import { summaryTables } from './compare-report';
 import { loadExperiment } from '../core/experiment';
 import { join } from 'node:path';
@@ -25,7 +26,7 @@ Usage:
       job's pretrain stage, if it has one; --fresh redoes that stage).
   tunefleet coordinator --config job.yaml [--port P] [--workers N] [--resume]
       Serve the job over gRPC; steps start once N workers (cluster.workers) are live.
-  tunefleet worker --coordinator HOST:PORT [--backend B] [--id ID]
+  tunefleet worker --coordinator HOST:PORT [--backend B] [--id ID] [--metrics-port P|off]
       Join a coordinator and compute until the job finishes.
   tunefleet local --workers N --config job.yaml [--backend B] [--resume] [--fresh]
       The coordinator here and N worker processes on this machine (loopback).
@@ -33,6 +34,8 @@ Usage:
       Pretrain on the source task, then fine-tune and train from scratch on the
       target task (each arm, each seed, a run with N local workers); writes
       results.json, report.md, accuracy.svg and accuracy.png into DIR.
+  tunefleet watch --nats URL [--job NAME]
+      Live view of running jobs from their NATS event stream.
   tunefleet config
       Print every job-config field with its default and meaning.
   tunefleet help
@@ -69,10 +72,12 @@ async function main(argv: string[]): Promise<void> {
       return report(await runCoordinator(cfg, { resume: Boolean(args.resume) }));
     }
     case 'worker': {
-      const args = parseArgs(rest, { coordinator: 'string', backend: 'string', id: 'string' });
+      const args = parseArgs(rest, { coordinator: 'string', backend: 'string', id: 'string', 'metrics-port': 'string' });
       if (!args.coordinator) throw new ConfigInvalid('--coordinator HOST:PORT is required');
       const backend = args.backend ? parseJob({ backend: args.backend }, '--backend').backend : undefined;
-      return runWorker(String(args.coordinator), { backend, id: args.id as string | undefined });
+      const port = args['metrics-port'] ?? '9401';
+      const metricsPort = port === 'off' ? null : parseJob({ metrics: { port: Number(port) } }, '--metrics-port').metrics.port;
+      return runWorker(String(args.coordinator), { backend, id: args.id as string | undefined, metricsPort });
     }
     case 'local': {
       const args = parseArgs(rest, { config: 'string', backend: 'string', data: 'string', resume: 'boolean', fresh: 'boolean', workers: 'string' });
@@ -90,6 +95,11 @@ async function main(argv: string[]): Promise<void> {
       const results = await runCompare(exp, { workers, out, fresh: Boolean(args.fresh) });
       process.stdout.write(`\n${summaryTables(results)}\nReport: ${join(out, 'report.md')} (results.json, accuracy.svg, accuracy.png beside it)\n`);
       return;
+    }
+    case 'watch': {
+      const args = parseArgs(rest, { nats: 'string', job: 'string' });
+      if (!args.nats) throw new ConfigInvalid('--nats URL is required (e.g. nats://localhost:4222)');
+      return runWatch(String(args.nats), args.job as string | undefined);
     }
     case 'config':
       process.stdout.write(defaultsYaml());

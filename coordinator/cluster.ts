@@ -14,6 +14,7 @@ import { JobFailed, WireInvalid } from '../core/errors';
 import { EvalResult } from '../core/gradients';
 import { JobSetup } from '../core/job-setup';
 import { logger } from '../core/log';
+import { Metrics, Phase } from '../core/metrics';
 import { ParamSpec } from '../core/model-params';
 import { shard } from '../core/sampler';
 import { Compute } from '../core/training-loop';
@@ -49,6 +50,10 @@ export class Cluster implements Compute {
     this.trainableSpecs = job.specs.filter((s) => job.trainable.includes(s.name));
     this.averager = new GradientAverager(this.trainableSpecs);
     this.ledger = new Ledger(job.data.train.labels.length);
+  }
+
+  get metrics(): Metrics {
+    return this.job.metrics;
   }
 
   live(): string[] {
@@ -114,6 +119,7 @@ export class Cluster implements Compute {
     for (const spec of specs) {
       for (const chunk of chunksOf(spec.name, spec.shape, this.job.params.get(spec.name)!)) {
         this.traffic.paramBytes.set(spec.name, (this.traffic.paramBytes.get(spec.name) ?? 0) + chunk.data.length);
+        this.job.metrics.traffic('sent', 'parameters', chunk.data.length);
         await s.send({ kind: { $case: 'param', value: chunk } });
       }
     }
@@ -132,6 +138,7 @@ export class Cluster implements Compute {
       const images = new Uint8Array(batch.length * size);
       batch.forEach((idx, k) => images.set(ds.images.subarray(idx * size, (idx + 1) * size), k * size));
       this.traffic.dataBytes += images.length;
+      this.job.metrics.traffic('sent', 'data', images.length);
       await s.send({ kind: { $case: 'examples', value: { split, indices: batch, images, labels: batch.map((i) => ds.labels[i]) } } });
       for (const i of batch) cached[i] = 1;
     }
@@ -139,24 +146,32 @@ export class Cluster implements Compute {
 
   // ---- Compute: training steps ---------------------------------------------
 
-  async gradients(step: number, indices: Uint32Array, epochs: Uint32Array): Promise<{ loss: number; grads: Map<string, Float32Array> }> {
+  async gradients(step: number, indices: Uint32Array, epochs: Uint32Array) {
+    const t = new StepTimer();
     const round = new Round<StepDone>(
       async (w, task) => {
         const s = this.sessions.get(w)!;
         await this.syncParams(s);
         await this.syncData(s, Split.TRAIN, task.indices);
         await s.send({ kind: { $case: 'step', value: { step, version: this.version, indices: Array.from(task.indices) } } });
+        t.dispatched(w);
       },
-      (w, task, done) => this.acceptGradients(w, step, task, done),
+      (w, task, done) => {
+        t.done(w, done.computeSeconds);
+        this.acceptGradients(w, step, task, done);
+      },
     );
     this.stepRound = round;
     await this.startRound(round, indices, epochs);
     this.stepRound = null;
-    return this.averager.take();
+    const takeStart = performance.now();
+    const mean = this.averager.take();
+    return { ...mean, phases: { ...t.phases(), aggregate_update: (performance.now() - takeStart) / 1000 } };
   }
 
   private acceptGradients(workerId: string, step: number, task: Task, done: StepDone): void {
     const s = this.sessions.get(workerId)!;
+    this.job.metrics.workerCompute(workerId, done.computeSeconds, done.examples);
     this.averager.add(s.uploads.tensors, task.indices.length, done.loss);
     s.uploads.reset();
     this.ledger.record(step, workerId, task.indices, task.epochs!);
@@ -166,6 +181,7 @@ export class Cluster implements Compute {
     if (!this.stepRound?.outstanding(workerId)) throw new WireInvalid('gradient chunk while no step is assigned to this worker', 'unexpected');
     this.sessions.get(workerId)!.uploads.add(chunk);
     this.traffic.gradientBytes += chunk.data.length;
+    this.job.metrics.traffic('received', 'gradients', chunk.data.length);
   }
 
   onStepDone(workerId: string, msg: StepDone): void {
@@ -232,3 +248,37 @@ export class Cluster implements Compute {
   }
 }
 
+
+/**
+ * Where a step's time went, from the coordinator's clock and the workers'
+ * reported compute times: broadcast (until every assignment was written),
+ * compute and upload (slowest worker), wait_slowest (first to last result).
+ */
+class StepTimer {
+  private readonly start = performance.now();
+  private lastDispatch = this.start;
+  private readonly dispatchedAt = new Map<string, number>();
+  private readonly finished: { at: number; upload: number; compute: number }[] = [];
+
+  dispatched(worker: string): void {
+    this.lastDispatch = performance.now();
+    this.dispatchedAt.set(worker, this.lastDispatch);
+  }
+
+  done(worker: string, computeSeconds: number): void {
+    const at = performance.now();
+    const since = (at - (this.dispatchedAt.get(worker) ?? this.start)) / 1000;
+    this.finished.push({ at, compute: computeSeconds, upload: Math.max(0, since - computeSeconds) });
+  }
+
+  phases(): Partial<Record<Phase, number>> {
+    const f = this.finished;
+    if (f.length === 0) return {};
+    return {
+      broadcast: (this.lastDispatch - this.start) / 1000,
+      compute: Math.max(...f.map((x) => x.compute)),
+      upload: Math.max(...f.map((x) => x.upload)),
+      wait_slowest: (Math.max(...f.map((x) => x.at)) - Math.min(...f.map((x) => x.at))) / 1000,
+    };
+  }
+}

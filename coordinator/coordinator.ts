@@ -3,6 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { JobConfig } from '../core/config';
 import { EventBus } from '../core/events';
+import { startHttpServer } from '../core/http-server';
 import { setupJob } from '../core/job-setup';
 import { runTraining, TrainResult } from '../core/training-loop';
 import { Cluster } from './cluster';
@@ -19,6 +20,7 @@ export async function runCoordinator(cfg: JobConfig, opts: CoordinatorOptions = 
   const job = await setupJob(cfg, opts.resume ?? false, opts.events);
   const cluster = new Cluster(job, cfg.cluster.workerData === 'local');
   const { server, port } = await startServer(cluster, cfg.cluster.host, cfg.cluster.port);
+  const http = cfg.metrics.port === null ? null : await startHttpServer(job.metrics, cfg.metrics.port, () => true);
   opts.onListening?.(port, cluster);
   try {
     await cluster.waitForWorkers(cfg.cluster.workers);
@@ -27,6 +29,8 @@ export async function runCoordinator(cfg: JobConfig, opts: CoordinatorOptions = 
   } finally {
     cluster.finish('job finished');
     await shutdown(server);
+    http?.close();
+    await job.nats?.close(); // after the workers' leave events
   }
 }
 

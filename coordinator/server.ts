@@ -23,6 +23,7 @@ function handleSession(cluster: Cluster, call: SessionCall): void {
   const fail = (err: unknown) => {
     const status = toStatus(err);
     log.warn('session rejected', { worker: workerId ?? 'unjoined', details: status.details });
+    cluster.metrics.rejected(err instanceof WireInvalid ? err.reason : 'internal');
     if (workerId) cluster.leave(workerId, String(status.details));
     call.emit('error', status);
   };

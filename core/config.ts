@@ -78,6 +78,12 @@ const cluster = z.object({
   workerData: z.enum(['coordinator', 'local']).default('coordinator').describe("'coordinator' = workers receive examples from the coordinator (only it needs the dataset); 'local' = workers load the same dataset themselves and receive only indices"),
 }).strict();
 
+const metrics = z.object({
+  port: z.number().int().min(0).max(65535).nullable().default(9400).describe('HTTP port of the coordinator\'s /metrics, /healthz, /readyz; null = off'),
+  workerPort: z.number().int().min(0).max(65535).nullable().default(9401).describe('tunefleet local: worker i serves its metrics on workerPort + i; null = off'),
+  nats: z.string().nullable().default(null).describe('NATS URL (nats://host:4222) to publish job events to; null = in-process only'),
+}).strict();
+
 export const jobSchema = z.object({
   name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only').default('job').describe('job name: used in run folders, metrics and events'),
   seed: z.number().int().nonnegative().default(1).describe('seeds initialisation, data subsets and shuffling'),
@@ -87,6 +93,7 @@ export const jobSchema = z.object({
   train: train.default({}),
   optimizer: optimizer.default({}),
   cluster: cluster.default({}),
+  metrics: metrics.default({}),
   pretrain: z.object({ data: z.unknown(), model: z.unknown(), train: z.unknown(), optimizer: z.unknown() }).partial().strict().nullable().default(null)
     .describe('optional source-task stage run first: these data/model/train/optimizer fields override the job\'s, and the job then fine-tunes from its result (see core/stages.ts)'),
 }).strict();

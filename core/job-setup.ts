@@ -8,6 +8,8 @@ import { latestCheckpoint, loadCheckpoint, TrainingState } from './checkpoint';
 import { JobConfig, outDirOf } from './config';
 import { count } from './dataset';
 import { EventBus } from './events';
+import { Metrics } from './metrics';
+import { NatsPublisher } from './events-nats';
 import { initialModel } from './job-model';
 import { JobData, prepareData } from './job-data';
 import { logger } from './log';
@@ -31,6 +33,9 @@ export interface JobSetup {
   startIteration: number;
   outDir: string;
   events: EventBus;
+  metrics: Metrics;
+  /** Publishes the events to NATS when metrics.nats is set. */
+  nats: NatsPublisher | null;
 }
 
 async function startingPoint(cfg: JobConfig, data: JobData, resume: boolean): Promise<{ model: tf.LayersModel; state: TrainingState }> {
@@ -61,7 +66,14 @@ export async function setupJob(cfg: JobConfig, resume = false, events = new Even
     startIteration: state.iteration,
     outDir: outDirOf(cfg),
     events,
+    metrics: new Metrics(cfg.name, 'coordinator'),
+    nats: null,
   };
+  events.subscribe(setup.metrics.onEvent);
+  if (cfg.metrics.nats) {
+    setup.nats = new NatsPublisher(cfg.metrics.nats, () => setup.metrics.eventDropped());
+    events.subscribe(setup.nats.publish);
+  }
   log.info('job', {
     name: cfg.name, backend, trainExamples: count(data.train), valExamples: count(data.val), classes: data.train.numClasses,
     parameters: specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0),

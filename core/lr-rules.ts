@@ -31,6 +31,19 @@ export function resolveMultipliers(names: string[], rules: LayerRule[]): Map<str
   return new Map(names.map((n) => [n, multipliersFor(n, rules)]));
 }
 
+/**
+ * The effective rate of each layer group at base rate `lr`: a group is the
+ * rule that matched (named by its glob), or `default` for unmatched variables.
+ */
+export function groupRates(names: string[], rules: LayerRule[], lr: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const n of names) {
+    const rule = rules.find((r) => globToRegExp(r.match).test(n));
+    out.set(rule?.match ?? 'default', lr * (rule?.lrMult ?? 1));
+  }
+  return out;
+}
+
 export function isFrozen(m: Multipliers): boolean {
   return m.lrMult === 0;
 }

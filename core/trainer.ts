@@ -25,9 +25,17 @@ export async function train(cfg: JobConfig, opts: { resume?: boolean; events?: E
   const { model, trainable, data } = job;
   const allVal = Uint32Array.from({ length: count(data.val) }, (_, i) => i);
   const local: Compute = {
-    gradients: async (_step, indices) => computeGradients(model, trainable, makeBatch(data.train, indices, data.norm)),
+    gradients: async (_step, indices) => {
+      const start = performance.now();
+      const result = computeGradients(model, trainable, makeBatch(data.train, indices, data.norm));
+      return { ...result, phases: { compute: (performance.now() - start) / 1000 } };
+    },
     evaluate: async () => evaluateRange(model, data.val, allVal, data.norm),
     paramsChanged: (params: Tensors) => writeParams(model, new Map(trainable.map((n) => [n, params.get(n)!]))),
   };
-  return runTraining(job, local);
+  try {
+    return await runTraining(job, local);
+  } finally {
+    await job.nats?.close();
+  }
 }

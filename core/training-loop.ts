@@ -9,7 +9,9 @@ import { saveCheckpoint } from './checkpoint';
 import { EvalResult } from './gradients';
 import { JobSetup } from './job-setup';
 import { logger } from './log';
+import { groupRates } from './lr-rules';
 import { learningRate } from './lr-schedule';
+import { Phase } from './metrics';
 import { saveModel } from './model-io';
 import { writeParams } from './model-params';
 import { Tensors } from './optimizer';
@@ -19,7 +21,7 @@ const log = logger('trainer');
 /** Where gradients and evaluations come from: this process, or a fleet of workers. */
 export interface Compute {
   /** Gradients of the mean loss over `indices` (epoch of each in `epochs`) at the current parameters. */
-  gradients(step: number, indices: Uint32Array, epochs: Uint32Array): Promise<{ loss: number; grads: Tensors }>;
+  gradients(step: number, indices: Uint32Array, epochs: Uint32Array): Promise<{ loss: number; grads: Tensors; phases?: Partial<Record<Phase, number>> }>;
   evaluate(): Promise<EvalResult>;
   /** The trainable parameters changed (after each SGD step). */
   paramsChanged(params: Tensors): void;
@@ -51,7 +53,7 @@ export async function runTraining(job: JobSetup, compute: Compute): Promise<Trai
 }
 
 async function loop(job: JobSetup, compute: Compute): Promise<TrainResult> {
-  const { cfg, sgd, sampler, params, model, outDir, events } = job;
+  const { cfg, sgd, sampler, params, model, outDir, events, metrics } = job;
   const t = cfg.train;
   const schedule = { ...cfg.optimizer, totalIterations: t.iterations };
   const curve: CurvePoint[] = [];
@@ -60,12 +62,20 @@ async function loop(job: JobSetup, compute: Compute): Promise<TrainResult> {
   events.emit({ type: 'job.started', backend: job.backend, iterations: t.iterations, startIteration: job.startIteration, batchSize: t.batchSize, trainExamples: job.data.train.labels.length });
   for (let it = job.startIteration; it < t.iterations; it++) {
     const lr = learningRate(schedule, it);
-    if (lr !== lastLr) events.emit({ type: 'lr.changed', iteration: it, lr });
+    if (lr !== lastLr) {
+      events.emit({ type: 'lr.changed', iteration: it, lr });
+      metrics.learningRates(groupRates(job.specs.map((s) => s.name), cfg.optimizer.layers, lr));
+    }
     lastLr = lr;
+    const stepStart = performance.now();
     const { indices, epochs } = sampler.next(t.batchSize);
-    const { loss, grads } = await compute.gradients(it, indices, epochs);
+    const { loss, grads, phases = {} } = await compute.gradients(it, indices, epochs);
+    const updateStart = performance.now();
     sgd.step(params, grads, lr);
     compute.paramsChanged(params);
+    phases.aggregate_update = (phases.aggregate_update ?? 0) + (performance.now() - updateStart) / 1000;
+    for (const [phase, seconds] of Object.entries(phases)) metrics.phase(phase as Phase, seconds);
+    metrics.stepDone(it + 1, sampler.position.epoch, t.batchSize, (performance.now() - stepStart) / 1000, l2Norm(grads));
     lossSum += loss; lossCount++;
 
     const done = it + 1;
@@ -100,6 +110,12 @@ async function loop(job: JobSetup, compute: Compute): Promise<TrainResult> {
   log.info('finished', { model: join(outDir, 'model', 'model.json'), seconds });
   events.emit({ type: 'job.finished', iteration: t.iterations, valAccuracy: curve.length ? curve[curve.length - 1].valAccuracy : null, seconds });
   return { backend: job.backend, curve, outDir, model };
+}
+
+function l2Norm(grads: Tensors): number {
+  let sum = 0;
+  for (const g of grads.values()) for (let i = 0; i < g.length; i++) sum += g[i] * g[i];
+  return Math.sqrt(sum);
 }
 
 function folderBytes(dir: string): number {

@@ -1,24 +1,36 @@
 // Helpers for tests that run a real coordinator (in this process, gRPC on a
 // loopback port) with real worker processes.
 import { ChildProcess, spawn } from 'node:child_process';
+import { createServer, AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { EventBus } from '../core/events';
 import { JobConfig } from '../core/config';
 import { runCoordinator } from '../coordinator/coordinator';
 import { Cluster } from '../coordinator/cluster';
 
 export const CLI = join(__dirname, '..', 'cli', 'main.js');
 
-export function spawnWorker(port: number, id: string): ChildProcess {
-  return spawn(process.execPath, [CLI, 'worker', '--coordinator', `127.0.0.1:${port}`, '--id', id, '--backend', 'wasm'], { stdio: ['ignore', 'ignore', 'inherit'] });
+export function spawnWorker(port: number, id: string, metricsPort: number | 'off' = 'off'): ChildProcess {
+  return spawn(process.execPath, [CLI, 'worker', '--coordinator', `127.0.0.1:${port}`, '--id', id, '--backend', 'wasm', '--metrics-port', String(metricsPort)], { stdio: ['ignore', 'ignore', 'inherit'] });
+}
+
+/** A TCP port that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise((r) => server.close(r));
+  return port;
 }
 
 /** Run `cfg` with `workers` worker processes; `onCluster` sees the cluster once it listens. */
-export async function runJob(cfg: JobConfig, workers: number, onCluster?: (c: Cluster, port: number, procs: ChildProcess[]) => void) {
+export async function runJob(cfg: JobConfig, workers: number, onCluster?: (c: Cluster, port: number, procs: ChildProcess[]) => void, workerMetricsPorts: number[] = [], events?: EventBus) {
   const procs: ChildProcess[] = [];
   const job = { ...cfg, cluster: { ...cfg.cluster, workers, host: '127.0.0.1', port: 0 } };
   const result = await runCoordinator(job, {
+    events,
     onListening: (port, cluster) => {
-      for (let i = 0; i < workers; i++) procs.push(spawnWorker(port, `w${i}`));
+      for (let i = 0; i < workers; i++) procs.push(spawnWorker(port, `w${i}`, workerMetricsPorts[i] ?? 'off'));
       onCluster?.(cluster, port, procs);
     },
   });

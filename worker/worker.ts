@@ -12,7 +12,9 @@ import { parseJob } from '../core/config';
 import { JobFailed } from '../core/errors';
 import { computeGradients } from '../core/gradients';
 import { prepareData } from '../core/job-data';
+import { startHttpServer } from '../core/http-server';
 import { logger } from '../core/log';
+import { Metrics } from '../core/metrics';
 import { modelVariables, paramSpecs, writeParams } from '../core/model-params';
 import { evaluateRange, makeBatch } from '../core/trainer';
 import { chunksOf, MAX_MESSAGE_BYTES, TensorAssembler } from '../core/wire-tensors';
@@ -53,13 +55,18 @@ class WorkerJob {
     if (done) writeParams(this.model, new Map([[done, this.params.tensors.get(done)!]]));
   }
 
-  async step(s: Step, send: (m: WorkerMessage) => Promise<void>): Promise<void> {
+  async step(s: Step, send: (m: WorkerMessage) => Promise<void>, metrics: Metrics): Promise<void> {
     const started = process.hrtime.bigint();
     const { loss, grads } = computeGradients(this.model, this.welcome.trainable, makeBatch(this.train.ds, s.indices, this.norm));
     const computeSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+    metrics.examplesComputed(s.indices.length);
+    metrics.workerCompute(this.welcome.workerId, computeSeconds, s.indices.length);
     const vars = modelVariables(this.model);
     for (const [name, g] of grads) {
-      for (const chunk of chunksOf(name, vars.get(name)!.shape as number[], g)) await send({ kind: { $case: 'gradient', value: chunk } });
+      for (const chunk of chunksOf(name, vars.get(name)!.shape as number[], g)) {
+        metrics.traffic('sent', 'gradients', chunk.data.length);
+        await send({ kind: { $case: 'gradient', value: chunk } });
+      }
     }
     await send({ kind: { $case: 'stepDone', value: { step: s.step, examples: s.indices.length, loss, computeSeconds } } });
   }
@@ -73,23 +80,28 @@ class WorkerJob {
 export interface WorkerOptions {
   backend?: BackendName;
   id?: string;
+  /** Port for /metrics, /healthz, /readyz; null = off. */
+  metricsPort?: number | null;
 }
 
 /** Run one worker until the coordinator says the job is finished. */
 export async function runWorker(address: string, opts: WorkerOptions = {}): Promise<void> {
   const backend = await initBackend(opts.backend);
+  const metrics = new Metrics('', 'worker');
+  let job: WorkerJob | null = null;
+  const http = opts.metricsPort === null || opts.metricsPort === undefined ? null : await startHttpServer(metrics, opts.metricsPort, () => job !== null);
   const client = new CoordinatorClient(address, grpc.credentials.createInsecure(), {
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
   });
   const call: Call = client.session();
   const send = (m: WorkerMessage) => writeWithBackpressure(call, m);
   await send({ kind: { $case: 'join', value: { workerId: opts.id ?? '', backend, device: `${hostname()}/${backend}`, capacity: 1 } } });
-  let job: WorkerJob | null = null;
   try {
     for await (const msg of call as AsyncIterable<CoordinatorMessage>) {
       const kind = msg.kind;
       if (kind?.$case === 'welcome') {
         job = await WorkerJob.create(kind.value);
+        metrics.setJob(kind.value.job);
         log.info('joined', { worker: kind.value.workerId, job: kind.value.job, coordinator: address, backend });
         continue;
       }
@@ -100,9 +112,9 @@ export async function runWorker(address: string, opts: WorkerOptions = {}): Prom
       }
       if (!job) throw new JobFailed(`coordinator sent ${kind?.$case} before Welcome`);
       switch (kind?.$case) {
-        case 'param': job.onParam(kind.value); break;
-        case 'examples': (kind.value.split === Split.TRAIN ? job.train : job.val).add(kind.value); break;
-        case 'step': await job.step(kind.value, send); break;
+        case 'param': metrics.traffic('received', 'parameters', kind.value.data.length); job.onParam(kind.value); break;
+        case 'examples': metrics.traffic('received', 'data', kind.value.images.length); (kind.value.split === Split.TRAIN ? job.train : job.val).add(kind.value); break;
+        case 'step': await job.step(kind.value, send, metrics); break;
         case 'eval': await send(job.eval(kind.value)); break;
       }
     }
@@ -112,5 +124,6 @@ export async function runWorker(address: string, opts: WorkerOptions = {}): Prom
     throw new JobFailed(`lost the coordinator at ${address}: ${(err as Error).message}`, { cause: err });
   } finally {
     client.close();
+    http?.close();
   }
 }

@@ -1,0 +1,75 @@
+// Publishing training events to NATS — the only module that imports the NATS
+// client. Each event goes out as JSON on `tunefleet.<job>.events.<type>`
+// (e.g. tunefleet.fashion.events.worker.joined).
+//
+// NATS is a side channel: it never blocks or fails training. We connect in
+// the background and reconnect forever; while not connected, events are
+// dropped and counted (tunefleet_events_dropped_total) rather than queued,
+// so a long outage cannot grow memory or replay stale events later.
+import { connect, JSONCodec, NatsConnection } from 'nats';
+import { TrainingEvent } from './events';
+import { logger } from './log';
+
+const log = logger('nats');
+const codec = JSONCodec<TrainingEvent>();
+
+export function subjectFor(job: string, type: string): string {
+  return `tunefleet.${job}.events.${type}`;
+}
+
+export class NatsPublisher {
+  private nc: NatsConnection | null = null;
+  private connected = false;
+  private closed = false;
+
+  constructor(private readonly url: string, private readonly onDrop: () => void) {
+    void this.start();
+  }
+
+  private async start(): Promise<void> {
+    try {
+      this.nc = await connect({ servers: this.url, name: 'tunefleet-coordinator', waitOnFirstConnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: 2000 });
+    } catch (err) {
+      log.warn('cannot connect', { url: this.url, error: (err as Error).message });
+      return;
+    }
+    if (this.closed) return void this.nc.close();
+    this.connected = true;
+    log.info('connected', { url: this.url });
+    for await (const s of this.nc.status()) {
+      if (s.type === 'disconnect' || s.type === 'staleConnection') this.connected = false;
+      if (s.type === 'reconnect') this.connected = true;
+      log.info('status', { status: s.type });
+    }
+  }
+
+  readonly publish = (e: TrainingEvent): void => {
+    if (!this.nc || !this.connected || this.nc.isClosed()) return this.onDrop();
+    try {
+      this.nc.publish(subjectFor(e.job, e.type), codec.encode(e));
+    } catch {
+      this.onDrop();
+    }
+  };
+
+  /** Flush what is buffered (bounded wait) and close. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (!this.nc || this.nc.isClosed()) return;
+    if (this.connected) await Promise.race([this.nc.flush().catch(() => undefined), new Promise((r) => setTimeout(r, 1000))]);
+    await this.nc.close();
+  }
+}
+
+/** `tunefleet watch`: every event of one job (or all jobs), as it happens. */
+export async function watchEvents(url: string, job: string | undefined, onEvent: (e: TrainingEvent) => void): Promise<void> {
+  const nc = await connect({ servers: url, name: 'tunefleet-watch', maxReconnectAttempts: -1 });
+  const sub = nc.subscribe(`tunefleet.${job ?? '*'}.events.>`);
+  for await (const m of sub) {
+    try {
+      onEvent(codec.decode(m.data));
+    } catch (err) {
+      log.warn('undecodable event', { subject: m.subject, error: (err as Error).message });
+    }
+  }
+}
