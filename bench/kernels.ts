@@ -43,9 +43,17 @@ function timeKernels(l: Layer) {
   return result;
 }
 
-async function main() {
+export interface KernelRow { layer: string; batch: number; forwardMs: number; stockInputMs: number | null; stockFilterMs: number | null; inputMs: number | null; filterMs: number | null; trainOverForward: number }
+
+export function kernelTable(rows: KernelRow[]): string {
+  return markdownTable(['layer (batch 64)', 'forward ms', 'stock dX ms', 'stock dW ms', 'ours dX ms', 'ours dW ms', '(fwd+dX+dW)/fwd', 'goal ≤ 4'],
+    rows.map((r) => [r.layer, r.forwardMs, r.stockInputMs ?? 'missing', r.stockFilterMs ?? 'missing', r.inputMs, r.filterMs, r.trainOverForward, r.trainOverForward <= 4 ? 'met' : 'not met']));
+}
+
+/** Stock against ours for every layer; leaves our kernels installed. */
+export async function benchKernels(): Promise<KernelRow[]> {
   await initBackend('wasm');
-  const rows = [];
+  const rows: KernelRow[] = [];
   for (const l of layers) {
     restoreStockWasmKernels();
     const stock = timeKernels(l);
@@ -54,9 +62,9 @@ async function main() {
     const ratio = (ours.forward + ours.input! + ours.filter!) / ours.forward;
     rows.push({ layer: l.name, batch: l.b, forwardMs: ours.forward, stockInputMs: stock.input, stockFilterMs: stock.filter, inputMs: ours.input, filterMs: ours.filter, trainOverForward: ratio });
   }
-  const table = markdownTable(['layer (batch 64)', 'forward ms', 'stock dX ms', 'stock dW ms', 'ours dX ms', 'ours dW ms', '(fwd+dX+dW)/fwd', 'goal ≤ 4'],
-    rows.map((r) => [r.layer, r.forwardMs, r.stockInputMs ?? 'missing', r.stockFilterMs ?? 'missing', r.inputMs, r.filterMs, r.trainOverForward, r.trainOverForward <= 4 ? 'met' : 'not met']));
-  writeBenchResult('kernels', { rows }, table);
+  return rows;
 }
 
-main().catch((err) => { console.error(err); process.exit(1); });
+if (require.main === module) {
+  benchKernels().then((rows) => writeBenchResult('kernels', { rows }, kernelTable(rows))).catch((err) => { console.error(err); process.exit(1); });
+}

@@ -1,6 +1,6 @@
 // Shared plumbing for `npm run bench*`: timing, markdown tables, result files.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** Median wall time of `fn` in ms over `reps` runs, after `warmup` unmeasured runs. */
@@ -38,4 +38,8 @@ export function writeBenchResult(name: string, data: object, table: string): voi
   const md = `Measured ${when} on ${machine()}.\n\n${table}\n`;
   writeFileSync(join(dir, `${name}.md`), md);
   process.stdout.write(md);
+}
+
+export function tempDirBench(): string {
+  return mkdtempSync(join(tmpdir(), 'tunefleet-bench-'));
 }

@@ -1,0 +1,74 @@
+// Section 3: communication. One step's parameter broadcast plus gradient
+// collection for models of 1-400 MiB with 1, 2 and 4 workers on loopback,
+// beside raw TCP loopback throughput measured in the same run (the ceiling).
+// The model is one wide dense layer, trained on one example per worker so the
+// compute is small; the bytes a step moves are W × (parameters + gradients),
+// and its communication time is the mean of the `broadcast` and `upload`
+// step phases the coordinator records (tunefleet_step_phase_seconds).
+import { fork } from 'node:child_process';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { parseJob } from '../core/config';
+import { saveModel } from '../core/model-io';
+import { runJob } from '../test/cluster-helpers';
+import { tempDirBench } from './report';
+
+const MiB = 2 ** 20;
+
+/** Raw TCP loopback throughput, bytes/s: this process sends to a child that counts. */
+export async function rawTcp(bytes = 1024 * MiB): Promise<number> {
+  const child = fork(join(__dirname, 'tcp-sink.js'), [String(bytes)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const port = await new Promise<number>((r) => child.once('message', (m) => r(Number(m))));
+  const chunk = Buffer.alloc(MiB, 7);
+  const start = performance.now();
+  const socket = connect(port, '127.0.0.1');
+  await new Promise((r) => socket.once('connect', r));
+  for (let sent = 0; sent < bytes; sent += chunk.length) if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r));
+  await new Promise((r) => child.once('message', r)); // the sink has received every byte
+  const seconds = (performance.now() - start) / 1000;
+  socket.destroy();
+  child.kill();
+  return bytes / seconds;
+}
+
+async function wideModel(mib: number): Promise<{ path: string; paramBytes: number }> {
+  const units = Math.max(1, Math.round((mib * MiB) / 4 / 785));
+  const model = tf.sequential({ layers: [
+    tf.layers.flatten({ name: 'flatten', inputShape: [28, 28, 1] }),
+    tf.layers.dense({ name: 'wide', units, kernelInitializer: 'zeros' }),
+    tf.layers.dense({ name: 'head', units: 10, activation: 'softmax', kernelInitializer: 'zeros' }),
+  ] });
+  const dir = join(tempDirBench(), 'model');
+  await saveModel(model, dir);
+  const paramBytes = model.countParams() * 4;
+  model.dispose();
+  return { path: join(dir, 'model.json'), paramBytes };
+}
+
+export interface CommRow { modelMiB: number; workers: number; bytesPerStep: number; seconds: number; gbPerSec: number; ofCeiling: number }
+
+export async function benchCommunication(ceiling: number, sizes = [1, 16, 100, 400], workerCounts = [1, 2, 4]): Promise<CommRow[]> {
+  const rows: CommRow[] = [];
+  for (const mib of sizes) {
+    const { path, paramBytes } = await wideModel(mib);
+    for (const w of workerCounts) {
+      const cfg = parseJob({
+        name: 'bench-comm', backend: 'wasm', data: { dataset: 'fashion-mnist', download: false, validation: 8 },
+        model: { from: path, replaceHead: false },
+        train: { iterations: 3, batchSize: w, evalEvery: 3, logEvery: 3, checkpointEvery: 1000, outDir: tempDirBench() },
+        cluster: { workerData: 'local' }, metrics: { port: null, workerPort: null },
+      });
+      const { cluster } = await runJob(cfg, w);
+      const phases = (await cluster.metrics.registry.getSingleMetric('tunefleet_step_phase_seconds')!.get()).values as { metricName?: string; labels: Record<string, unknown>; value: number }[];
+      const mean = (phase: string) => {
+        const v = (suffix: string) => phases.find((x) => x.metricName === `tunefleet_step_phase_seconds_${suffix}` && x.labels.phase === phase)?.value ?? 0;
+        return v('sum') / v('count');
+      };
+      const seconds = mean('broadcast') + mean('upload');
+      const bytesPerStep = 2 * w * paramBytes;
+      rows.push({ modelMiB: mib, workers: w, bytesPerStep, seconds, gbPerSec: bytesPerStep / seconds / 1e9, ofCeiling: bytesPerStep / seconds / ceiling });
+    }
+  }
+  return rows;
+}

@@ -1,0 +1,37 @@
+// Section 1 of `npm run bench`: training examples/s of each zoo model on each
+// backend that loads here, batch 64, measured in this process.
+import * as tf from '@tensorflow/tfjs';
+import { BACKENDS, initBackend } from '../core/backend';
+import { computeGradients } from '../core/gradients';
+import { paramSpecs } from '../core/model-params';
+import { buildModel } from '../core/models-zoo';
+import { medianMs } from './report';
+
+const MODELS: [string, [number, number, number]][] = [['seed-cnn', [28, 28, 1]], ['cifar-cnn', [32, 32, 3]], ['mobilenet-small', [32, 32, 3]]];
+
+export interface ComputeRow { backend: string; model: string; examplesPerSec: number | null; note: string }
+
+export async function benchCompute(batch = 64): Promise<ComputeRow[]> {
+  const rows: ComputeRow[] = [];
+  for (const backend of BACKENDS) {
+    try {
+      await initBackend(backend);
+    } catch (err) {
+      for (const [model] of MODELS) rows.push({ backend, model, examplesPerSec: null, note: `not available: ${(err as Error).message.slice(0, 60)}` });
+      continue;
+    }
+    // The pure-JS cpu backend is ~100x slower: fewer repetitions.
+    const reps = backend === 'cpu' ? 1 : 5;
+    for (const [name, shape] of MODELS) {
+      const model = buildModel(name, shape, 10, 1);
+      const names = paramSpecs(model).map((s) => s.name);
+      const size = shape[0] * shape[1] * shape[2];
+      const b = { x: Float32Array.from({ length: batch * size }, (_, i) => Math.sin(i)), y: Int32Array.from({ length: batch }, (_, i) => i % 10), shape };
+      const ms = medianMs(() => { computeGradients(model, names, b); }, reps, 1);
+      rows.push({ backend, model: name, examplesPerSec: (batch * 1000) / ms, note: '' });
+      model.dispose();
+    }
+  }
+  await tf.setBackend('wasm');
+  return rows;
+}
