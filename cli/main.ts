@@ -2,21 +2,21 @@
 // The `tunefleet` command. Each subcommand parses its flags, loads the job
 // config and hands off to core/; errors are printed as one line
 // (`Name: what to do`) and exit non-zero, never as a stack trace.
+import { join } from 'node:path';
 import { loadJobFile, parseJob, JobConfig } from '../core/config';
 import { defaultsYaml } from '../core/config-docs';
 import { describeError, ConfigInvalid, TunefleetError } from '../core/errors';
+import { loadExperiment } from '../core/experiment';
 import { runStages } from '../core/stages';
 import { train } from '../core/trainer';
 import { TrainResult } from '../core/training-loop';
 import { runCoordinator } from '../coordinator/coordinator';
 import { runWorker } from '../worker/worker';
-import { runLocal } from './local';
+import { FlagSpec, parseArgs } from './args';
 import { runCompare } from './compare';
-import { runWatch } from './watch';
 import { summaryTables } from './compare-report';
-import { loadExperiment } from '../core/experiment';
-import { join } from 'node:path';
-import { parseArgs } from './args';
+import { runLocal } from './local';
+import { runWatch } from './watch';
 
 const HELP = `tunefleet — distributed fine-tuning with per-layer learning rates
 
@@ -43,6 +43,16 @@ Usage:
 Backends (--backend or TUNEFLEET_BACKEND): auto, tensorflow-gpu, tensorflow, wasm, cpu.
 Docs: README.md, docs/config.md.`;
 
+/** Every command's flags: the parser rejects anything else (and deploy tests check manifests against this). */
+export const FLAGS: Record<string, FlagSpec> = {
+  train: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', fresh: 'boolean' },
+  coordinator: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', port: 'string', workers: 'string' },
+  worker: { coordinator: 'string', backend: 'string', id: 'string', 'metrics-port': 'string' },
+  local: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', fresh: 'boolean', workers: 'string' },
+  compare: { config: 'string', workers: 'string', out: 'string', fresh: 'boolean', backend: 'string' },
+  watch: { nats: 'string', job: 'string' },
+};
+
 function jobFrom(args: Record<string, string | boolean | undefined>): JobConfig {
   const cfg = args.config ? loadJobFile(String(args.config)) : parseJob({});
   if (args.backend) cfg.backend = parseJob({ backend: args.backend }, '--backend').backend;
@@ -60,11 +70,11 @@ async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'train': {
-      const args = parseArgs(rest, { config: 'string', backend: 'string', data: 'string', resume: 'boolean', fresh: 'boolean' });
+      const args = parseArgs(rest, FLAGS.train);
       return report(await runStages(jobFrom(args), (stage) => train(stage, { resume: Boolean(args.resume) }), { fresh: Boolean(args.fresh) }));
     }
     case 'coordinator': {
-      const args = parseArgs(rest, { config: 'string', backend: 'string', data: 'string', resume: 'boolean', port: 'string', workers: 'string' });
+      const args = parseArgs(rest, FLAGS.coordinator);
       const cfg = jobFrom(args);
       if (cfg.pretrain) throw new ConfigInvalid('tunefleet coordinator runs one stage: run the pretrain section as its own job (then point model.from at its model), or use tunefleet local');
       if (args.port !== undefined) cfg.cluster.port = parseJob({ cluster: { port: Number(args.port) } }, '--port').cluster.port;
@@ -72,7 +82,7 @@ async function main(argv: string[]): Promise<void> {
       return report(await runCoordinator(cfg, { resume: Boolean(args.resume) }));
     }
     case 'worker': {
-      const args = parseArgs(rest, { coordinator: 'string', backend: 'string', id: 'string', 'metrics-port': 'string' });
+      const args = parseArgs(rest, FLAGS.worker);
       if (!args.coordinator) throw new ConfigInvalid('--coordinator HOST:PORT is required');
       const backend = args.backend ? parseJob({ backend: args.backend }, '--backend').backend : undefined;
       const port = args['metrics-port'] ?? '9401';
@@ -80,13 +90,13 @@ async function main(argv: string[]): Promise<void> {
       return runWorker(String(args.coordinator), { backend, id: args.id as string | undefined, metricsPort });
     }
     case 'local': {
-      const args = parseArgs(rest, { config: 'string', backend: 'string', data: 'string', resume: 'boolean', fresh: 'boolean', workers: 'string' });
+      const args = parseArgs(rest, FLAGS.local);
       const workers = parseJob({ cluster: { workers: Number(args.workers ?? 1) } }, '--workers').cluster.workers;
       const local = (stage: JobConfig) => runLocal(stage, workers, { resume: Boolean(args.resume), backend: args.backend as string | undefined });
       return report(await runStages(jobFrom(args), local, { fresh: Boolean(args.fresh) }));
     }
     case 'compare': {
-      const args = parseArgs(rest, { config: 'string', workers: 'string', out: 'string', fresh: 'boolean', backend: 'string' });
+      const args = parseArgs(rest, FLAGS.compare);
       if (!args.config) throw new ConfigInvalid('--config experiment.yaml is required (see examples/fashion-transfer.yaml)');
       const exp = loadExperiment(String(args.config));
       if (args.backend) exp.job.backend = parseJob({ backend: args.backend }, '--backend').backend;
@@ -97,7 +107,7 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'watch': {
-      const args = parseArgs(rest, { nats: 'string', job: 'string' });
+      const args = parseArgs(rest, FLAGS.watch);
       if (!args.nats) throw new ConfigInvalid('--nats URL is required (e.g. nats://localhost:4222)');
       return runWatch(String(args.nats), args.job as string | undefined);
     }
@@ -112,8 +122,10 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-main(process.argv.slice(2)).catch((err) => {
-  process.stderr.write(describeError(err) + '\n');
-  if (!(err instanceof TunefleetError) && process.env.TUNEFLEET_DEBUG) console.error(err);
-  process.exit(err instanceof ConfigInvalid ? 2 : 1);
-});
+if (require.main === module) {
+  main(process.argv.slice(2)).catch((err) => {
+    process.stderr.write(describeError(err) + '\n');
+    if (!(err instanceof TunefleetError) && process.env.TUNEFLEET_DEBUG) console.error(err);
+    process.exit(err instanceof ConfigInvalid ? 2 : 1);
+  });
+}

@@ -1,0 +1,139 @@
+// deploy – every overlay renders; every object validates against the
+// Kubernetes schemas; cross-references hold (selectors and labels, ports,
+// probe paths, env names, flags, ConfigMaps, the embedded job config, the
+// dashboard); the Dockerfile builds from the lock file as a non-root user.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse, parseAllDocuments } from 'yaml';
+import { parseJob } from '../core/config';
+import { FLAGS } from '../cli/main';
+import { hasKubectl, renderKustomization } from './kustomize-lite';
+
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+const root = join(__dirname, '..', '..');
+const k8s = join(root, 'deploy', 'k8s');
+const OVERLAYS = ['gpu', 'cpu'];
+
+function render(overlay: string): Obj[] {
+  const dir = join(k8s, 'overlays', overlay);
+  if (!hasKubectl()) return renderKustomization(dir);
+  return parseAllDocuments(execFileSync('kubectl', ['kustomize', dir]).toString()).map((d) => d.toJSON());
+}
+
+const byKind = (objs: Obj[], kind: string) => objs.filter((o) => o.kind === kind);
+const named = (objs: Obj[], kind: string, name: string) => objs.find((o) => o.kind === kind && o.metadata.name === name)!;
+const workloads = (objs: Obj[]) => objs.filter((o) => ['Deployment', 'StatefulSet'].includes(o.kind));
+const containers = (w: Obj): Obj[] => w.spec.template.spec.containers;
+
+async function validate(o: Obj): Promise<void> {
+  const [group, version] = o.apiVersion.includes('/') ? o.apiVersion.split('/') : ['', o.apiVersion];
+  const mod = group === 'monitoring.coreos.com'
+    ? await import(`@kubernetes-models/prometheus-operator/monitoring.coreos.com/${version}/${o.kind}`)
+    : await import(`kubernetes-models/${group ? `${group}/` : ''}${version}/${o.kind}`);
+  new mod[o.kind](o).validate();
+}
+
+for (const overlay of OVERLAYS) {
+  test(`deploy – overlay ${overlay} renders and every object validates against its schema`, async () => {
+    const objs = render(overlay);
+    assert.deepEqual([...new Set(objs.map((o) => o.kind))].sort(), ['ConfigMap', 'Deployment', 'PersistentVolumeClaim', 'PodMonitor', 'Service', 'StatefulSet']);
+    for (const o of objs) await validate(o);
+    const bad = { ...named(objs, 'Deployment', 'tunefleet-coordinator') };
+    bad.spec = { ...bad.spec, replicas: 'one' };
+    await assert.rejects(validate(bad), 'the validator rejects a bad object');
+  });
+
+  test(`deploy – overlay ${overlay}: cross-references hold`, () => {
+    const objs = render(overlay);
+    // Services select pods that exist, on ports those pods name.
+    for (const svc of byKind(objs, 'Service')) {
+      const pods = workloads(objs).filter((w) => Object.entries(svc.spec.selector).every(([k, v]) => w.spec.template.metadata.labels[k] === v));
+      assert.equal(pods.length, 1, `service ${svc.metadata.name} selects one workload`);
+      const names = containers(pods[0]).flatMap((c) => (c.ports ?? []).map((p: Obj) => p.name));
+      for (const p of svc.spec.ports) assert.ok(names.includes(p.targetPort), `${svc.metadata.name}: port ${p.targetPort}`);
+    }
+    // Workload selectors match their own pod labels; the PodMonitor selects both tunefleet workloads.
+    for (const w of workloads(objs)) for (const [k, v] of Object.entries(w.spec.selector.matchLabels)) assert.equal(w.spec.template.metadata.labels[k], v);
+    const pm = byKind(objs, 'PodMonitor')[0];
+    assert.deepEqual(pm.spec.selector.matchExpressions[0].values, ['tunefleet-coordinator', 'tunefleet-worker']);
+    // Probes use paths the code serves, on named ports.
+    const httpServer = readFileSync(join(root, 'core', 'http-server.ts'), 'utf8');
+    const tunefleet = workloads(objs).filter((w) => w.metadata.name !== 'tunefleet-nats');
+    for (const w of tunefleet) {
+      const c = containers(w)[0];
+      for (const probe of [c.readinessProbe, c.livenessProbe]) {
+        assert.ok(httpServer.includes(`'${probe.httpGet.path}'`), `${w.metadata.name}: ${probe.httpGet.path} is served`);
+        assert.ok(c.ports.some((p: Obj) => p.name === probe.httpGet.port));
+      }
+      // Every flag is one the command accepts; every TUNEFLEET_ env var is one the code reads.
+      const [command, ...args] = c.args;
+      for (const a of args.filter((x: string) => x.startsWith('--'))) assert.ok(a.slice(2) in FLAGS[command], `${command} ${a}`);
+      for (const e of c.env.filter((x: Obj) => x.name.startsWith('TUNEFLEET_'))) {
+        const readers = ['core/backend.ts', 'core/dataset-resolve.ts', 'core/log.ts'].map((f) => readFileSync(join(root, f), 'utf8')).join('');
+        assert.ok(readers.includes(`process.env.${e.name}`), `${e.name} is read by the code`);
+      }
+      assert.match(c.image, overlay === 'gpu' ? /^tunefleet:gpu$/ : /^tunefleet:cpu$/);
+    }
+    // The coordinator: one replica, Recreate, the job ConfigMap mounted where --config points.
+    const coord = named(objs, 'Deployment', 'tunefleet-coordinator');
+    assert.equal(coord.spec.replicas, 1);
+    assert.equal(coord.spec.strategy.type, 'Recreate');
+    const c = containers(coord)[0];
+    const mount = c.volumeMounts.find((m: Obj) => m.name === 'job');
+    const vol = coord.spec.template.spec.volumes.find((v: Obj) => v.name === 'job');
+    const cm = named(objs, 'ConfigMap', vol.configMap.name);
+    const configPath = c.args[c.args.indexOf('--config') + 1];
+    assert.equal(configPath, `${mount.mountPath}/job.yaml`);
+    assert.ok('job.yaml' in cm.data);
+    assert.equal(named(objs, 'PersistentVolumeClaim', coord.spec.template.spec.volumes.find((v: Obj) => v.name === 'data').persistentVolumeClaim.claimName).kind, 'PersistentVolumeClaim');
+    // The embedded job passes the schema and agrees with the Services.
+    const job = parseJob(parse(cm.data['job.yaml']), 'ConfigMap tunefleet-job');
+    const coordSvc = named(objs, 'Service', 'tunefleet-coordinator');
+    assert.equal(job.cluster.port, coordSvc.spec.ports.find((p: Obj) => p.name === 'grpc').port);
+    assert.equal(job.metrics.port, coordSvc.spec.ports.find((p: Obj) => p.name === 'metrics').port);
+    assert.equal(job.metrics.nats, `nats://tunefleet-nats:${named(objs, 'Service', 'tunefleet-nats').spec.ports[0].port}`);
+    assert.equal(String(job.metrics.port), coord.spec.template.metadata.annotations['prometheus.io/port']);
+    // Workers: GPU per pod on gpu, none on cpu; they dial the coordinator's Service; their metrics port matches.
+    const worker = named(objs, 'StatefulSet', 'tunefleet-worker');
+    const wc = containers(worker)[0];
+    assert.equal(wc.resources.limits['nvidia.com/gpu'], overlay === 'gpu' ? 1 : undefined);
+    assert.equal(wc.env.find((e: Obj) => e.name === 'TUNEFLEET_BACKEND').value, overlay === 'gpu' ? 'tensorflow-gpu' : 'wasm');
+    assert.equal(wc.args[wc.args.indexOf('--coordinator') + 1], `${coordSvc.metadata.name}:${job.cluster.port}`);
+    const metricsPort = wc.args[wc.args.indexOf('--metrics-port') + 1];
+    assert.equal(String(wc.ports.find((p: Obj) => p.name === 'metrics').containerPort), metricsPort);
+    assert.equal(worker.spec.template.metadata.annotations['prometheus.io/port'], metricsPort);
+    assert.ok(worker.spec.template.spec.affinity.podAntiAffinity);
+    // The dashboard ConfigMap is the dashboard in deploy/grafana, labelled for the sidecar.
+    const dash = named(objs, 'ConfigMap', 'tunefleet-grafana-dashboard');
+    assert.equal(dash.metadata.labels.grafana_dashboard, '1');
+    assert.equal(dash.data['tunefleet.json'], readFileSync(join(root, 'deploy', 'grafana', 'dashboards', 'tunefleet.json'), 'utf8'));
+  });
+}
+
+test('deploy – kubectl kustomize and the pure-JS renderer agree', { skip: !hasKubectl() && 'kubectl not installed' }, () => {
+  for (const overlay of OVERLAYS) {
+    const viaKubectl = render(overlay);
+    const viaJs = renderKustomization(join(k8s, 'overlays', overlay));
+    assert.deepEqual(viaJs.map((o) => `${o.kind}/${o.metadata.name}`).sort(), viaKubectl.map((o) => `${o.kind}/${o.metadata.name}`).sort());
+    assert.deepEqual(JSON.parse(JSON.stringify(viaJs)).sort(byName), JSON.parse(JSON.stringify(viaKubectl)).sort(byName), overlay);
+  }
+});
+
+function byName(a: Obj, b: Obj): number {
+  return `${a.kind}/${a.metadata.name}`.localeCompare(`${b.kind}/${b.metadata.name}`);
+}
+
+test('deploy – the image builds from the lock file, runs as non-root and prints help by default', () => {
+  const docker = readFileSync(join(root, 'deploy', 'docker', 'Dockerfile'), 'utf8');
+  assert.match(docker, /COPY package\.json package-lock\.json/);
+  assert.match(docker, /npm ci --omit=dev/);
+  assert.doesNotMatch(docker, /npm install/);
+  assert.match(docker, /^USER 10001$/m);
+  assert.match(docker, /^CMD \["help"\]$/m);
+  assert.match(docker, /nvidia\/cuda:11\.2\.2-cudnn8/);
+  for (const dir of ['core', 'cli', 'coordinator', 'worker', 'proto']) assert.match(docker, new RegExp(`^COPY ${dir} ${dir}$`, 'm'));
+  assert.deepEqual(readdirSync(join(k8s, 'overlays')).sort(), ['cpu', 'gpu']);
+});
