@@ -1,5 +1,5 @@
 // Section 1 of `npm run bench`: training examples/s of each zoo model on each
-// backend that loads here, batch 64, measured in this process.
+// backend that loads here, batch 64 (8 on the slow pure-JS cpu backend), measured in this process.
 import * as tf from '@tensorflow/tfjs';
 import { BACKENDS, initBackend } from '../core/backend';
 import { computeGradients } from '../core/gradients';
@@ -20,15 +20,16 @@ export async function benchCompute(batch = 64): Promise<ComputeRow[]> {
       for (const [model] of MODELS) rows.push({ backend, model, examplesPerSec: null, note: `not available: ${(err as Error).message.slice(0, 60)}` });
       continue;
     }
-    // The pure-JS cpu backend is ~100x slower: fewer repetitions.
-    const reps = backend === 'cpu' ? 1 : 5;
+    // The pure-JS cpu backend is ~100x slower: one short batch, no warm-up.
+    const slow = backend === 'cpu';
+    const n = slow ? 8 : batch;
     for (const [name, shape] of MODELS) {
       const model = buildModel(name, shape, 10, 1);
       const names = paramSpecs(model).map((s) => s.name);
       const size = shape[0] * shape[1] * shape[2];
-      const b = { x: Float32Array.from({ length: batch * size }, (_, i) => Math.sin(i)), y: Int32Array.from({ length: batch }, (_, i) => i % 10), shape };
-      const ms = medianMs(() => { computeGradients(model, names, b); }, reps, 1);
-      rows.push({ backend, model: name, examplesPerSec: (batch * 1000) / ms, note: '' });
+      const b = { x: Float32Array.from({ length: n * size }, (_, i) => Math.sin(i)), y: Int32Array.from({ length: n }, (_, i) => i % 10), shape };
+      const ms = medianMs(() => { computeGradients(model, names, b); }, slow ? 1 : 5, slow ? 0 : 1);
+      rows.push({ backend, model: name, examplesPerSec: (n * 1000) / ms, note: slow ? 'batch 8, one step' : '' });
       model.dispose();
     }
   }

@@ -30,6 +30,7 @@ export async function runLocal(cfg: JobConfig, workers: number, opts: { resume?:
   const spawnWorkers = (port: number) => {
     for (let i = 0; i < workers; i++) {
       const args = [join(__dirname, 'main.js'), 'worker', '--coordinator', `127.0.0.1:${port}`, '--id', `worker-${i}`];
+      if (cfg.cluster.tokenFile) args.push('--token-file', cfg.cluster.tokenFile);
       const metricsPort = cfg.metrics.workerPort === null ? 'off' : String(cfg.metrics.workerPort + i);
       args.push('--metrics-port', metricsPort);
       const backend = opts.backend ?? cfg.backend;

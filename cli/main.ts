@@ -7,6 +7,7 @@ import { loadJobFile, parseJob, JobConfig } from '../core/config';
 import { defaultsYaml } from '../core/config-docs';
 import { describeError, ConfigInvalid, TunefleetError } from '../core/errors';
 import { loadExperiment } from '../core/experiment';
+import { readToken } from '../core/security';
 import { runStages } from '../core/stages';
 import { train } from '../core/trainer';
 import { TrainResult } from '../core/training-loop';
@@ -27,6 +28,7 @@ Usage:
   tunefleet coordinator --config job.yaml [--port P] [--workers N] [--resume]
       Serve the job over gRPC; steps start once N workers (cluster.workers) are live.
   tunefleet worker --coordinator HOST:PORT [--backend B] [--id ID] [--metrics-port P|off]
+                   [--token-file F] [--tls-ca CA.pem [--tls-cert C.pem --tls-key K.pem]]
       Join a coordinator and compute until the job finishes.
   tunefleet local --workers N --config job.yaml [--backend B] [--resume] [--fresh]
       The coordinator here and N worker processes on this machine (loopback).
@@ -47,7 +49,7 @@ Docs: README.md, docs/config.md.`;
 export const FLAGS: Record<string, FlagSpec> = {
   train: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', fresh: 'boolean' },
   coordinator: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', port: 'string', workers: 'string' },
-  worker: { coordinator: 'string', backend: 'string', id: 'string', 'metrics-port': 'string' },
+  worker: { coordinator: 'string', backend: 'string', id: 'string', 'metrics-port': 'string', 'token-file': 'string', 'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string' },
   local: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', fresh: 'boolean', workers: 'string' },
   compare: { config: 'string', workers: 'string', out: 'string', fresh: 'boolean', backend: 'string' },
   watch: { nats: 'string', job: 'string' },
@@ -87,7 +89,8 @@ async function main(argv: string[]): Promise<void> {
       const backend = args.backend ? parseJob({ backend: args.backend }, '--backend').backend : undefined;
       const port = args['metrics-port'] ?? '9401';
       const metricsPort = port === 'off' ? null : parseJob({ metrics: { port: Number(port) } }, '--metrics-port').metrics.port;
-      return runWorker(String(args.coordinator), { backend, id: args.id as string | undefined, metricsPort });
+      const tls = { ca: args['tls-ca'] as string | undefined, cert: args['tls-cert'] as string | undefined, key: args['tls-key'] as string | undefined };
+      return runWorker(String(args.coordinator), { backend, id: args.id as string | undefined, metricsPort, token: readToken(args['token-file'] as string | undefined), tls });
     }
     case 'local': {
       const args = parseArgs(rest, FLAGS.local);

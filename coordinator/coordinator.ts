@@ -5,6 +5,7 @@ import { JobConfig } from '../core/config';
 import { EventBus } from '../core/events';
 import { startHttpServer } from '../core/http-server';
 import { setupJob } from '../core/job-setup';
+import { readToken } from '../core/security';
 import { runTraining, TrainResult } from '../core/training-loop';
 import { Cluster } from './cluster';
 import { startServer } from './server';
@@ -19,7 +20,9 @@ export interface CoordinatorOptions {
 export async function runCoordinator(cfg: JobConfig, opts: CoordinatorOptions = {}): Promise<TrainResult & { cluster: Cluster }> {
   const job = await setupJob(cfg, opts.resume ?? false, opts.events);
   const cluster = new Cluster(job, cfg.cluster.workerData === 'local');
-  const { server, port } = await startServer(cluster, cfg.cluster.host, cfg.cluster.port);
+  const c = cfg.cluster;
+  const security = { token: readToken(c.tokenFile), cert: c.tlsCert, key: c.tlsKey, clientCa: c.tlsClientCa };
+  const { server, port } = await startServer(cluster, c.host, c.port, security);
   const http = cfg.metrics.port === null ? null : await startHttpServer(job.metrics, cfg.metrics.port, () => true);
   opts.onListening?.(port, cluster);
   try {

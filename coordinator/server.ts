@@ -5,6 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { JobFailed, WireInvalid } from '../core/errors';
 import { logger } from '../core/log';
+import { authorized, serverCredentials, ServerTls } from '../core/security';
 import { MAX_MESSAGE_BYTES } from '../core/wire-tensors';
 import { CoordinatorService, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
 import { Cluster } from './cluster';
@@ -18,7 +19,13 @@ export function toStatus(err: unknown): Partial<grpc.StatusObject> {
   return { code: grpc.status.INTERNAL, details: err instanceof Error ? err.message : String(err) };
 }
 
-function handleSession(cluster: Cluster, call: SessionCall): void {
+function handleSession(cluster: Cluster, token: string | null, call: SessionCall): void {
+  if (!authorized(token, call.metadata)) {
+    cluster.metrics.rejected('auth');
+    log.warn('session refused', { reason: 'missing or wrong token' });
+    call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: 'missing or wrong worker token (--token-file or TUNEFLEET_TOKEN)' });
+    return;
+  }
   let workerId: string | null = null;
   const fail = (err: unknown) => {
     const status = toStatus(err);
@@ -52,14 +59,21 @@ function handleSession(cluster: Cluster, call: SessionCall): void {
   call.on('error', gone('stream error'));
 }
 
-export async function startServer(cluster: Cluster, host: string, port: number): Promise<{ server: grpc.Server; port: number }> {
+export interface ServerSecurity extends ServerTls {
+  token: string | null;
+}
+
+export async function startServer(cluster: Cluster, host: string, port: number, security: ServerSecurity): Promise<{ server: grpc.Server; port: number }> {
   const server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES });
   server.addService(CoordinatorService, {
-    session: (call: SessionCall) => handleSession(cluster, call),
-    getLedger: (call: grpc.ServerUnaryCall<{ epoch: number }, unknown>, cb: grpc.sendUnaryData<unknown>) => cb(null, cluster.ledger.report(call.request.epoch)),
+    session: (call: SessionCall) => handleSession(cluster, security.token, call),
+    getLedger: (call: grpc.ServerUnaryCall<{ epoch: number }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      if (!authorized(security.token, call.metadata)) return cb({ code: grpc.status.UNAUTHENTICATED, details: 'missing or wrong token' });
+      cb(null, cluster.ledger.report(call.request.epoch));
+    },
   });
   const bound = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
-  log.info('listening', { address: `${host}:${bound}` });
+    server.bindAsync(`${host}:${port}`, serverCredentials(security), (err, p) => (err ? reject(err) : resolve(p))));
+  log.info('listening', { address: `${host}:${bound}`, tls: security.cert ? (security.clientCa ? 'mutual' : 'server') : 'off', token: security.token ? 'required' : 'off' });
   return { server, port: bound };
 }

@@ -75,6 +75,10 @@ const cluster = z.object({
   workers: positiveInt.default(1).describe('the first step waits until this many workers are live (`tunefleet local --workers N` sets it)'),
   host: z.string().default('0.0.0.0').describe('address the coordinator listens on'),
   port: z.number().int().min(0).max(65535).default(7070).describe('gRPC port of the coordinator; 0 = any free port'),
+  tokenFile: z.string().nullable().default(null).describe('file holding the shared worker token; null = TUNEFLEET_TOKEN, or no token required when that is unset too'),
+  tlsCert: z.string().nullable().default(null).describe('PEM certificate for gRPC over TLS; null = plaintext'),
+  tlsKey: z.string().nullable().default(null).describe('PEM private key for tlsCert'),
+  tlsClientCa: z.string().nullable().default(null).describe('PEM CA: when set, workers must present a client certificate it signed (mutual TLS)'),
   workerData: z.enum(['coordinator', 'local']).default('coordinator').describe("'coordinator' = workers receive examples from the coordinator (only it needs the dataset); 'local' = workers load the same dataset themselves and receive only indices"),
 }).strict();
 

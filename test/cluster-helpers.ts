@@ -10,8 +10,9 @@ import { Cluster } from '../coordinator/cluster';
 
 export const CLI = join(__dirname, '..', 'cli', 'main.js');
 
-export function spawnWorker(port: number, id: string, metricsPort: number | 'off' = 'off'): ChildProcess {
-  return spawn(process.execPath, [CLI, 'worker', '--coordinator', `127.0.0.1:${port}`, '--id', id, '--backend', 'wasm', '--metrics-port', String(metricsPort)], { stdio: ['ignore', 'ignore', 'inherit'] });
+export function spawnWorker(port: number, id: string, metricsPort: number | 'off' = 'off', extra: string[] = [], host = '127.0.0.1'): ChildProcess {
+  const args = [CLI, 'worker', '--coordinator', `${host}:${port}`, '--id', id, '--backend', 'wasm', '--metrics-port', String(metricsPort), ...extra];
+  return spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
 /** A TCP port that was free a moment ago. */

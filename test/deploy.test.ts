@@ -39,7 +39,7 @@ async function validate(o: Obj): Promise<void> {
 for (const overlay of OVERLAYS) {
   test(`deploy – overlay ${overlay} renders and every object validates against its schema`, async () => {
     const objs = render(overlay);
-    assert.deepEqual([...new Set(objs.map((o) => o.kind))].sort(), ['ConfigMap', 'Deployment', 'PersistentVolumeClaim', 'PodMonitor', 'Service', 'StatefulSet']);
+    assert.deepEqual([...new Set(objs.map((o) => o.kind))].sort(), ['ConfigMap', 'Deployment', 'PersistentVolumeClaim', 'PodMonitor', 'Secret', 'Service', 'StatefulSet']);
     for (const o of objs) await validate(o);
     const bad = { ...named(objs, 'Deployment', 'tunefleet-coordinator') };
     bad.spec = { ...bad.spec, replicas: 'one' };
@@ -72,7 +72,7 @@ for (const overlay of OVERLAYS) {
       const [command, ...args] = c.args;
       for (const a of args.filter((x: string) => x.startsWith('--'))) assert.ok(a.slice(2) in FLAGS[command], `${command} ${a}`);
       for (const e of c.env.filter((x: Obj) => x.name.startsWith('TUNEFLEET_'))) {
-        const readers = ['core/backend.ts', 'core/dataset-resolve.ts', 'core/log.ts'].map((f) => readFileSync(join(root, f), 'utf8')).join('');
+        const readers = ['core/backend.ts', 'core/dataset-resolve.ts', 'core/log.ts', 'core/security.ts'].map((f) => readFileSync(join(root, f), 'utf8')).join('');
         assert.ok(readers.includes(`process.env.${e.name}`), `${e.name} is read by the code`);
       }
       assert.match(c.image, overlay === 'gpu' ? /^tunefleet:gpu$/ : /^tunefleet:cpu$/);
@@ -106,6 +106,14 @@ for (const overlay of OVERLAYS) {
     assert.equal(String(wc.ports.find((p: Obj) => p.name === 'metrics').containerPort), metricsPort);
     assert.equal(worker.spec.template.metadata.annotations['prometheus.io/port'], metricsPort);
     assert.ok(worker.spec.template.spec.affinity.podAntiAffinity);
+    // Both sides take the token from the same Secret key; the TLS Secret is mounted on both.
+    for (const w of [coord, worker]) {
+      const env = containers(w)[0].env.find((e: Obj) => e.name === 'TUNEFLEET_TOKEN');
+      const ref = env.valueFrom.secretKeyRef;
+      assert.ok(ref.key in named(objs, 'Secret', ref.name).stringData);
+      const tls = w.spec.template.spec.volumes.find((v: Obj) => v.name === 'tls');
+      assert.ok(named(objs, 'Secret', tls.secret.secretName));
+    }
     // The dashboard ConfigMap is the dashboard in deploy/grafana, labelled for the sidecar.
     const dash = named(objs, 'ConfigMap', 'tunefleet-grafana-dashboard');
     assert.equal(dash.metadata.labels.grafana_dashboard, '1');

@@ -14,6 +14,7 @@ import { computeGradients } from '../core/gradients';
 import { prepareData } from '../core/job-data';
 import { startHttpServer } from '../core/http-server';
 import { logger } from '../core/log';
+import { clientCredentials, ClientTls, tokenMetadata } from '../core/security';
 import { Metrics } from '../core/metrics';
 import { modelVariables, paramSpecs, writeParams } from '../core/model-params';
 import { evaluateRange, makeBatch } from '../core/trainer';
@@ -82,6 +83,9 @@ export interface WorkerOptions {
   id?: string;
   /** Port for /metrics, /healthz, /readyz; null = off. */
   metricsPort?: number | null;
+  /** The shared token (see core/security.ts); null = none. */
+  token?: string | null;
+  tls?: ClientTls;
 }
 
 /** Run one worker until the coordinator says the job is finished. */
@@ -90,10 +94,10 @@ export async function runWorker(address: string, opts: WorkerOptions = {}): Prom
   const metrics = new Metrics('', 'worker');
   let job: WorkerJob | null = null;
   const http = opts.metricsPort === null || opts.metricsPort === undefined ? null : await startHttpServer(metrics, opts.metricsPort, () => job !== null);
-  const client = new CoordinatorClient(address, grpc.credentials.createInsecure(), {
+  const client = new CoordinatorClient(address, clientCredentials(opts.tls ?? {}), {
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
   });
-  const call: Call = client.session();
+  const call: Call = client.session(tokenMetadata(opts.token ?? null));
   const send = (m: WorkerMessage) => writeWithBackpressure(call, m);
   await send({ kind: { $case: 'join', value: { workerId: opts.id ?? '', backend, device: `${hostname()}/${backend}`, capacity: 1 } } });
   try {

@@ -1,0 +1,71 @@
+// Who may talk to the coordinator. Two independent layers:
+// - a shared token: the coordinator's comes from cluster.tokenFile or
+//   TUNEFLEET_TOKEN; a worker's from --token-file or TUNEFLEET_TOKEN. Workers
+//   send it as `authorization: Bearer <token>` metadata; it is compared in
+//   constant time and never logged, put in metrics or events, or sent to
+//   workers (only the file's path is in the job config);
+// - TLS for gRPC (cluster.tlsCert/tlsKey), and mutual TLS when
+//   cluster.tlsClientCa is set: a worker without a client certificate signed
+//   by that CA is refused in the handshake.
+import * as grpc from '@grpc/grpc-js';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { ConfigInvalid } from './errors';
+
+export const AUTH_HEADER = 'authorization';
+
+export function readToken(file: string | null | undefined): string | null {
+  if (file) {
+    try {
+      const token = readFileSync(file, 'utf8').trim();
+      if (token) return token;
+    } catch (err) {
+      throw new ConfigInvalid(`cannot read the token file ${file}: ${(err as Error).message}`, { cause: err });
+    }
+    throw new ConfigInvalid(`the token file ${file} is empty: put the shared worker token in it`);
+  }
+  return process.env.TUNEFLEET_TOKEN || null;
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+/** True when no token is required, or the call carries the right one. */
+export function authorized(expected: string | null, metadata: grpc.Metadata): boolean {
+  if (expected === null) return true;
+  const sent = String(metadata.get(AUTH_HEADER)[0] ?? '').replace(/^Bearer /, '');
+  return timingSafeEqual(digest(sent), digest(expected));
+}
+
+export function tokenMetadata(token: string | null): grpc.Metadata {
+  const md = new grpc.Metadata();
+  if (token) md.set(AUTH_HEADER, `Bearer ${token}`);
+  return md;
+}
+
+function readPem(file: string, what: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new ConfigInvalid(`cannot read the ${what} ${file}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export interface ServerTls { cert: string | null; key: string | null; clientCa: string | null }
+
+export function serverCredentials(t: ServerTls): grpc.ServerCredentials {
+  if (!t.cert && !t.key) {
+    if (t.clientCa) throw new ConfigInvalid('cluster.tlsClientCa needs cluster.tlsCert and cluster.tlsKey');
+    return grpc.ServerCredentials.createInsecure();
+  }
+  if (!t.cert || !t.key) throw new ConfigInvalid('TLS needs both cluster.tlsCert and cluster.tlsKey');
+  const ca = t.clientCa ? readPem(t.clientCa, 'client CA') : null;
+  return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: readPem(t.cert, 'TLS certificate'), private_key: readPem(t.key, 'TLS key') }], Boolean(ca));
+}
+
+export interface ClientTls { ca?: string; cert?: string; key?: string }
+
+export function clientCredentials(t: ClientTls): grpc.ChannelCredentials {
+  if (!t.ca && !t.cert) return grpc.credentials.createInsecure();
+  if (Boolean(t.cert) !== Boolean(t.key)) throw new ConfigInvalid('--tls-cert and --tls-key go together');
+  return grpc.credentials.createSsl(t.ca ? readPem(t.ca, 'CA') : null, t.key ? readPem(t.key, 'TLS key') : null, t.cert ? readPem(t.cert, 'TLS certificate') : null);
+}

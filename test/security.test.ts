@@ -1,0 +1,90 @@
+// security – a real coordinator and real worker processes: the shared token
+// (missing or wrong: refused and counted; right: the job runs) and mutual TLS
+// (a client certificate from another CA is refused in the handshake).
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { ChildProcess, execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { initBackend } from '../core/backend';
+import { parseJob } from '../core/config';
+import { runCoordinator } from '../coordinator/coordinator';
+import { spawnWorker } from './cluster-helpers';
+import { tempDir, writeIdxSet } from './fixtures';
+
+let dataDir = '';
+let pki = '';
+before(async () => {
+  await initBackend('wasm');
+  dataDir = tempDir();
+  writeIdxSet(dataDir, 100, 20);
+  pki = tempDir();
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: pki, stdio: 'ignore' });
+  for (const ca of ['ca', 'rogue-ca']) ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=${ca}`, '-keyout', `${ca}.key`, '-out', `${ca}.pem`);
+  writeFileSync(join(pki, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  const issue = (name: string, ca: string) => {
+    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.csr`);
+    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-days', '2', '-extfile', 'san.ext', '-out', `${name}.pem`);
+  };
+  issue('server', 'ca');
+  issue('client', 'ca');
+  issue('rogue', 'rogue-ca');
+});
+
+function job(cluster: Record<string, unknown>) {
+  return parseJob({
+    name: 'sec', backend: 'wasm', data: { path: dataDir, download: false },
+    train: { iterations: 4, batchSize: 16, evalEvery: 4, checkpointEvery: 4, outDir: tempDir() },
+    cluster: { workers: 1, host: '127.0.0.1', port: 0, ...cluster }, metrics: { port: null, workerPort: null },
+  });
+}
+
+function exited(p: ChildProcess): Promise<{ code: number | null; stderr: string }> {
+  let stderr = '';
+  p.stderr!.on('data', (d) => { stderr += d; });
+  return new Promise((r) => p.on('exit', (code) => r({ code, stderr })));
+}
+
+test('security – without the token or with a wrong one a worker is refused and counted; with it the job runs', async () => {
+  const dir = tempDir();
+  writeFileSync(join(dir, 'token'), 's3cret-token\n');
+  writeFileSync(join(dir, 'wrong'), 'guess\n');
+  const outcomes: Promise<{ code: number | null; stderr: string }>[] = [];
+  const result = await runCoordinator(job({ tokenFile: join(dir, 'token') }), {
+    onListening: (port) => {
+      outcomes.push(exited(spawnWorker(port, 'none')));
+      outcomes.push(exited(spawnWorker(port, 'wrong', 'off', ['--token-file', join(dir, 'wrong')])));
+      setTimeout(() => outcomes.push(exited(spawnWorker(port, 'good', 'off', ['--token-file', join(dir, 'token')]))), 500);
+    },
+  });
+  const [none, wrong, good] = await Promise.all(outcomes);
+  for (const bad of [none, wrong]) {
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /UNAUTHENTICATED: missing or wrong worker token/);
+    assert.doesNotMatch(bad.stderr, /s3cret/);
+  }
+  assert.equal(good.code, 0);
+  assert.equal(result.curve[0].iteration, 4);
+  const text = await result.cluster.metrics.text();
+  assert.match(text, /tunefleet_rejected_messages_total\{[^}]*reason="auth"[^}]*\} 2/);
+  assert.doesNotMatch(text, /s3cret/);
+});
+
+test('security – mutual TLS: a client certificate from another CA is refused; the right one trains', async () => {
+  const tls = { tlsCert: join(pki, 'server.pem'), tlsKey: join(pki, 'server.key'), tlsClientCa: join(pki, 'ca.pem') };
+  const outcomes: Promise<{ code: number | null; stderr: string }>[] = [];
+  const result = await runCoordinator(job(tls), {
+    onListening: (port) => {
+      const trust = ['--tls-ca', join(pki, 'ca.pem')];
+      outcomes.push(exited(spawnWorker(port, 'rogue', 'off', [...trust, '--tls-cert', join(pki, 'rogue.pem'), '--tls-key', join(pki, 'rogue.key')], 'localhost')));
+      outcomes.push(exited(spawnWorker(port, 'plain', 'off', [], 'localhost')));
+      setTimeout(() => outcomes.push(exited(spawnWorker(port, 'good', 'off', [...trust, '--tls-cert', join(pki, 'client.pem'), '--tls-key', join(pki, 'client.key')], 'localhost'))), 500);
+    },
+  });
+  const [rogue, plain, good] = await Promise.all(outcomes);
+  assert.equal(rogue.code, 1, rogue.stderr);
+  assert.equal(plain.code, 1, plain.stderr);
+  assert.match(rogue.stderr, /JobFailed: lost the coordinator/);
+  assert.equal(good.code, 0, good.stderr);
+  assert.equal(result.curve[0].iteration, 4);
+});
