@@ -39,7 +39,11 @@ export class GradientAverager {
     if (this.examples === 0) throw new Error('no gradients to average');
     const grads: Tensors = new Map();
     for (const [name, sum] of this.sums) {
-      grads.set(name, Float32Array.from(sum, (v) => v / this.examples));
+      // A plain loop: TypedArray.from(iterable, fn) first collects every value
+      // into a JS array, which runs out of heap at ~100M parameters.
+      const mean = new Float32Array(sum.length);
+      for (let i = 0; i < sum.length; i++) mean[i] = sum[i] / this.examples;
+      grads.set(name, mean);
       sum.fill(0);
     }
     const loss = this.lossSum / this.examples;

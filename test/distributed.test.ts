@@ -12,7 +12,7 @@ import { readParams } from '../core/model-params';
 import { train } from '../core/trainer';
 import { CoordinatorClient, LedgerReport } from '../proto/gen/tunefleet/v1/tunefleet';
 import { tempDir, writeIdxSet } from './fixtures';
-import { maxRelativeDiff, runJob } from './cluster-helpers';
+import { maxRelativeDiff, runJob, spawnWorker } from './cluster-helpers';
 
 let dataDir = '';
 before(async () => {
@@ -103,4 +103,23 @@ test('distributed – a model of over 100 MiB is broadcast and trained for a ste
   assert.ok(sent >= 100 * 2 ** 20, `broadcast ${sent} bytes`);
   assert.ok(cluster.traffic.gradientBytes >= 100 * 2 ** 20, `gradients ${cluster.traffic.gradientBytes} bytes`);
   assert.equal(curve[0].iteration, 1);
+});
+
+test('distributed – a worker that joins mid-job (kubectl scale up) takes part from the next step', async () => {
+  const cfg = job({ train: { iterations: 14, batchSize: 32, evalEvery: 14, checkpointEvery: 14, outDir: tempDir() } });
+  let joinedAt = -1;
+  const { cluster, curve } = await runJob(cfg, 1, (c, port, procs) => {
+    const t = setInterval(() => {
+      if (c.ledger.report(0).examplesUsed >= 64) {
+        clearInterval(t);
+        joinedAt = c.ledger.report(0).examplesUsed;
+        procs.push(spawnWorker(port, 'late'));
+      }
+    }, 5);
+  });
+  assert.ok(joinedAt > 0);
+  const entries = [0, 1, 2].flatMap((e) => cluster.ledger.report(e).entries);
+  assert.ok(entries.some((e) => e.workerId === 'late'), 'the late worker computed slices');
+  assert.equal(cluster.ledger.report(0).complete, true);
+  assert.equal(curve[0].iteration, 14);
 });

@@ -11,7 +11,7 @@ import { connect, JSONCodec } from 'nats';
 import { initBackend } from '../core/backend';
 import { parseJob } from '../core/config';
 import { EVENT_TYPES, TrainingEvent } from '../core/events';
-import { freePort, runJob } from './cluster-helpers';
+import { CLI, freePort, runJob } from './cluster-helpers';
 import { tempDir, writeIdxSet } from './fixtures';
 
 let dataDir = '';
@@ -69,6 +69,11 @@ test('observability – a real nats-server receives every event kind with its do
   const codec = JSONCodec<TrainingEvent>();
   void (async () => { for await (const m of sub) got.push({ subject: m.subject, e: codec.decode(m.data) }); })();
   await nc.flush();
+  // `tunefleet watch` follows the same stream.
+  const watch = spawn(process.execPath, [CLI, 'watch', '--nats', url, '--job', 'obs'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let watched = '';
+  watch.stdout.on('data', (d) => { watched += d; });
+  await sleep(500);
   // A run in which one of three workers is killed (worker.lost) ...
   let killed = false;
   await runJob(job({ metrics: { port: null, workerPort: null, nats: url } }), 3, (cluster, _port, procs) => {
@@ -81,6 +86,12 @@ test('observability – a real nats-server receives every event kind with its do
   await nc.flush();
   await sleep(300);
   await nc.close();
+  watch.kill();
+  assert.match(watched, /obs: started on wasm: 12 iterations/);
+  assert.match(watched, /obs: iteration 4: validation accuracy \d+\.\d+%/);
+  assert.match(watched, /obs: worker w2 LOST/);
+  assert.match(watched, /obs: TARGET 1\.00% reached at iteration 4/);
+  assert.doesNotMatch(watched, /obs-fail/, '--job filters other jobs out');
   for (const type of EVENT_TYPES) {
     const hit = got.find((g) => g.e.type === type);
     assert.ok(hit, `no ${type} event`);
@@ -123,10 +134,12 @@ scrape_configs:
   for (let i = 0; i < 200; i++) { try { if ((await fetch(`http://127.0.0.1:${promPort}/-/ready`)).ok) break; } catch { /* starting */ } await sleep(100); }
   const texts: string[] = [];
   const start = Date.now() / 1000;
+  const probes: number[] = [];
   await runJob(job({ metrics: { port: coordPort, workerPort: null }, train: { iterations: 120, batchSize: 32, evalEvery: 20, logEvery: 5, checkpointEvery: 60, outDir: tempDir(), targetAccuracy: 0.01 } }), 2, (cluster) => {
     const t = setInterval(async () => {
       if (cluster.ledger.report(4).examplesUsed > 0) {
         clearInterval(t);
+        for (const url of [`http://127.0.0.1:${coordPort}/healthz`, `http://127.0.0.1:${coordPort}/readyz`, `http://127.0.0.1:${w0}/healthz`, `http://127.0.0.1:${w0}/readyz`]) probes.push((await fetch(url)).status);
         texts.push(await (await fetch(`http://127.0.0.1:${coordPort}/metrics`)).text(), await (await fetch(`http://127.0.0.1:${w0}/metrics`)).text());
       }
     }, 20);
@@ -134,6 +147,7 @@ scrape_configs:
   const end = Date.now() / 1000;
   await sleep(500);
   assert.equal(texts.length, 2);
+  assert.deepEqual(probes, [200, 200, 200, 200], '/healthz and /readyz answer on coordinator and worker');
   for (const text of texts) assert.equal(promtool(text).trim(), '', 'promtool check metrics reports problems');
   assert.match(texts[1], /tunefleet_worker_compute_seconds_count\{job_name="obs",role="worker",worker="w0"\} [1-9]/);
   const dashboard = JSON.parse(readFileSync(join(__dirname, '..', '..', 'deploy', 'grafana', 'dashboards', 'tunefleet.json'), 'utf8'));
