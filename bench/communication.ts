@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { parseJob } from '../core/config';
 import { saveModel } from '../core/model-io';
-import { runJob } from '../test/cluster-helpers';
+import { runLocal } from '../cli/local';
 import { tempDirBench } from './report';
 
 const MiB = 2 ** 20;
@@ -59,7 +59,7 @@ export async function benchCommunication(ceiling: number, sizes = [1, 16, 100, 4
         train: { iterations: 3, batchSize: w, evalEvery: 3, logEvery: 3, checkpointEvery: 1000, outDir: tempDirBench() },
         cluster: { workerData: 'local' }, metrics: { port: null, workerPort: null },
       });
-      const { cluster } = await runJob(cfg, w);
+      const { cluster } = await runLocal(cfg, w);
       const phases = (await cluster.metrics.registry.getSingleMetric('tunefleet_step_phase_seconds')!.get()).values as { metricName?: string; labels: Record<string, unknown>; value: number }[];
       const mean = (phase: string) => {
         const v = (suffix: string) => phases.find((x) => x.metricName === `tunefleet_step_phase_seconds_${suffix}` && x.labels.phase === phase)?.value ?? 0;
