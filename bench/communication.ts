@@ -4,7 +4,8 @@
 // The model is one wide dense layer, trained on one example per worker so the
 // compute is small; the bytes a step moves are W × (parameters + gradients),
 // and its communication time is the mean of the `broadcast` and `upload`
-// step phases the coordinator records (tunefleet_step_phase_seconds).
+// step phases the coordinator records (tunefleet_step_phase_seconds) over the
+// steps after the first (which also carries joining and model building).
 import { fork } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -12,6 +13,8 @@ import * as tf from '@tensorflow/tfjs';
 import { parseJob } from '../core/config';
 import { saveModel } from '../core/model-io';
 import { runLocal } from '../cli/local';
+import { Cluster } from '../coordinator/cluster';
+import { EventBus } from '../core/events';
 import { tempDirBench } from './report';
 
 const MiB = 2 ** 20;
@@ -46,6 +49,17 @@ async function wideModel(mib: number): Promise<{ path: string; paramBytes: numbe
   return { path: join(dir, 'model.json'), paramBytes };
 }
 
+const STEPS = 4;
+
+type Registry = Cluster['metrics']['registry'];
+
+/** Total broadcast + upload seconds recorded so far. */
+async function commSeconds(registry: Registry): Promise<number> {
+  const values = (await registry.getSingleMetric('tunefleet_step_phase_seconds')!.get()).values as { metricName?: string; labels: Record<string, unknown>; value: number }[];
+  const sum = (phase: string) => values.find((x) => x.metricName === 'tunefleet_step_phase_seconds_sum' && x.labels.phase === phase)?.value ?? 0;
+  return sum('broadcast') + sum('upload');
+}
+
 export interface CommRow { modelMiB: number; workers: number; bytesPerStep: number; seconds: number; gbPerSec: number; ofCeiling: number }
 
 export async function benchCommunication(ceiling: number, sizes = [1, 16, 100, 400], workerCounts = [1, 2, 4]): Promise<CommRow[]> {
@@ -56,16 +70,16 @@ export async function benchCommunication(ceiling: number, sizes = [1, 16, 100, 4
       const cfg = parseJob({
         name: 'bench-comm', backend: 'wasm', data: { dataset: 'fashion-mnist', download: false, validation: 8 },
         model: { from: path, replaceHead: false },
-        train: { iterations: 3, batchSize: w, evalEvery: 3, logEvery: 3, checkpointEvery: 1000, outDir: tempDirBench() },
+        train: { iterations: STEPS, batchSize: w, evalEvery: STEPS, logEvery: 1, checkpointEvery: 1000, outDir: tempDirBench() },
         cluster: { workerData: 'local' }, metrics: { port: null, workerPort: null },
       });
-      const { cluster } = await runLocal(cfg, w);
-      const phases = (await cluster.metrics.registry.getSingleMetric('tunefleet_step_phase_seconds')!.get()).values as { metricName?: string; labels: Record<string, unknown>; value: number }[];
-      const mean = (phase: string) => {
-        const v = (suffix: string) => phases.find((x) => x.metricName === `tunefleet_step_phase_seconds_${suffix}` && x.labels.phase === phase)?.value ?? 0;
-        return v('sum') / v('count');
-      };
-      const seconds = mean('broadcast') + mean('upload');
+      // Snapshot the phase sums after the first step, then subtract.
+      const events = new EventBus();
+      let registry: Registry | null = null;
+      let first: Promise<number> | null = null;
+      events.subscribe((e) => { if (e.type === 'progress' && e.iteration === 1 && registry) first = commSeconds(registry); });
+      const { cluster } = await runLocal(cfg, w, { events, onCluster: (c) => { registry = c.metrics.registry; } });
+      const seconds = ((await commSeconds(cluster.metrics.registry)) - (await first!)) / (STEPS - 1);
       const bytesPerStep = 2 * w * paramBytes;
       rows.push({ modelMiB: mib, workers: w, bytesPerStep, seconds, gbPerSec: bytesPerStep / seconds / 1e9, ofCeiling: bytesPerStep / seconds / ceiling });
     }

@@ -9,11 +9,20 @@ import { JobConfig } from '../core/config';
 import { JobFailed } from '../core/errors';
 import { EventBus } from '../core/events';
 import { logger } from '../core/log';
+import { Cluster } from '../coordinator/cluster';
 import { runCoordinator } from '../coordinator/coordinator';
 
 const log = logger('local');
 
-export async function runLocal(cfg: JobConfig, workers: number, opts: { resume?: boolean; backend?: string; events?: EventBus } = {}) {
+export interface LocalOptions {
+  resume?: boolean;
+  backend?: string;
+  events?: EventBus;
+  /** Sees the cluster once the coordinator listens (benchmarks read its metrics). */
+  onCluster?: (cluster: Cluster) => void;
+}
+
+export async function runLocal(cfg: JobConfig, workers: number, opts: LocalOptions = {}) {
   const job = { ...cfg, cluster: { ...cfg.cluster, workers, host: '127.0.0.1', port: 0 } };
   const children: ChildProcess[] = [];
   let finished = false;
@@ -45,7 +54,7 @@ export async function runLocal(cfg: JobConfig, workers: number, opts: { resume?:
     }
   };
   try {
-    return await Promise.race([runCoordinator(job, { resume: opts.resume, events: opts.events, onListening: spawnWorkers }), workersGone]);
+    return await Promise.race([runCoordinator(job, { resume: opts.resume, events: opts.events, onListening: (port, cluster) => { opts.onCluster?.(cluster); spawnWorkers(port); } }), workersGone]);
   } finally {
     finished = true;
     process.removeListener('SIGINT', interrupt);
