@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { join } from 'node:path';
 import { initBackend } from '../core/backend';
+import { EventBus } from '../core/events';
 import { parseJob } from '../core/config';
 import { readParams } from '../core/model-params';
 import { train } from '../core/trainer';
@@ -106,20 +107,25 @@ test('distributed – a model of over 100 MiB is broadcast and trained for a ste
 });
 
 test('distributed – a worker that joins mid-job (kubectl scale up) takes part from the next step', async () => {
-  const cfg = job({ train: { iterations: 14, batchSize: 32, evalEvery: 14, checkpointEvery: 14, outDir: tempDir() } });
-  let joinedAt = -1;
-  const { cluster, curve } = await runJob(cfg, 1, (c, port, procs) => {
-    const t = setInterval(() => {
-      if (c.ledger.report(0).examplesUsed >= 64) {
-        clearInterval(t);
-        joinedAt = c.ledger.report(0).examplesUsed;
-        procs.push(spawnWorker(port, 'late'));
-      }
-    }, 5);
+  // Long enough (a few seconds) for a second worker process to start and join.
+  const iterations = 400;
+  const cfg = job({ train: { iterations, batchSize: 32, evalEvery: iterations, checkpointEvery: iterations, outDir: tempDir() } });
+  const events = new EventBus();
+  let lateJoinedAtStep = -1;
+  let steps = 0;
+  events.subscribe((e) => {
+    if (e.type === 'worker.joined' && e.worker === 'late') lateJoinedAtStep = steps;
+    if (e.type === 'progress') steps = e.iteration;
   });
-  assert.ok(joinedAt > 0);
-  const entries = [0, 1, 2].flatMap((e) => cluster.ledger.report(e).entries);
-  assert.ok(entries.some((e) => e.workerId === 'late'), 'the late worker computed slices');
-  assert.equal(cluster.ledger.report(0).complete, true);
-  assert.equal(curve[0].iteration, 14);
+  const { cluster, curve } = await runJob({ ...cfg, train: { ...cfg.train, logEvery: 1 } }, 1, (c, port, procs) => {
+    const t = setInterval(() => {
+      if (c.ledger.report(0).examplesUsed >= 64) { clearInterval(t); procs.push(spawnWorker(port, 'late')); }
+    }, 5);
+  }, [], events);
+  assert.ok(lateJoinedAtStep > 0 && lateJoinedAtStep < iterations - 1, `late worker joined after step ${lateJoinedAtStep}`);
+  const epochs = Math.ceil((iterations * 32) / 200);
+  const entries = Array.from({ length: epochs }, (_, e) => cluster.ledger.report(e).entries).flat();
+  assert.ok(entries.some((e) => e.workerId === 'late' && e.step > lateJoinedAtStep), 'the late worker computed slices');
+  for (let e = 0; e < epochs - 1; e++) assert.equal(cluster.ledger.report(e).complete, true, `epoch ${e} exactly once`);
+  assert.equal(curve[0].iteration, iterations);
 });
