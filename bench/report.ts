@@ -1,6 +1,9 @@
 // Shared plumbing for `npm run bench*`: timing, markdown tables, result files.
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
+import { machine } from '../cli/markdown';
+
+export { markdownTable } from '../cli/markdown';
 import { join } from 'node:path';
 
 /** Median wall time of `fn` in ms over `reps` runs, after `warmup` unmeasured runs. */
@@ -14,19 +17,6 @@ export function medianMs(fn: () => void, reps = 7, warmup = 2): number {
   }
   times.sort((a, b) => a - b);
   return times[Math.floor(times.length / 2)];
-}
-
-function cell(v: unknown): string {
-  return typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(2)) : String(v);
-}
-
-export function markdownTable(header: string[], rows: unknown[][]): string {
-  const lines = [header, header.map(() => '---'), ...rows.map((r) => r.map(cell))];
-  return lines.map((r) => `| ${r.join(' | ')} |`).join('\n');
-}
-
-export function machine(): string {
-  return `${cpus().length}× ${cpus()[0]?.model ?? 'unknown CPU'}, node ${process.version}`;
 }
 
 /** Write bench/results/<name>.json and <name>.md, and print the table. */

@@ -1,9 +1,9 @@
 // results.json and report.md for `tunefleet compare`.
-import { cpus } from 'node:os';
 import { Arm, CompareSpec } from '../core/experiment';
 import { JobConfig } from '../core/config';
 import { firstReached, medianOrNever, medianThresholds, speedups, Thresholds } from '../core/results';
 import { CurvePoint } from '../core/training-loop';
+import { machine, markdownTable } from './markdown';
 
 export interface RunResult {
   seed: number;
@@ -53,10 +53,6 @@ export function armResult(arm: Arm, config: JobConfig, runs: RunResult[], thresh
   };
 }
 
-export function machine(): string {
-  return `${cpus().length}× ${cpus()[0]?.model ?? 'unknown CPU'}, node ${process.version}, ${process.platform}`;
-}
-
 export function buildResults(name: string, spec: CompareSpec, arms: ArmResult[], backend: string, workers: number): Results {
   const baseline = arms.find((a) => a.init === 'scratch')!;
   return {
@@ -69,15 +65,11 @@ export function buildResults(name: string, spec: CompareSpec, arms: ArmResult[],
 const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
 const iter = (v: number | null) => (v === null ? 'never' : String(v));
 
-function table(header: string[], rows: string[][]): string {
-  return [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
-}
-
 /** The tables a user reads first; also printed by the command. */
 export function summaryTables(r: Results): string {
-  const reached = table(['arm', ...r.thresholds.map((t) => `first ≥ ${pct(t)}`), 'final', 'best'],
+  const reached = markdownTable(['arm', ...r.thresholds.map((t) => `first ≥ ${pct(t)}`), 'final', 'best'],
     r.arms.map((a) => [a.name, ...r.thresholds.map((t) => iter(a.medianFirstReached[String(t)])), pct(a.medianFinalAccuracy), pct(a.medianBestAccuracy)]));
-  const speed = table(['arm', ...r.thresholds.map((t) => `speed-up at ${pct(t)}`)],
+  const speed = markdownTable(['arm', ...r.thresholds.map((t) => `speed-up at ${pct(t)}`)],
     Object.entries(r.speedups).map(([arm, s]) => [arm, ...r.thresholds.map((t) => {
       const v = s[String(t)];
       if (v !== null) return `${v.toFixed(2)}×`;
@@ -88,7 +80,7 @@ export function summaryTables(r: Results): string {
 }
 
 export function reportMarkdown(r: Results, configYaml: string): string {
-  const perSeed = table(['arm', 'seed', ...r.thresholds.map((t) => `first ≥ ${pct(t)}`), 'final'],
+  const perSeed = markdownTable(['arm', 'seed', ...r.thresholds.map((t) => `first ≥ ${pct(t)}`), 'final'],
     r.arms.flatMap((a) => a.runs.map((run) => [a.name, String(run.seed), ...r.thresholds.map((t) => iter(run.firstReached[String(t)])), pct(run.finalAccuracy)])));
   return `# ${r.experiment}: fine-tuning against training from scratch
 

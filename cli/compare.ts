@@ -40,13 +40,14 @@ export async function runCompare(exp: Experiment, opts: CompareOptions): Promise
     let backend = '';
     for (const arm of compare.arms) {
       const runs = [];
-      for (const seed of compare.seeds) {
+      const configs = compare.seeds.map((seed) => armJob(job, arm, seed, pretrained, opts.out));
+      for (const [i, seed] of compare.seeds.entries()) {
         progress.begin(`run ${++n}/${total}: ${arm.name} seed ${seed}`);
-        const result = await run(armJob(job, arm, seed, pretrained, opts.out));
+        const result = await run(configs[i]);
         backend = result.backend;
         runs.push(runResult(seed, result.backend, opts.workers, result.curve, compare.thresholds));
       }
-      arms.push(armResult(arm, armJob(job, arm, compare.seeds[0], pretrained, opts.out), runs, compare.thresholds));
+      arms.push(armResult(arm, configs[0], runs, compare.thresholds));
     }
     const results = buildResults(job.name, compare, arms, backend, opts.workers);
     await writeOutputs(results, exp, opts.out);

@@ -55,9 +55,13 @@ export const FLAGS: Record<string, FlagSpec> = {
   watch: { nats: 'string', job: 'string' },
 };
 
+// Flag values are checked by the job schema's own rule for the same field.
+const backendFlag = (v: unknown) => parseJob({ backend: v }, '--backend').backend;
+const workersFlag = (v: unknown) => parseJob({ cluster: { workers: Number(v) } }, '--workers').cluster.workers;
+
 function jobFrom(args: Record<string, string | boolean | undefined>): JobConfig {
   const cfg = args.config ? loadJobFile(String(args.config)) : parseJob({});
-  if (args.backend) cfg.backend = parseJob({ backend: args.backend }, '--backend').backend;
+  if (args.backend) cfg.backend = backendFlag(args.backend);
   if (args.data) cfg.data.path = String(args.data);
   return cfg;
 }
@@ -80,13 +84,13 @@ async function main(argv: string[]): Promise<void> {
       const cfg = jobFrom(args);
       if (cfg.pretrain) throw new ConfigInvalid('tunefleet coordinator runs one stage: run the pretrain section as its own job (then point model.from at its model), or use tunefleet local');
       if (args.port !== undefined) cfg.cluster.port = parseJob({ cluster: { port: Number(args.port) } }, '--port').cluster.port;
-      if (args.workers !== undefined) cfg.cluster.workers = parseJob({ cluster: { workers: Number(args.workers) } }, '--workers').cluster.workers;
+      if (args.workers !== undefined) cfg.cluster.workers = workersFlag(args.workers);
       return report(await runCoordinator(cfg, { resume: Boolean(args.resume) }));
     }
     case 'worker': {
       const args = parseArgs(rest, FLAGS.worker);
       if (!args.coordinator) throw new ConfigInvalid('--coordinator HOST:PORT is required');
-      const backend = args.backend ? parseJob({ backend: args.backend }, '--backend').backend : undefined;
+      const backend = args.backend ? backendFlag(args.backend) : undefined;
       const port = args['metrics-port'] ?? '9401';
       const metricsPort = port === 'off' ? null : parseJob({ metrics: { port: Number(port) } }, '--metrics-port').metrics.port;
       const tls = { ca: args['tls-ca'] as string | undefined, cert: args['tls-cert'] as string | undefined, key: args['tls-key'] as string | undefined };
@@ -94,7 +98,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'local': {
       const args = parseArgs(rest, FLAGS.local);
-      const workers = parseJob({ cluster: { workers: Number(args.workers ?? 1) } }, '--workers').cluster.workers;
+      const workers = workersFlag(args.workers ?? 1);
       const local = (stage: JobConfig) => runLocal(stage, workers, { resume: Boolean(args.resume), backend: args.backend as string | undefined });
       return report(await runStages(jobFrom(args), local, { fresh: Boolean(args.fresh) }));
     }
@@ -102,8 +106,8 @@ async function main(argv: string[]): Promise<void> {
       const args = parseArgs(rest, FLAGS.compare);
       if (!args.config) throw new ConfigInvalid('--config experiment.yaml is required (see examples/fashion-transfer.yaml)');
       const exp = loadExperiment(String(args.config));
-      if (args.backend) exp.job.backend = parseJob({ backend: args.backend }, '--backend').backend;
-      const workers = parseJob({ cluster: { workers: Number(args.workers ?? 2) } }, '--workers').cluster.workers;
+      if (args.backend) exp.job.backend = backendFlag(args.backend);
+      const workers = workersFlag(args.workers ?? 2);
       const out = String(args.out ?? join('runs', `compare-${exp.job.name}`));
       const results = await runCompare(exp, { workers, out, fresh: Boolean(args.fresh) });
       process.stdout.write(`\n${summaryTables(results)}\nReport: ${join(out, 'report.md')} (results.json, accuracy.svg, accuracy.png beside it)\n`);
