@@ -29,7 +29,9 @@ Usage:
       Serve the job over gRPC; steps start once N workers (cluster.workers) are live.
   tunefleet worker --coordinator HOST:PORT [--backend B] [--id ID] [--metrics-port P|off]
                    [--token-file F] [--tls-ca CA.pem [--tls-cert C.pem --tls-key K.pem]]
-      Join a coordinator and compute until the job finishes.
+                   [--reconnect-for SECONDS]
+      Join a coordinator and compute until the job finishes. A lost session is
+      joined again with backoff for up to SECONDS (default 300; 0 = never).
   tunefleet local --workers N --config job.yaml [--backend B] [--resume] [--fresh]
       The coordinator here and N worker processes on this machine (loopback).
   tunefleet compare --config experiment.yaml [--workers N] [--out DIR] [--fresh]
@@ -49,7 +51,7 @@ Docs: README.md, docs/config.md.`;
 export const FLAGS: Record<string, FlagSpec> = {
   train: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', fresh: 'boolean' },
   coordinator: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', port: 'string', workers: 'string' },
-  worker: { coordinator: 'string', backend: 'string', id: 'string', 'metrics-port': 'string', 'token-file': 'string', 'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string' },
+  worker: { coordinator: 'string', backend: 'string', id: 'string', 'metrics-port': 'string', 'token-file': 'string', 'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string', 'reconnect-for': 'string' },
   local: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', fresh: 'boolean', workers: 'string' },
   compare: { config: 'string', workers: 'string', out: 'string', fresh: 'boolean', backend: 'string' },
   watch: { nats: 'string', job: 'string' },
@@ -94,7 +96,9 @@ async function main(argv: string[]): Promise<void> {
       const port = args['metrics-port'] ?? '9401';
       const metricsPort = port === 'off' ? null : parseJob({ metrics: { port: Number(port) } }, '--metrics-port').metrics.port;
       const tls = { ca: args['tls-ca'] as string | undefined, cert: args['tls-cert'] as string | undefined, key: args['tls-key'] as string | undefined };
-      return runWorker(String(args.coordinator), { backend, id: args.id as string | undefined, metricsPort, token: readToken(args['token-file'] as string | undefined), tls });
+      const reconnectSeconds = Number(args['reconnect-for'] ?? 300);
+      if (!(reconnectSeconds >= 0)) throw new ConfigInvalid(`--reconnect-for must be a number of seconds >= 0, not ${args['reconnect-for']}`);
+      return runWorker(String(args.coordinator), { backend, id: args.id as string | undefined, metricsPort, token: readToken(args['token-file'] as string | undefined), tls, reconnectSeconds });
     }
     case 'local': {
       const args = parseArgs(rest, FLAGS.local);

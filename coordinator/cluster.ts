@@ -10,7 +10,8 @@
 // and a round completes only after every worker in it has answered — which it
 // can only do after receiving, in stream order, every message sent before.
 import { GradientAverager } from '../core/aggregator';
-import { JobFailed, WireInvalid } from '../core/errors';
+import * as grpc from '@grpc/grpc-js';
+import { JobFailed, WireInvalid, WorkerRefused } from '../core/errors';
 import { EvalResult } from '../core/gradients';
 import { JobSetup } from '../core/job-setup';
 import { logger } from '../core/log';
@@ -20,7 +21,8 @@ import { shard } from '../core/sampler';
 import { Compute } from '../core/training-loop';
 import { CHUNK_BYTES, chunksOf } from '../core/wire-tensors';
 import { EvalDone, Join, Split, StepDone, TensorChunk, Welcome } from '../proto/gen/tunefleet/v1/tunefleet';
-import { Ledger } from './ledger';
+import { StepDeadlines } from './deadline';
+import { Ledger, LedgerEntry } from '../core/ledger';
 import { Round, Task } from './round';
 import { SessionCall, WorkerSession } from './session';
 
@@ -45,11 +47,16 @@ export class Cluster implements Compute {
   private evalTotals = { correct: 0, lossSum: 0, examples: 0 };
   private joined = 0;
   private finished = false;
+  private currentStep = -1;
+  private readonly rejections = new Map<string, number>();
+  private readonly deadlines: StepDeadlines;
 
   constructor(private readonly job: JobSetup, private readonly localData: boolean) {
     this.trainableSpecs = job.specs.filter((s) => job.trainable.includes(s.name));
     this.averager = new GradientAverager(this.trainableSpecs);
-    this.ledger = new Ledger(job.data.train.labels.length);
+    this.ledger = new Ledger(job.data.train.labels.length, job.ledger);
+    this.deadlines = new StepDeadlines(job.cfg.cluster.stepDeadline, (w, seconds) =>
+      this.drop(w, { code: grpc.status.DEADLINE_EXCEEDED, details: `deadline: no result within the step deadline of ${seconds.toFixed(1)} s` }, 'deadline'));
   }
 
   get metrics(): Metrics {
@@ -60,12 +67,22 @@ export class Cluster implements Compute {
     return [...this.sessions.values()].filter((s) => s.alive).map((s) => s.id);
   }
 
+  liveWorkers(): number {
+    return Math.max(1, this.live().length);
+  }
+
+  ledgerEntries(): LedgerEntry[] {
+    return this.ledger.snapshot();
+  }
+
   // ---- membership -------------------------------------------------------
 
   join(call: SessionCall, msg: Join): WorkerSession {
     if (this.finished) throw new JobFailed('the job has finished');
     const id = msg.workerId || `worker-${this.joined}`;
     if (this.sessions.get(id)?.alive) throw new WireInvalid(`worker id ${id} is already live`, 'duplicate-id');
+    const strikes = this.rejections.get(id) ?? 0;
+    if (strikes >= this.job.cfg.cluster.maxRejections) throw new WorkerRefused(`worker id ${id} sent bad messages in ${strikes} sessions; it is refused for the rest of the job`);
     this.joined++;
     const { data } = this.job;
     const session = new WorkerSession(id, msg.backend, call, this.trainableSpecs, { train: data.train.labels.length, val: data.val.labels.length });
@@ -79,10 +96,26 @@ export class Cluster implements Compute {
     return session;
   }
 
+  /**
+   * End a worker's session with a gRPC status and count why. A session ended
+   * for a bad message (`strike`) counts against its worker id, which is
+   * refused once it reaches cluster.maxRejections.
+   */
+  drop(id: string, status: Partial<grpc.StatusObject>, reason: string, strike = false): void {
+    this.job.metrics.rejected(reason);
+    if (strike) this.rejections.set(id, (this.rejections.get(id) ?? 0) + 1);
+    const s = this.sessions.get(id);
+    if (!s?.alive) return;
+    log.warn('worker dropped', { worker: id, details: status.details });
+    this.leave(id, String(status.details));
+    s.fail(status);
+  }
+
   leave(id: string, reason: string): void {
     const s = this.sessions.get(id);
     if (!s || !s.alive) return;
     s.alive = false;
+    this.deadlines.clear(id);
     const type = this.finished ? 'worker.left' : 'worker.lost';
     log.info(type.replace('.', ' '), { worker: id, reason, live: this.live().length });
     this.job.events.emit({ type, worker: id, reason, live: this.live().length });
@@ -151,10 +184,12 @@ export class Cluster implements Compute {
     const round = new Round<StepDone>(
       async (w, task) => {
         const s = this.sessions.get(w)!;
+        const joining = s.version < 0;
         await this.syncParams(s);
         await this.syncData(s, Split.TRAIN, task.indices);
         await s.send({ kind: { $case: 'step', value: { step, version: this.version, indices: Array.from(task.indices) } } });
         t.dispatched(w);
+        if (s.alive && round.outstanding(w)) this.deadlines.arm(w, joining);
       },
       (w, task, done) => {
         t.done(w, done.computeSeconds);
@@ -162,8 +197,10 @@ export class Cluster implements Compute {
       },
     );
     this.stepRound = round;
+    this.currentStep = step;
     await this.startRound(round, indices, epochs);
     this.stepRound = null;
+    this.deadlines.clearAll();
     const takeStart = performance.now();
     const mean = this.averager.take();
     return { ...mean, phases: { ...t.phases(), aggregate_update: (performance.now() - takeStart) / 1000 } };
@@ -179,7 +216,9 @@ export class Cluster implements Compute {
 
   onGradient(workerId: string, chunk: TensorChunk): void {
     if (!this.stepRound?.outstanding(workerId)) throw new WireInvalid('gradient chunk while no step is assigned to this worker', 'unexpected');
-    this.sessions.get(workerId)!.uploads.add(chunk);
+    const uploads = this.sessions.get(workerId)!.uploads;
+    const completed = uploads.add(chunk);
+    if (completed && !allFinite(uploads.tensors.get(completed)!)) throw new WireInvalid(`${completed}: gradient holds NaN or Inf`, 'non-finite');
     this.traffic.gradientBytes += chunk.data.length;
     this.job.metrics.traffic('received', 'gradients', chunk.data.length);
   }
@@ -188,9 +227,14 @@ export class Cluster implements Compute {
     const s = this.sessions.get(workerId)!;
     const task = this.stepRound?.outstanding(workerId);
     if (!task) throw new WireInvalid(`StepDone for step ${msg.step} while no step is assigned to this worker`, 'unexpected');
+    if (msg.step !== this.currentStep || msg.version !== this.version) {
+      throw new WireInvalid(`StepDone for step ${msg.step} at version ${msg.version}; expected step ${this.currentStep} at version ${this.version}`, 'stale');
+    }
+    if (!Number.isFinite(msg.loss)) throw new WireInvalid(`StepDone reports loss ${msg.loss}`, 'non-finite');
     if (msg.examples !== task.indices.length) throw new WireInvalid(`StepDone reports ${msg.examples} examples for a slice of ${task.indices.length}`, 'examples');
     if (!s.uploads.complete()) throw new WireInvalid('StepDone before every trainable gradient arrived', 'incomplete');
     this.stepRound!.complete(workerId, msg);
+    this.deadlines.answered(workerId, this.stepRound?.outstanding(workerId) !== undefined);
   }
 
   // ---- Compute: evaluation -------------------------------------------------
@@ -248,6 +292,11 @@ export class Cluster implements Compute {
   }
 }
 
+
+function allFinite(values: Float32Array): boolean {
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return false;
+  return true;
+}
 
 /**
  * Where a step's time went, from the coordinator's clock and the workers'

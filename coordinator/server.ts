@@ -3,18 +3,19 @@
 // place (`toStatus`) and ends that worker's session; the job goes on with the
 // others (see round.ts).
 import * as grpc from '@grpc/grpc-js';
-import { JobFailed, WireInvalid } from '../core/errors';
+import { JobFailed, WireInvalid, WorkerRefused } from '../core/errors';
 import { logger } from '../core/log';
 import { authorized, serverCredentials, ServerTls } from '../core/security';
 import { MAX_MESSAGE_BYTES } from '../core/wire-tensors';
 import { CoordinatorService, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
 import { Cluster } from './cluster';
-import { SessionCall } from './session';
+import { SessionCall, WorkerSession } from './session';
 
 const log = logger('server');
 
 export function toStatus(err: unknown): Partial<grpc.StatusObject> {
   if (err instanceof WireInvalid) return { code: grpc.status.INVALID_ARGUMENT, details: `${err.reason}: ${err.message}` };
+  if (err instanceof WorkerRefused) return { code: grpc.status.PERMISSION_DENIED, details: err.message };
   if (err instanceof JobFailed) return { code: grpc.status.FAILED_PRECONDITION, details: err.message };
   return { code: grpc.status.INTERNAL, details: err instanceof Error ? err.message : String(err) };
 }
@@ -26,33 +27,37 @@ function handleSession(cluster: Cluster, token: string | null, call: SessionCall
     call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: 'missing or wrong worker token (--token-file or TUNEFLEET_TOKEN)' });
     return;
   }
-  let workerId: string | null = null;
+  // Messages are matched to this stream's own session, so a reconnected
+  // worker's new session is never touched by its old stream's late messages.
+  let session: WorkerSession | null = null;
   const fail = (err: unknown) => {
     const status = toStatus(err);
-    log.warn('session rejected', { worker: workerId ?? 'unjoined', details: status.details });
-    cluster.metrics.rejected(err instanceof WireInvalid ? err.reason : 'internal');
-    if (workerId) cluster.leave(workerId, String(status.details));
+    const reason = err instanceof WireInvalid ? err.reason : err instanceof WorkerRefused ? 'refused' : 'internal';
+    if (session) return cluster.drop(session.id, status, reason, err instanceof WireInvalid);
+    log.warn('session rejected', { details: status.details });
+    cluster.metrics.rejected(reason);
     call.emit('error', status);
   };
   call.on('data', (msg: WorkerMessage) => {
     try {
       const kind = msg.kind;
-      if (!workerId) {
+      if (!session) {
         if (kind?.$case !== 'join') throw new WireInvalid('the first message must be Join', 'no-join');
-        workerId = cluster.join(call, kind.value).id;
+        session = cluster.join(call, kind.value);
         return;
       }
+      if (!session.alive) return; // dropped: the stream is closing
       switch (kind?.$case) {
-        case 'gradient': return cluster.onGradient(workerId, kind.value);
-        case 'stepDone': return cluster.onStepDone(workerId, kind.value);
-        case 'evalDone': return cluster.onEvalDone(workerId, kind.value);
+        case 'gradient': return cluster.onGradient(session.id, kind.value);
+        case 'stepDone': return cluster.onStepDone(session.id, kind.value);
+        case 'evalDone': return cluster.onEvalDone(session.id, kind.value);
         default: throw new WireInvalid(`unexpected ${kind?.$case ?? 'empty'} message`, 'unexpected');
       }
     } catch (err) {
       fail(err);
     }
   });
-  const gone = (reason: string) => () => { if (workerId) cluster.leave(workerId, reason); };
+  const gone = (reason: string) => () => { if (session?.alive) cluster.leave(session.id, reason); };
   call.on('end', gone('stream ended'));
   call.on('cancelled', gone('cancelled'));
   call.on('close', gone('stream closed'));

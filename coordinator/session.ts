@@ -38,4 +38,10 @@ export class WorkerSession {
   end(): void {
     this.call.end();
   }
+
+  /** End the stream with this gRPC status (the worker sees it as the call's error). */
+  fail(status: Partial<grpc.StatusObject>): void {
+    this.alive = false;
+    this.call.emit('error', status);
+  }
 }

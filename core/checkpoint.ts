@@ -1,6 +1,8 @@
 // Checkpoints: the model in the tfjs LayersModel format (model.json +
 // weights.bin, loadable by tf.loadLayersModel) plus the training state
-// (state.json: iteration, seed, job; optimizer.bin: momentum buffers).
+// (state.json: iteration, seed, job, sampler position; optimizer.bin:
+// momentum buffers; ledger.json: the coordinator's ledger, empty for a
+// single-process run).
 // state.json lists the SHA-256 of every other file; a checkpoint whose files
 // do not match is refused whole, never half-loaded. Each checkpoint is written
 // into a temp folder and renamed into place (ckpt-<iteration>), and only the
@@ -13,6 +15,7 @@ import { writeDirAtomic } from './atomic';
 import { CheckpointInvalid } from './errors';
 import { loadModel, writeModelFiles } from './model-io';
 import { Tensors } from './optimizer';
+import { LedgerEntry } from './ledger';
 import { SamplerPosition } from './sampler';
 
 export interface TrainingState {
@@ -21,6 +24,7 @@ export interface TrainingState {
   job: string;
   sampler: SamplerPosition;
   velocity: Tensors;
+  ledger: LedgerEntry[];
 }
 
 interface StateFile {
@@ -32,7 +36,7 @@ interface StateFile {
   sha256: Record<string, string>;
 }
 
-const FILES = ['model.json', 'weights.bin', 'optimizer.bin'];
+const FILES = ['model.json', 'weights.bin', 'optimizer.bin', 'ledger.json'];
 const PREFIX = 'ckpt-';
 
 const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
@@ -59,8 +63,9 @@ export async function saveCheckpoint(root: string, model: tf.LayersModel, state:
     await writeModelFiles(model, tmp);
     const { manifest, data } = packVelocity(state.velocity);
     writeFileSync(join(tmp, 'optimizer.bin'), data);
+    writeFileSync(join(tmp, 'ledger.json'), JSON.stringify(state.ledger));
     const hashes = Object.fromEntries(FILES.map((f) => [f, sha256(readFileSync(join(tmp, f)))]));
-    const { velocity: _, ...rest } = state;
+    const { velocity: _, ledger: __, ...rest } = state;
     const file: StateFile = { ...rest, velocity: manifest, sha256: hashes };
     writeFileSync(join(tmp, 'state.json'), JSON.stringify(file, null, 1));
   });
@@ -98,7 +103,8 @@ export async function loadCheckpoint(dir: string): Promise<{ model: tf.LayersMod
   const raw = readFileSync(join(dir, 'optimizer.bin'));
   const all = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
   const velocity: Tensors = new Map(file.velocity.map((m) => [m.name, all.slice(m.offset, m.offset + m.length)]));
+  const ledger = JSON.parse(readFileSync(join(dir, 'ledger.json'), 'utf8')) as LedgerEntry[];
   const model = await loadModel(join(dir, 'model.json'));
   const { sha256: _, velocity: __, ...rest } = file;
-  return { model, state: { ...rest, velocity } };
+  return { model, state: { ...rest, velocity, ledger } };
 }

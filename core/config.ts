@@ -43,6 +43,8 @@ const train = z.object({
   keepCheckpoints: positiveInt.default(3).describe('keep only the newest this many checkpoints'),
   outDir: z.string().nullable().default(null).describe('where checkpoints and the final model go; null = runs/<name>'),
   targetAccuracy: z.number().gt(0).max(1).nullable().default(null).describe('validation accuracy whose first crossing is reported (event target.reached, metric); null = none'),
+  batchPolicy: z.enum(['global', 'per-worker']).default('global').describe("when workers join or leave: 'global' = batchSize stays the global batch; 'per-worker' = batchSize per live worker, and the learning rate scales with live ÷ cluster.workers (Goyal et al.), ramped over scaleWarmup iterations (core/batch-policy.ts)"),
+  scaleWarmup: z.number().int().nonnegative().default(100).describe("per-worker policy: iterations over which the learning rate moves to its new scale after the worker count changes; 0 = at once"),
 }).strict();
 
 export const layerRule = z.object({
@@ -79,6 +81,13 @@ const cluster = z.object({
   tlsCert: z.string().nullable().default(null).describe('PEM certificate for gRPC over TLS; null = plaintext'),
   tlsKey: z.string().nullable().default(null).describe('PEM private key for tlsCert'),
   tlsClientCa: z.string().nullable().default(null).describe('PEM CA: when set, workers must present a client certificate it signed (mutual TLS)'),
+  stepDeadline: z.object({
+    seconds: z.number().positive().nullable().default(null).describe('fixed time a worker has to answer a training slice; null = adaptive'),
+    factor: z.number().min(1).default(5).describe('adaptive: this × the median of recent slice times'),
+    minSeconds: z.number().positive().default(10).describe('adaptive: never shorter than this'),
+    window: positiveInt.default(50).describe('adaptive: how many recent slice times the median is over'),
+  }).strict().default({}).describe('a worker that misses it is dropped and its slice reassigned within the step (coordinator/deadline.ts)'),
+  maxRejections: positiveInt.default(3).describe('sessions of one worker id ended for bad messages before that id is refused for the rest of the job'),
   workerData: z.enum(['coordinator', 'local']).default('coordinator').describe("'coordinator' = workers receive examples from the coordinator (only it needs the dataset); 'local' = workers load the same dataset themselves and receive only indices"),
 }).strict();
 

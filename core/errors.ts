@@ -49,5 +49,8 @@ export class WireInvalid extends TunefleetError {
   }
 }
 
+/** The coordinator refuses this worker (its id was rejected too often, or the job has finished). */
+export class WorkerRefused extends TunefleetError {}
+
 /** The distributed job cannot go on (no workers left, coordinator gone…). */
 export class JobFailed extends TunefleetError {}

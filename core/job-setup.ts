@@ -12,6 +12,7 @@ import { Metrics } from './metrics';
 import { NatsPublisher } from './events-nats';
 import { initialModel } from './job-model';
 import { JobData, prepareData } from './job-data';
+import { LedgerEntry } from './ledger';
 import { logger } from './log';
 import { isFrozen, resolveMultipliers } from './lr-rules';
 import { ParamSpec, paramSpecs, readParams } from './model-params';
@@ -31,6 +32,8 @@ export interface JobSetup {
   sgd: Sgd;
   sampler: Sampler;
   startIteration: number;
+  /** The ledger as of the checkpoint resumed from (empty for a fresh start). */
+  ledger: LedgerEntry[];
   outDir: string;
   events: EventBus;
   metrics: Metrics;
@@ -46,7 +49,7 @@ async function startingPoint(cfg: JobConfig, data: JobData, resume: boolean): Pr
     return { model, state };
   }
   const model = await initialModel(cfg, data.train.shape, data.train.numClasses);
-  return { model, state: { iteration: 0, seed: cfg.seed, job: cfg.name, sampler: { epoch: 0, offset: 0 }, velocity: new Map() } };
+  return { model, state: { iteration: 0, seed: cfg.seed, job: cfg.name, sampler: { epoch: 0, offset: 0 }, velocity: new Map(), ledger: [] } };
 }
 
 export async function setupJob(cfg: JobConfig, resume = false, events = new EventBus()): Promise<JobSetup> {
@@ -64,6 +67,7 @@ export async function setupJob(cfg: JobConfig, resume = false, events = new Even
     params: readParams(model),
     sampler: new Sampler(count(data.train), cfg.seed, state.sampler),
     startIteration: state.iteration,
+    ledger: state.ledger,
     outDir: outDirOf(cfg),
     events,
     metrics: new Metrics(cfg.name, 'coordinator'),

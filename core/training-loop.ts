@@ -5,9 +5,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { BatchScaler } from './batch-policy';
 import { saveCheckpoint } from './checkpoint';
 import { EvalResult } from './gradients';
 import { JobSetup } from './job-setup';
+import { LedgerEntry } from './ledger';
 import { logger } from './log';
 import { groupRates } from './lr-rules';
 import { learningRate } from './lr-schedule';
@@ -25,6 +27,10 @@ export interface Compute {
   evaluate(): Promise<EvalResult>;
   /** The trainable parameters changed (after each SGD step). */
   paramsChanged(params: Tensors): void;
+  /** Workers computing now (for train.batchPolicy); absent = cluster.workers. */
+  liveWorkers?(): number;
+  /** Which examples each step used (saved in checkpoints); absent = not kept. */
+  ledgerEntries?(): LedgerEntry[];
 }
 
 export interface CurvePoint {
@@ -58,29 +64,31 @@ async function loop(job: JobSetup, compute: Compute): Promise<TrainResult> {
   const schedule = { ...cfg.optimizer, totalIterations: t.iterations };
   const curve: CurvePoint[] = [];
   const started = Date.now();
-  let lossSum = 0, lossCount = 0, windowStart = Date.now(), lastLr = NaN, targetReached = false;
+  const scaler = new BatchScaler({ policy: t.batchPolicy, batchSize: t.batchSize, plannedWorkers: cfg.cluster.workers, warmup: t.scaleWarmup });
+  let lossSum = 0, lossCount = 0, windowExamples = 0, windowStart = Date.now(), lastLr = NaN, targetReached = false;
   events.emit({ type: 'job.started', backend: job.backend, iterations: t.iterations, startIteration: job.startIteration, batchSize: t.batchSize, trainExamples: job.data.train.labels.length });
   for (let it = job.startIteration; it < t.iterations; it++) {
-    const lr = learningRate(schedule, it);
+    const { batchSize, lrFactor } = scaler.at(it, compute.liveWorkers?.() ?? cfg.cluster.workers);
+    const lr = learningRate(schedule, it) * lrFactor;
     if (lr !== lastLr) {
       events.emit({ type: 'lr.changed', iteration: it, lr });
       metrics.learningRates(groupRates(job.specs.map((s) => s.name), cfg.optimizer.layers, lr));
     }
     lastLr = lr;
     const stepStart = performance.now();
-    const { indices, epochs } = sampler.next(t.batchSize);
+    const { indices, epochs } = sampler.next(batchSize);
     const { loss, grads, phases = {} } = await compute.gradients(it, indices, epochs);
     const updateStart = performance.now();
     sgd.step(params, grads, lr);
     compute.paramsChanged(params);
     phases.aggregate_update = (phases.aggregate_update ?? 0) + (performance.now() - updateStart) / 1000;
     for (const [phase, seconds] of Object.entries(phases)) metrics.phase(phase as Phase, seconds);
-    metrics.stepDone(it + 1, sampler.position.epoch, t.batchSize, (performance.now() - stepStart) / 1000, l2Norm(grads));
-    lossSum += loss; lossCount++;
+    metrics.stepDone(it + 1, sampler.position.epoch, batchSize, (performance.now() - stepStart) / 1000, l2Norm(grads));
+    lossSum += loss; lossCount++; windowExamples += batchSize;
 
     const done = it + 1;
     if (done % t.logEvery === 0) {
-      const examplesPerSec = Math.round((lossCount * t.batchSize) / ((Date.now() - windowStart) / 1000));
+      const examplesPerSec = Math.round(windowExamples / ((Date.now() - windowStart) / 1000));
       log.info('progress', { iteration: done, loss: +(lossSum / lossCount).toFixed(4), lr, examplesPerSec });
       events.emit({ type: 'progress', iteration: done, iterations: t.iterations, loss: lossSum / lossCount, lr, examplesPerSec });
     }
@@ -95,11 +103,11 @@ async function loop(job: JobSetup, compute: Compute): Promise<TrainResult> {
         events.emit({ type: 'target.reached', iteration: done, valAccuracy: ev.accuracy, target: t.targetAccuracy, wallSeconds: point.wallSeconds });
       }
     }
-    if (done % t.logEvery === 0) { lossSum = 0; lossCount = 0; windowStart = Date.now(); }
+    if (done % t.logEvery === 0) { lossSum = 0; lossCount = 0; windowExamples = 0; windowStart = Date.now(); }
     if (done % t.checkpointEvery === 0 || done === t.iterations) {
       const t0 = Date.now();
       writeParams(model, params);
-      const dir = await saveCheckpoint(outDir, model, { iteration: done, seed: cfg.seed, job: cfg.name, sampler: sampler.position, velocity: sgd.velocity }, t.keepCheckpoints);
+      const dir = await saveCheckpoint(outDir, model, { iteration: done, seed: cfg.seed, job: cfg.name, sampler: sampler.position, velocity: sgd.velocity, ledger: compute.ledgerEntries?.() ?? [] }, t.keepCheckpoints);
       log.info('checkpoint', { iteration: done, dir });
       events.emit({ type: 'checkpoint.written', iteration: done, dir, bytes: folderBytes(dir), seconds: (Date.now() - t0) / 1000 });
     }

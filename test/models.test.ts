@@ -118,14 +118,14 @@ test('checkpoint – round trip, keep the newest M, refuse a corrupted one', asy
   const model = buildModel('seed-cnn', [28, 28, 1], 10, 1);
   const velocity = new Map([['head/bias', Float32Array.from({ length: 10 }, (_, i) => i / 3)]]);
   for (const iteration of [10, 20, 30]) {
-    await saveCheckpoint(root, model, { iteration, seed: 5, job: 'j', sampler: { epoch: 1, offset: 64 }, velocity }, 2);
+    await saveCheckpoint(root, model, { iteration, seed: 5, job: 'j', sampler: { epoch: 1, offset: 64 }, velocity, ledger: [{ step: iteration - 1, workerId: 'w0', indices: [3, 1], epochs: [1, 1] }] }, 2);
   }
   assert.deepEqual(listCheckpoints(root), ['ckpt-00000020', 'ckpt-00000030']);
   const dir = join(root, 'ckpt-00000030');
   const { model: loaded, state } = await loadCheckpoint(dir);
   assert.deepEqual(readParams(loaded), readParams(model));
   assert.deepEqual(state.velocity, velocity);
-  assert.deepEqual({ ...state, velocity: null }, { iteration: 30, seed: 5, job: 'j', sampler: { epoch: 1, offset: 64 }, velocity: null });
+  assert.deepEqual({ ...state, velocity: null }, { iteration: 30, seed: 5, job: 'j', sampler: { epoch: 1, offset: 64 }, velocity: null, ledger: [{ step: 29, workerId: 'w0', indices: [3, 1], epochs: [1, 1] }] });
   const weights = readFileSync(join(dir, 'weights.bin'));
   weights[100] ^= 0xff;
   writeFileSync(join(dir, 'weights.bin'), weights);

@@ -21,6 +21,7 @@ import { evaluateRange, makeBatch } from '../core/trainer';
 import { chunksOf, MAX_MESSAGE_BYTES, TensorAssembler } from '../core/wire-tensors';
 import { CoordinatorClient, CoordinatorMessage, Eval, Split, Step, Welcome, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
 import { ExampleCache } from './example-cache';
+import { backoffSeconds, isRetryable } from './reconnect';
 
 const log = logger('worker');
 
@@ -69,7 +70,7 @@ class WorkerJob {
         await send({ kind: { $case: 'gradient', value: chunk } });
       }
     }
-    await send({ kind: { $case: 'stepDone', value: { step: s.step, examples: s.indices.length, loss, computeSeconds } } });
+    await send({ kind: { $case: 'stepDone', value: { step: s.step, version: s.version, examples: s.indices.length, loss, computeSeconds } } });
   }
 
   eval(e: Eval): WorkerMessage {
@@ -86,48 +87,85 @@ export interface WorkerOptions {
   /** The shared token (see core/security.ts); null = none. */
   token?: string | null;
   tls?: ClientTls;
+  /** Keep trying to (re)join for this long after losing the coordinator; 0 = give up at once. */
+  reconnectSeconds?: number;
 }
 
-/** Run one worker until the coordinator says the job is finished. */
+const BACKOFF = { baseSeconds: 0.5, maxSeconds: 10 };
+
+/**
+ * Run one worker until the coordinator says the job is finished. A lost
+ * session is joined again with backoff (reconnect.ts) under the same worker
+ * id, for up to `reconnectSeconds` without a successful join.
+ */
 export async function runWorker(address: string, opts: WorkerOptions = {}): Promise<void> {
   const backend = await initBackend(opts.backend);
   const metrics = new Metrics('', 'worker');
-  let job: WorkerJob | null = null;
-  const http = opts.metricsPort === null || opts.metricsPort === undefined ? null : await startHttpServer(metrics, opts.metricsPort, () => job !== null);
+  const state: SessionState = { id: opts.id ?? '', job: null, joins: 0 };
+  const http = opts.metricsPort === null || opts.metricsPort === undefined ? null : await startHttpServer(metrics, opts.metricsPort, () => state.job !== null);
   const client = new CoordinatorClient(address, clientCredentials(opts.tls ?? {}), {
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
   });
-  const call: Call = client.session(tokenMetadata(opts.token ?? null));
-  const send = (m: WorkerMessage) => writeWithBackpressure(call, m);
-  await send({ kind: { $case: 'join', value: { workerId: opts.id ?? '', backend, device: `${hostname()}/${backend}`, capacity: 1 } } });
+  const giveUpAfter = (opts.reconnectSeconds ?? 300) * 1000;
+  let attempt = 0, lostAt = Date.now();
   try {
-    for await (const msg of call as AsyncIterable<CoordinatorMessage>) {
-      const kind = msg.kind;
-      if (kind?.$case === 'welcome') {
-        job = await WorkerJob.create(kind.value);
-        metrics.setJob(kind.value.job);
-        log.info('joined', { worker: kind.value.workerId, job: kind.value.job, coordinator: address, backend });
-        continue;
-      }
-      if (kind?.$case === 'finish') {
-        log.info('finished', { reason: kind.value.reason });
-        call.end();
-        return;
-      }
-      if (!job) throw new JobFailed(`coordinator sent ${kind?.$case} before Welcome`);
-      switch (kind?.$case) {
-        case 'param': metrics.traffic('received', 'parameters', kind.value.data.length); job.onParam(kind.value); break;
-        case 'examples': metrics.traffic('received', 'data', kind.value.images.length); (kind.value.split === Split.TRAIN ? job.train : job.val).add(kind.value); break;
-        case 'step': await job.step(kind.value, send, metrics); break;
-        case 'eval': await send(job.eval(kind.value)); break;
+    for (;;) {
+      const joinsBefore = state.joins;
+      try {
+        return await runSession(client.session(tokenMetadata(opts.token ?? null)), address, backend, state, metrics);
+      } catch (err) {
+        state.job = null;
+        if (state.joins > joinsBefore) { attempt = 0; lostAt = Date.now(); }
+        if (!isRetryable(err) || Date.now() - lostAt >= giveUpAfter) throw asJobFailed(err, address);
+        const delay = backoffSeconds(BACKOFF, attempt++);
+        log.warn('lost the coordinator; joining again', { coordinator: address, inSeconds: +delay.toFixed(2), error: (err as Error).message });
+        await new Promise((r) => setTimeout(r, delay * 1000));
       }
     }
-    throw new JobFailed(`coordinator ${address} closed the session without finishing the job`);
-  } catch (err) {
-    if (err instanceof JobFailed) throw err;
-    throw new JobFailed(`lost the coordinator at ${address}: ${(err as Error).message}`, { cause: err });
   } finally {
     client.close();
     http?.close();
   }
+}
+
+interface SessionState {
+  id: string; // '' until the coordinator assigns one; reused when joining again
+  job: WorkerJob | null;
+  joins: number;
+}
+
+/** One session: join, then do what the coordinator says until Finish (resolves) or the stream ends (throws). */
+async function runSession(call: Call, address: string, backend: string, state: SessionState, metrics: Metrics): Promise<void> {
+  const send = (m: WorkerMessage) => writeWithBackpressure(call, m);
+  await send({ kind: { $case: 'join', value: { workerId: state.id, backend, device: `${hostname()}/${backend}`, capacity: 1 } } });
+  for await (const msg of call as AsyncIterable<CoordinatorMessage>) {
+    const kind = msg.kind;
+    if (kind?.$case === 'welcome') {
+      state.job = await WorkerJob.create(kind.value);
+      state.id = kind.value.workerId;
+      state.joins++;
+      metrics.setJob(kind.value.job);
+      log.info('joined', { worker: kind.value.workerId, job: kind.value.job, coordinator: address, backend });
+      continue;
+    }
+    if (kind?.$case === 'finish') {
+      log.info('finished', { reason: kind.value.reason });
+      call.end();
+      return;
+    }
+    const job = state.job;
+    if (!job) throw new JobFailed(`coordinator sent ${kind?.$case} before Welcome`);
+    switch (kind?.$case) {
+      case 'param': metrics.traffic('received', 'parameters', kind.value.data.length); job.onParam(kind.value); break;
+      case 'examples': metrics.traffic('received', 'data', kind.value.images.length); (kind.value.split === Split.TRAIN ? job.train : job.val).add(kind.value); break;
+      case 'step': await job.step(kind.value, send, metrics); break;
+      case 'eval': await send(job.eval(kind.value)); break;
+    }
+  }
+  throw new Error(`coordinator ${address} closed the session without finishing the job`);
+}
+
+function asJobFailed(err: unknown, address: string): JobFailed {
+  if (err instanceof JobFailed) return err;
+  return new JobFailed(`lost the coordinator at ${address}: ${(err as Error).message}`, { cause: err });
 }

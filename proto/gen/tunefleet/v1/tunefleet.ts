@@ -145,6 +145,8 @@ export interface StepDone {
   /** mean loss over this worker's slice */
   loss: number;
   computeSeconds: number;
+  /** parameter version the gradients were computed at (the Step's) */
+  version: number;
 }
 
 export interface EvalDone {
@@ -653,7 +655,7 @@ export const Join: MessageFns<Join> = {
 };
 
 function createBaseStepDone(): StepDone {
-  return { step: 0, examples: 0, loss: 0, computeSeconds: 0 };
+  return { step: 0, examples: 0, loss: 0, computeSeconds: 0, version: 0 };
 }
 
 export const StepDone: MessageFns<StepDone> = {
@@ -669,6 +671,9 @@ export const StepDone: MessageFns<StepDone> = {
     }
     if (message.computeSeconds !== 0) {
       writer.uint32(33).double(message.computeSeconds);
+    }
+    if (message.version !== 0) {
+      writer.uint32(40).uint64(message.version);
     }
     return writer;
   },
@@ -718,6 +723,14 @@ export const StepDone: MessageFns<StepDone> = {
             message.computeSeconds = reader.double();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -740,6 +753,7 @@ export const StepDone: MessageFns<StepDone> = {
         : isSet(object.compute_seconds)
         ? globalThis.Number(object.compute_seconds)
         : 0,
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
     };
   },
 
@@ -757,6 +771,9 @@ export const StepDone: MessageFns<StepDone> = {
     if (message.computeSeconds !== 0) {
       obj.computeSeconds = floatToJson(message.computeSeconds);
     }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
     return obj;
   },
 
@@ -769,6 +786,7 @@ export const StepDone: MessageFns<StepDone> = {
     message.examples = object.examples ?? 0;
     message.loss = object.loss ?? 0;
     message.computeSeconds = object.computeSeconds ?? 0;
+    message.version = object.version ?? 0;
     return message;
   },
 };
@@ -2199,6 +2217,10 @@ export const CoordinatorService = {
    * A worker's whole life in the job: it opens the stream with Join, and the
    * open stream is its lease. The coordinator sends the model, data, step and
    * evaluation assignments; the worker answers with gradients and results.
+   * A message that breaks this contract ends the stream with INVALID_ARGUMENT
+   * ("<reason>: <details>"); a worker id rejected too often is refused at Join
+   * with PERMISSION_DENIED; a worker that misses the step deadline is dropped
+   * with DEADLINE_EXCEEDED. See docs/failure-model.md.
    */
   session: {
     path: "/tunefleet.v1.Coordinator/Session" as const,
@@ -2226,6 +2248,10 @@ export interface CoordinatorServer extends UntypedServiceImplementation {
    * A worker's whole life in the job: it opens the stream with Join, and the
    * open stream is its lease. The coordinator sends the model, data, step and
    * evaluation assignments; the worker answers with gradients and results.
+   * A message that breaks this contract ends the stream with INVALID_ARGUMENT
+   * ("<reason>: <details>"); a worker id rejected too often is refused at Join
+   * with PERMISSION_DENIED; a worker that misses the step deadline is dropped
+   * with DEADLINE_EXCEEDED. See docs/failure-model.md.
    */
   session: handleBidiStreamingCall<WorkerMessage, CoordinatorMessage>;
   /** Which examples each step consumed, for one epoch. */
@@ -2237,6 +2263,10 @@ export interface CoordinatorClient extends Client {
    * A worker's whole life in the job: it opens the stream with Join, and the
    * open stream is its lease. The coordinator sends the model, data, step and
    * evaluation assignments; the worker answers with gradients and results.
+   * A message that breaks this contract ends the stream with INVALID_ARGUMENT
+   * ("<reason>: <details>"); a worker id rejected too often is refused at Join
+   * with PERMISSION_DENIED; a worker that misses the step deadline is dropped
+   * with DEADLINE_EXCEEDED. See docs/failure-model.md.
    */
   session(): ClientDuplexStream<WorkerMessage, CoordinatorMessage>;
   session(options: Partial<CallOptions>): ClientDuplexStream<WorkerMessage, CoordinatorMessage>;

@@ -3,22 +3,38 @@
 // used exactly once. Entries are recorded when a slice's gradient has been
 // accepted, so a slice reassigned after a worker was lost appears once, under
 // the worker that finally computed it.
+//
+// It keeps the current and the previous epoch (older entries are dropped, so
+// a long job's ledger does not grow without bound) and travels in every
+// checkpoint: a restarted coordinator resumes it at the checkpoint's step and
+// records the steps it redoes once, as if it had never stopped.
 import { LedgerReport } from '../proto/gen/tunefleet/v1/tunefleet';
 
-interface Entry {
+export interface LedgerEntry {
   step: number;
   workerId: string;
-  indices: Uint32Array;
-  epochs: Uint32Array;
+  indices: number[];
+  epochs: number[];
 }
 
 export class Ledger {
-  private readonly entries: Entry[] = [];
+  private entries: LedgerEntry[];
 
-  constructor(readonly datasetSize: number) {}
+  constructor(readonly datasetSize: number, restored: LedgerEntry[] = []) {
+    this.entries = restored.slice();
+  }
 
   record(step: number, workerId: string, indices: Uint32Array, epochs: Uint32Array): void {
-    this.entries.push({ step, workerId, indices: indices.slice(), epochs: epochs.slice() });
+    this.entries.push({ step, workerId, indices: Array.from(indices), epochs: Array.from(epochs) });
+    const keepFrom = epochs[epochs.length - 1] - 1;
+    if (this.entries[0].epochs[this.entries[0].epochs.length - 1] < keepFrom) {
+      this.entries = this.entries.filter((e) => e.epochs[e.epochs.length - 1] >= keepFrom);
+    }
+  }
+
+  /** The entries, for a checkpoint. */
+  snapshot(): LedgerEntry[] {
+    return this.entries;
   }
 
   report(epoch: number): LedgerReport {
@@ -26,7 +42,7 @@ export class Ledger {
     const entries: LedgerReport['entries'] = [];
     let used = 0;
     for (const e of this.entries) {
-      const mine = Array.from(e.indices).filter((_, i) => e.epochs[i] === epoch);
+      const mine = e.indices.filter((_, i) => e.epochs[i] === epoch);
       if (mine.length === 0) continue;
       for (const i of mine) uses[i]++;
       used += mine.length;
