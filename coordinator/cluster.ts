@@ -56,7 +56,7 @@ export class Cluster implements Compute {
     this.averager = new GradientAverager(this.trainableSpecs);
     this.ledger = new Ledger(job.data.train.labels.length, job.ledger);
     this.deadlines = new StepDeadlines(job.cfg.cluster.stepDeadline, (w, seconds) =>
-      this.drop(w, { code: grpc.status.DEADLINE_EXCEEDED, details: `deadline: no result within the step deadline of ${seconds.toFixed(1)} s` }, 'deadline'));
+      this.drop(w, { code: grpc.status.DEADLINE_EXCEEDED, details: `deadline: no result within the step deadline of ${seconds.toFixed(1)} s` }));
   }
 
   get metrics(): Metrics {
@@ -97,13 +97,15 @@ export class Cluster implements Compute {
   }
 
   /**
-   * End a worker's session with a gRPC status and count why. A session ended
-   * for a bad message (`strike`) counts against its worker id, which is
-   * refused once it reaches cluster.maxRejections.
+   * End a worker's session with a gRPC status. A session ended for a bad
+   * message (`rejected`: the reason) is counted, and counts against its
+   * worker id, which is refused once it reaches cluster.maxRejections.
    */
-  drop(id: string, status: Partial<grpc.StatusObject>, reason: string, strike = false): void {
-    this.job.metrics.rejected(reason);
-    if (strike) this.rejections.set(id, (this.rejections.get(id) ?? 0) + 1);
+  drop(id: string, status: Partial<grpc.StatusObject>, rejected?: string): void {
+    if (rejected) {
+      this.job.metrics.rejected(rejected);
+      this.rejections.set(id, (this.rejections.get(id) ?? 0) + 1);
+    }
     const s = this.sessions.get(id);
     if (!s?.alive) return;
     log.warn('worker dropped', { worker: id, details: status.details });

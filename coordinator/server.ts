@@ -33,7 +33,7 @@ function handleSession(cluster: Cluster, token: string | null, call: SessionCall
   const fail = (err: unknown) => {
     const status = toStatus(err);
     const reason = err instanceof WireInvalid ? err.reason : err instanceof WorkerRefused ? 'refused' : 'internal';
-    if (session) return cluster.drop(session.id, status, reason, err instanceof WireInvalid);
+    if (session) return cluster.drop(session.id, status, reason);
     log.warn('session rejected', { details: status.details });
     cluster.metrics.rejected(reason);
     call.emit('error', status);
@@ -68,9 +68,38 @@ export interface ServerSecurity extends ServerTls {
   token: string | null;
 }
 
+/**
+ * Rejections that happen inside gRPC, before a handler sees a message, are
+ * counted too: bytes that do not decode as a WorkerMessage ('undecodable'),
+ * and messages over MAX_MESSAGE_BYTES, which gRPC refuses from their length
+ * prefix without buffering them ('oversized', status RESOURCE_EXHAUSTED).
+ */
+function countedService(cluster: Cluster): typeof CoordinatorService {
+  const session = CoordinatorService.session;
+  const requestDeserialize = (bytes: Buffer): WorkerMessage => {
+    try {
+      return session.requestDeserialize(bytes);
+    } catch (err) {
+      cluster.metrics.rejected('undecodable');
+      throw err;
+    }
+  };
+  return { ...CoordinatorService, session: { ...session, requestDeserialize } };
+}
+
+const countOversized = (cluster: Cluster): grpc.ServerInterceptor => (_method, call) => new grpc.ServerInterceptingCall(call, {
+  sendStatus: (status, next) => {
+    if (status.code === grpc.status.RESOURCE_EXHAUSTED) cluster.metrics.rejected('oversized');
+    next(status);
+  },
+});
+
 export async function startServer(cluster: Cluster, host: string, port: number, security: ServerSecurity): Promise<{ server: grpc.Server; port: number }> {
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES });
-  server.addService(CoordinatorService, {
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+    interceptors: [countOversized(cluster)],
+  });
+  server.addService(countedService(cluster), {
     session: (call: SessionCall) => handleSession(cluster, security.token, call),
     getLedger: (call: grpc.ServerUnaryCall<{ epoch: number }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       if (!authorized(security.token, call.metadata)) return cb({ code: grpc.status.UNAUTHENTICATED, details: 'missing or wrong token' });

@@ -1,0 +1,146 @@
+// faults – real coordinator, real worker processes, real signals, on real
+// Fashion-MNIST: a straggler (SIGSTOP) dropped at the step deadline and back
+// after SIGCONT; the coordinator SIGKILLed and restarted, ending with the
+// parameters of a run that never stopped; chaos (random SIGKILLs and joins)
+// with every epoch used exactly once and the accuracy of an undisturbed run.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { initBackend } from '../core/backend';
+import { parseJob } from '../core/config';
+import { EventBus, TrainingEvent } from '../core/events';
+import { Ledger } from '../core/ledger';
+import { rng } from '../core/rng';
+import { Cluster } from '../coordinator/cluster';
+import { CLI, freePort, runJob, spawnWorker } from './cluster-helpers';
+import { tempDir } from './fixtures';
+
+const skip = !existsSync('/usr/share/datasets/fashion-mnist') && 'apt-get install dataset-fashion-mnist';
+const TRAIN_EXAMPLES = 2000;
+
+before(async () => { await initBackend('wasm'); });
+
+function fashionJob(train: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+  return parseJob({
+    name: 'faults', seed: 3, backend: 'wasm',
+    data: { dataset: 'fashion-mnist', download: false, limitTotal: TRAIN_EXAMPLES, validation: 1000, normalize: 'none' },
+    train: { batchSize: 64, logEvery: 1, outDir: tempDir(), ...train },
+    optimizer: { lr: 0.02, momentum: 0.9 },
+    metrics: { port: null },
+    ...extra,
+  });
+}
+
+/** Check each epoch the moment the next one starts (the ledger keeps only the last two). */
+function epochChecker(cluster: () => Cluster | null) {
+  const complete: boolean[] = [];
+  return {
+    complete,
+    onEvent(e: TrainingEvent) {
+      const c = cluster();
+      if (e.type !== 'progress' || !c) return;
+      while (c.ledger.report(complete.length + 1).examplesUsed > 0) complete.push(c.ledger.report(complete.length).complete);
+    },
+  };
+}
+
+test('faults – a straggler (SIGSTOP) is dropped at the step deadline, its slice redone by the other; after SIGCONT it joins again', { skip, timeout: 180_000 }, async () => {
+  const cfg = fashionJob({ iterations: 120, evalEvery: 120, checkpointEvery: 120 }, { cluster: { stepDeadline: { minSeconds: 1, factor: 5 } } });
+  const events = new EventBus();
+  const seen: TrainingEvent[] = [];
+  let procs: ChildProcess[] = [];
+  let cluster: Cluster | null = null;
+  const epochs = epochChecker(() => cluster);
+  events.subscribe((e) => {
+    seen.push(e);
+    epochs.onEvent(e);
+    if (e.type === 'progress' && e.iteration === 20) procs[1].kill('SIGSTOP');
+    if (e.type === 'worker.lost' && e.worker === 'w1') procs[1].kill('SIGCONT');
+  });
+  const { curve } = await runJob(cfg, 2, (c, _port, p) => { cluster = c; procs = p; }, [], events);
+  const lost = seen.find((e) => e.type === 'worker.lost' && e.worker === 'w1');
+  assert.match(lost && 'reason' in lost ? lost.reason : '', /deadline: no result within the step deadline of \d+\.\d s/);
+  const rejoined = seen.filter((e) => e.type === 'worker.joined' && e.worker === 'w1').length;
+  assert.equal(rejoined, 2, 'w1 joined, was dropped, and joined again by itself');
+  assert.equal(curve[curve.length - 1].iteration, 120, 'the job completed');
+  assert.ok(epochs.complete.length >= 3 && epochs.complete.every(Boolean), `every finished epoch exactly once: ${epochs.complete}`);
+});
+
+function writeJob(dir: string, port: number): string {
+  const file = join(dir, 'job.yaml');
+  const cfg = fashionJob({ iterations: 60, evalEvery: 60, checkpointEvery: 20, logEvery: 5, outDir: join(dir, 'run') }, { cluster: { workers: 2, host: '127.0.0.1', port } });
+  writeFileSync(file, JSON.stringify(cfg)); // JSON is YAML
+  return file;
+}
+
+function spawnCoordinator(file: string, resume: boolean): ChildProcess {
+  return spawn(process.execPath, [CLI, 'coordinator', '--config', file, ...(resume ? ['--resume'] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
+const exitOf = (p: ChildProcess) => new Promise<number | null>((r) => (p.exitCode !== null ? r(p.exitCode) : p.once('exit', (code) => r(code))));
+
+/** Run the 2-worker job in its own coordinator process; `interrupt` may SIGKILL and restart it once. */
+async function coordinatorRun(interrupt: boolean): Promise<{ weights: Buffer; ledger: Ledger; restarted: boolean }> {
+  const dir = tempDir();
+  const port = await freePort();
+  const file = writeJob(dir, port);
+  let coordinator = spawnCoordinator(file, false);
+  const workers = ['w0', 'w1'].map((id) => spawnWorker(port, id, 'off', ['--reconnect-for', '60']));
+  let restarted = false;
+  if (interrupt) {
+    await new Promise<void>((resolve) => {
+      let log = '';
+      coordinator.stderr!.on('data', (d) => {
+        log += d;
+        if (/progress iteration=(3\d|4\d)/.test(log) && !restarted) { restarted = true; resolve(); }
+      });
+    });
+    coordinator.kill('SIGKILL');
+    await exitOf(coordinator);
+    coordinator = spawnCoordinator(file, true);
+  }
+  assert.equal(await exitOf(coordinator), 0, 'the coordinator finished the job');
+  for (const w of workers) assert.equal(await exitOf(w), 0, 'each worker was told the job finished');
+  const run = join(dir, 'run');
+  const ledger = new Ledger(TRAIN_EXAMPLES, JSON.parse(readFileSync(join(run, 'ckpt-00000060', 'ledger.json'), 'utf8')));
+  return { weights: readFileSync(join(run, 'model', 'weights.bin')), ledger, restarted };
+}
+
+test('faults – the coordinator SIGKILLed mid-run and restarted resumes from its checkpoint; workers rejoin; the final parameters equal an uninterrupted run\'s', { skip, timeout: 180_000 }, async () => {
+  const calm = await coordinatorRun(false);
+  const hurt = await coordinatorRun(true);
+  assert.ok(hurt.restarted, 'killed after the checkpoint at 20, between iterations 30 and 49');
+  assert.ok(calm.weights.equals(hurt.weights), 'bit-identical final weights');
+  assert.equal(hurt.ledger.report(0).complete, true, 'epoch 0 exactly once, though steps after the checkpoint ran twice');
+  assert.deepEqual(hurt.ledger.report(0).entries.map((e) => e.step), calm.ledger.report(0).entries.map((e) => e.step));
+});
+
+test('faults – chaos: workers SIGKILLed at random steps while new ones join; every epoch exactly once; accuracy within 1 point of an undisturbed run', { skip, timeout: 180_000 }, async () => {
+  const iterations = 150;
+  const cfg = () => fashionJob({ iterations, evalEvery: iterations, checkpointEvery: iterations });
+  const calm = await runJob(cfg(), 2);
+  const random = rng(11);
+  const killAt = new Set(Array.from({ length: 4 }, (_, k) => 15 + k * 30 + Math.floor(random() * 20)));
+  const events = new EventBus();
+  let procs: ChildProcess[] = [];
+  let cluster: Cluster | null = null, port = 0, kills = 0;
+  const epochs = epochChecker(() => cluster);
+  events.subscribe((e) => {
+    epochs.onEvent(e);
+    if (e.type !== 'progress' || !killAt.has(e.iteration)) return;
+    const live = procs.filter((p) => p.exitCode === null && p.signalCode === null);
+    live[Math.floor(random() * live.length)].kill('SIGKILL');
+    kills++;
+    procs.push(spawnWorker(port, `new-${kills}`));
+  });
+  const hurt = await runJob(cfg(), 2, (c, p, ps) => { cluster = c; port = p; procs = ps; }, [], events);
+  assert.equal(kills, 4);
+  const computed = new Set(cluster!.ledger.snapshot().map((e) => e.workerId));
+  assert.ok([...computed].some((w) => w.startsWith('new-')), `workers that joined computed slices: ${[...computed]}`);
+  assert.ok(epochs.complete.length >= 3 && epochs.complete.every(Boolean), `every finished epoch exactly once: ${epochs.complete}`);
+  const [a, b] = [calm, hurt].map((r) => r.curve[r.curve.length - 1].valAccuracy);
+  assert.ok(a > 0.6, `the undisturbed run learned (${a})`);
+  assert.ok(Math.abs(a - b) <= 0.01, `accuracy ${b} vs undisturbed ${a}`);
+});
