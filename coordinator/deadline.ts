@@ -6,15 +6,17 @@
 //
 // The clock runs from when the step was written to the worker until its
 // StepDone; a worker holding several slices (after a reassignment) gets a
-// fresh deadline per slice. A worker's first slice after joining has no
-// deadline: it is still building the model and filling its example cache.
-// Evaluations have no deadline (a lost worker's share is still reassigned).
+// fresh deadline per slice. A worker's first slice after joining gets
+// `joinSeconds` instead (it is still building the model and filling its
+// example cache) and is not counted among the recent times. Evaluations have
+// no deadline (a lost worker's share is still reassigned).
 
 export interface DeadlinePolicy {
   seconds: number | null;
   factor: number;
   minSeconds: number;
   window: number;
+  joinSeconds: number;
 }
 
 /** The deadline for the next slice, given recent slice times in seconds (pure). */
@@ -32,16 +34,16 @@ function median(xs: number[]): number {
 
 export class StepDeadlines {
   private readonly recent: number[] = [];
-  private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout | null }>();
+  private readonly timers = new Map<string, { at: number; timed: boolean; timer: NodeJS.Timeout }>();
 
   constructor(private readonly policy: DeadlinePolicy, private readonly expired: (worker: string, seconds: number) => void) {}
 
-  /** A slice was written to `worker`; `exempt`: its first slice (no deadline, not timed). */
-  arm(worker: string, exempt: boolean): void {
+  /** A slice was written to `worker`; `joining`: its first slice since it joined. */
+  arm(worker: string, joining: boolean): void {
     if (this.timers.has(worker)) return; // the clock of its oldest slice is running
-    const seconds = deadlineSeconds(this.policy, this.recent);
-    const timer = exempt ? null : setTimeout(() => { this.timers.delete(worker); this.expired(worker, seconds); }, seconds * 1000);
-    this.timers.set(worker, { at: performance.now(), timer });
+    const seconds = joining ? this.policy.joinSeconds : deadlineSeconds(this.policy, this.recent);
+    const timer = setTimeout(() => { this.timers.delete(worker); this.expired(worker, seconds); }, seconds * 1000);
+    this.timers.set(worker, { at: performance.now(), timed: !joining, timer });
   }
 
   /** `worker` answered its oldest slice; `more`: it still holds another (its clock restarts). */
@@ -49,7 +51,7 @@ export class StepDeadlines {
     const t = this.timers.get(worker);
     if (!t) return;
     this.clear(worker);
-    if (t.timer) {
+    if (t.timed) {
       this.recent.push((performance.now() - t.at) / 1000);
       if (this.recent.length > this.policy.window) this.recent.shift();
     }
@@ -58,7 +60,7 @@ export class StepDeadlines {
 
   clear(worker: string): void {
     const t = this.timers.get(worker);
-    if (t?.timer) clearTimeout(t.timer);
+    if (t) clearTimeout(t.timer);
     this.timers.delete(worker);
   }
 

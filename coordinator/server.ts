@@ -14,16 +14,30 @@ import { SessionCall, WorkerSession } from './session';
 const log = logger('server');
 
 export function toStatus(err: unknown): Partial<grpc.StatusObject> {
-  if (err instanceof WireInvalid) return { code: grpc.status.INVALID_ARGUMENT, details: `${err.reason}: ${err.message}` };
+  if (err instanceof WireInvalid) {
+    const code = err.reason === 'oversized' ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INVALID_ARGUMENT;
+    return { code, details: `${err.reason}: ${err.message}` };
+  }
   if (err instanceof WorkerRefused) return { code: grpc.status.PERMISSION_DENIED, details: err.message };
   if (err instanceof JobFailed) return { code: grpc.status.FAILED_PRECONDITION, details: err.message };
   return { code: grpc.status.INTERNAL, details: err instanceof Error ? err.message : String(err) };
 }
 
+// Refusals of sessions that never joined are logged at most once per reason
+// every 10 s, with how many were folded into that line, so a flood of hostile
+// connections cannot flood the log (each is still counted in the metric).
+const lastRefusal = new Map<string, { at: number; folded: number }>();
+function logRefusal(reason: string, details: unknown): void {
+  const last = lastRefusal.get(reason);
+  if (last && Date.now() - last.at < 10_000) { last.folded++; return; }
+  log.warn('session refused', { reason, details, alsoRefusedSinceLastLine: last?.folded ?? 0 });
+  lastRefusal.set(reason, { at: Date.now(), folded: 0 });
+}
+
 function handleSession(cluster: Cluster, token: string | null, call: SessionCall): void {
   if (!authorized(token, call.metadata)) {
     cluster.metrics.rejected('auth');
-    log.warn('session refused', { reason: 'missing or wrong token' });
+    logRefusal('auth', 'missing or wrong token');
     call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: 'missing or wrong worker token (--token-file or TUNEFLEET_TOKEN)' });
     return;
   }
@@ -34,12 +48,13 @@ function handleSession(cluster: Cluster, token: string | null, call: SessionCall
     const status = toStatus(err);
     const reason = err instanceof WireInvalid ? err.reason : err instanceof WorkerRefused ? 'refused' : 'internal';
     if (session) return cluster.drop(session.id, status, reason);
-    log.warn('session rejected', { details: status.details });
+    logRefusal(reason, status.details);
     cluster.metrics.rejected(reason);
     call.emit('error', status);
   };
-  call.on('data', (msg: WorkerMessage) => {
+  call.on('data', (msg: Incoming) => {
     try {
+      if (msg.invalid) throw msg.invalid;
       const kind = msg.kind;
       if (!session) {
         if (kind?.$case !== 'join') throw new WireInvalid('the first message must be Join', 'no-join');
@@ -69,37 +84,33 @@ export interface ServerSecurity extends ServerTls {
 }
 
 /**
- * Rejections that happen inside gRPC, before a handler sees a message, are
- * counted too: bytes that do not decode as a WorkerMessage ('undecodable'),
- * and messages over MAX_MESSAGE_BYTES, which gRPC refuses from their length
- * prefix without buffering them ('oversized', status RESOURCE_EXHAUSTED).
+ * Bytes that do not decode as a WorkerMessage, or a message over
+ * MAX_MESSAGE_BYTES, become a message carrying its WireInvalid, so the
+ * session handler rejects and counts them like any other bad message (gRPC
+ * itself would end the call before our code saw it, uncounted). gRPC's own
+ * limit is twice ours: larger messages are refused from their length prefix,
+ * before anything is buffered, and are the one kind not counted.
  */
-function countedService(cluster: Cluster): typeof CoordinatorService {
+type Incoming = WorkerMessage & { invalid?: WireInvalid };
+
+function checkedService(): typeof CoordinatorService {
   const session = CoordinatorService.session;
-  const requestDeserialize = (bytes: Buffer): WorkerMessage => {
+  const requestDeserialize = (bytes: Buffer): Incoming => {
+    if (bytes.length > MAX_MESSAGE_BYTES) {
+      return { kind: undefined, invalid: new WireInvalid(`a ${bytes.length}-byte message is over the ${MAX_MESSAGE_BYTES}-byte limit`, 'oversized') };
+    }
     try {
       return session.requestDeserialize(bytes);
     } catch (err) {
-      cluster.metrics.rejected('undecodable');
-      throw err;
+      return { kind: undefined, invalid: new WireInvalid(`not a WorkerMessage (${(err as Error).message})`, 'undecodable') };
     }
   };
   return { ...CoordinatorService, session: { ...session, requestDeserialize } };
 }
 
-const countOversized = (cluster: Cluster): grpc.ServerInterceptor => (_method, call) => new grpc.ServerInterceptingCall(call, {
-  sendStatus: (status, next) => {
-    if (status.code === grpc.status.RESOURCE_EXHAUSTED) cluster.metrics.rejected('oversized');
-    next(status);
-  },
-});
-
 export async function startServer(cluster: Cluster, host: string, port: number, security: ServerSecurity): Promise<{ server: grpc.Server; port: number }> {
-  const server = new grpc.Server({
-    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
-    interceptors: [countOversized(cluster)],
-  });
-  server.addService(countedService(cluster), {
+  const server = new grpc.Server({ 'grpc.max_receive_message_length': 2 * MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES });
+  server.addService(checkedService(), {
     session: (call: SessionCall) => handleSession(cluster, security.token, call),
     getLedger: (call: grpc.ServerUnaryCall<{ epoch: number }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       if (!authorized(security.token, call.metadata)) return cb({ code: grpc.status.UNAUTHENTICATED, details: 'missing or wrong token' });

@@ -86,6 +86,7 @@ const cluster = z.object({
     factor: z.number().min(1).default(5).describe('adaptive: this × the median of recent slice times'),
     minSeconds: z.number().positive().default(10).describe('adaptive: never shorter than this'),
     window: positiveInt.default(50).describe('adaptive: how many recent slice times the median is over'),
+    joinSeconds: z.number().positive().default(120).describe("a worker's first slice after joining (model build, cache fill) has this long"),
   }).strict().default({}).describe('a worker that misses it is dropped and its slice reassigned within the step (coordinator/deadline.ts)'),
   maxRejections: positiveInt.default(3).describe('sessions of one worker id ended for bad messages before that id is refused for the rest of the job'),
   workerData: z.enum(['coordinator', 'local']).default('coordinator').describe("'coordinator' = workers receive examples from the coordinator (only it needs the dataset); 'local' = workers load the same dataset themselves and receive only indices"),

@@ -8,7 +8,7 @@ import { Ledger } from '../core/ledger';
 import { deadlineSeconds, StepDeadlines } from '../coordinator/deadline';
 import { backoffSeconds, isRetryable } from '../worker/reconnect';
 
-const adaptive = { seconds: null, factor: 5, minSeconds: 2, window: 4 };
+const adaptive = { seconds: null, factor: 5, minSeconds: 2, window: 4, joinSeconds: 60 };
 
 test('deadline – adaptive: factor × median of recent slice times, floored; or fixed', () => {
   assert.equal(deadlineSeconds(adaptive, []), 2, 'no history: the floor');
@@ -18,18 +18,21 @@ test('deadline – adaptive: factor × median of recent slice times, floored; or
   assert.equal(deadlineSeconds({ ...adaptive, seconds: 7 }, [100]), 7);
 });
 
-test('deadline – a worker that does not answer in time is reported; answering clears its clock; the first slice is exempt', async () => {
+test('deadline – a worker that does not answer in time is reported; answering clears its clock; a first slice gets joinSeconds', async () => {
   const expired: string[] = [];
-  const d = new StepDeadlines({ seconds: 0.05, factor: 1, minSeconds: 0.01, window: 4 }, (w) => expired.push(w));
+  const d = new StepDeadlines({ seconds: 0.05, factor: 1, minSeconds: 0.01, window: 4, joinSeconds: 0.3 }, (w) => expired.push(w));
   d.arm('slow', false);
   d.arm('fast', false);
   d.arm('joining', true);
+  d.arm('joined', true);
   d.answered('fast', false);
   await new Promise((r) => setTimeout(r, 120));
   assert.deepEqual(expired, ['slow']);
-  d.answered('joining', true); // its next slice is timed
+  d.answered('joined', true); // its next slice has the step deadline
   await new Promise((r) => setTimeout(r, 120));
-  assert.deepEqual(expired, ['slow', 'joining']);
+  assert.deepEqual(expired, ['slow', 'joined']);
+  await new Promise((r) => setTimeout(r, 150));
+  assert.deepEqual(expired, ['slow', 'joined', 'joining']);
   d.clearAll();
 });
 

@@ -25,7 +25,7 @@ before(async () => { await initBackend('wasm'); });
 function fashionJob(train: Record<string, unknown>, extra: Record<string, unknown> = {}) {
   return parseJob({
     name: 'faults', seed: 3, backend: 'wasm',
-    data: { dataset: 'fashion-mnist', download: false, limitTotal: TRAIN_EXAMPLES, validation: 1000, normalize: 'none' },
+    data: { dataset: 'fashion-mnist', download: false, limitTotal: TRAIN_EXAMPLES, validation: 5000, normalize: 'none' },
     train: { batchSize: 64, logEvery: 1, outDir: tempDir(), ...train },
     optimizer: { lr: 0.02, momentum: 0.9 },
     metrics: { port: null },
