@@ -131,3 +131,27 @@ test('distributed – a worker that joins mid-job (kubectl scale up) takes part 
   assert.equal(cluster.ledger.report(0).examplesUsed, 0, 'older epochs are dropped');
   assert.equal(curve[0].iteration, iterations);
 });
+
+test('distributed – batchPolicy per-worker: a joining worker doubles the global batch and the learning rate ramps to 2×', async () => {
+  const iterations = 300;
+  const cfg = job({
+    train: { iterations, batchSize: 16, evalEvery: iterations, checkpointEvery: iterations, logEvery: 1, outDir: tempDir(), batchPolicy: 'per-worker', scaleWarmup: 10 },
+    optimizer: { lr: 0.01, momentum: 0.9 },
+  });
+  const events = new EventBus();
+  const lrs: { iteration: number; lr: number }[] = [];
+  events.subscribe((e) => { if (e.type === 'lr.changed') lrs.push({ iteration: e.iteration, lr: e.lr }); });
+  const { cluster } = await runJob(cfg, 1, (c, port, procs) => {
+    const t = setInterval(() => {
+      if (c.ledger.report(0).examplesUsed >= 32) { clearInterval(t); procs.push(spawnWorker(port, 'late')); }
+    }, 5);
+  }, [], events);
+  const perStep = new Map<number, number>();
+  for (const e of cluster.ledger.snapshot()) perStep.set(e.step, (perStep.get(e.step) ?? 0) + e.indices.length);
+  perStep.delete(Math.min(...perStep.keys())); // may be cut in half where the ledger's kept epochs begin
+  assert.deepEqual(new Set(perStep.values()), new Set([32]), 'at the end, 2 workers × 16 per step');
+  const last = lrs[lrs.length - 1];
+  assert.ok(Math.abs(last.lr - 0.02) < 1e-12, `the rate reached 2 × 0.01: ${last.lr}`);
+  const ramp = lrs.filter((p) => p.lr > 0.01 && p.lr < 0.02);
+  assert.ok(ramp.length >= 9, `ramped over scaleWarmup iterations: ${ramp.map((p) => p.lr.toFixed(4))}`);
+});
