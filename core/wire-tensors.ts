@@ -33,17 +33,23 @@ export class TensorAssembler {
   readonly tensors = new Map<string, Float32Array>();
   private readonly shapes = new Map<string, string>();
   private received = new Map<string, number>();
+  // The stream limit: one transfer (between resets) may carry each tensor's
+  // bytes once, so a peer cannot keep a stream busy by re-sending chunks.
+  private readonly limit: number;
+  private total = 0;
 
   constructor(specs: ParamSpec[]) {
     for (const s of specs) {
       this.tensors.set(s.name, new Float32Array(elements(s.shape)));
       this.shapes.set(s.name, s.shape.join('x'));
     }
+    this.limit = [...this.tensors.values()].reduce((a, t) => a + t.byteLength, 0);
   }
 
   /** Forget what arrived (the buffers are reused for the next round). */
   reset(): void {
     this.received = new Map();
+    this.total = 0;
   }
 
   /** Place one chunk; returns the tensor's name when that chunk completed it. */
@@ -58,6 +64,8 @@ export class TensorAssembler {
     if (offset % 4 !== 0 || data.length % 4 !== 0 || offset + data.length > target.byteLength) {
       throw new WireInvalid(`${chunk.name}: bytes [${offset}, ${offset + data.length}) do not fit a ${target.byteLength}-byte float32 tensor`, 'size');
     }
+    this.total += data.length;
+    if (this.limit > 0 && this.total > this.limit) throw new WireInvalid(`${this.total} bytes in one transfer, more than all ${this.tensors.size} tensors hold (${this.limit})`, 'size');
     new Uint8Array(target.buffer, target.byteOffset + offset, data.length).set(data);
     // Chunks of one transfer arrive in order, so offset 0 starts a new transfer
     // of that tensor (the next parameter version, or the next slice's gradient).

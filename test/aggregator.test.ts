@@ -56,4 +56,9 @@ test('wire-tensors – chunks reassemble exactly; every bad chunk is rejected wi
   for (const [chunk, reason] of bad) {
     assert.throws(() => asm.add(chunk as typeof ok), (e: unknown) => e instanceof WireInvalid && e.reason === reason, reason);
   }
+  // One transfer carries each tensor once: re-sending chunks overflows it.
+  assert.throws(() => chunks.forEach((c) => asm.add(c)), (e: unknown) => e instanceof WireInvalid && e.reason === 'size' && /more than all 1 tensors hold/.test(e.message));
+  asm.reset();
+  chunks.forEach((c) => asm.add(c));
+  assert.ok(asm.complete(), 'after a reset the next transfer is accepted');
 });

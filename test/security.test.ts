@@ -76,8 +76,11 @@ test('security – mutual TLS: a client certificate from another CA is refused; 
   const result = await runCoordinator(job(tls), {
     onListening: (port) => {
       const trust = ['--tls-ca', join(pki, 'ca.pem')];
-      outcomes.push(exited(spawnWorker(port, 'rogue', 'off', [...trust, '--tls-cert', join(pki, 'rogue.pem'), '--tls-key', join(pki, 'rogue.key')], 'localhost')));
-      outcomes.push(exited(spawnWorker(port, 'plain', 'off', [], 'localhost')));
+      // A refused handshake looks like an unreachable coordinator (UNAVAILABLE),
+      // which workers retry; --reconnect-for 0 makes these give up at once.
+      const once = ['--reconnect-for', '0'];
+      outcomes.push(exited(spawnWorker(port, 'rogue', 'off', [...once, ...trust, '--tls-cert', join(pki, 'rogue.pem'), '--tls-key', join(pki, 'rogue.key')], 'localhost')));
+      outcomes.push(exited(spawnWorker(port, 'plain', 'off', once, 'localhost')));
       setTimeout(() => outcomes.push(exited(spawnWorker(port, 'good', 'off', [...trust, '--tls-cert', join(pki, 'client.pem'), '--tls-key', join(pki, 'client.key')], 'localhost'))), 500);
     },
   });

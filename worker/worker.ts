@@ -58,6 +58,7 @@ class WorkerJob {
   }
 
   async step(s: Step, send: (m: WorkerMessage) => Promise<void>, metrics: Metrics): Promise<void> {
+    this.params.reset(); // every parameter of this version arrived before its Step
     const started = process.hrtime.bigint();
     const { loss, grads } = computeGradients(this.model, this.welcome.trainable, makeBatch(this.train.ds, s.indices, this.norm));
     const computeSeconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -74,6 +75,7 @@ class WorkerJob {
   }
 
   eval(e: Eval): WorkerMessage {
+    this.params.reset();
     const r = evaluateRange(this.model, this.val.ds, e.indices, this.norm);
     return { kind: { $case: 'evalDone', value: { evalId: e.evalId, examples: r.count, correct: r.correct, lossSum: r.loss * r.count } } };
   }
