@@ -20,7 +20,7 @@ import { ParamSpec } from '../core/model-params';
 import { shard } from '../core/sampler';
 import { Compute } from '../core/training-loop';
 import { CHUNK_BYTES, chunksOf } from '../core/wire-tensors';
-import { EvalDone, Join, Split, StepDone, TensorChunk, Welcome } from '../proto/gen/tunefleet/v1/tunefleet';
+import { DType, EvalDone, Join, Split, StepDone, TensorChunk, Welcome } from '../proto/gen/tunefleet/v1/tunefleet';
 import { StepDeadlines } from './deadline';
 import { Ledger, LedgerEntry } from '../core/ledger';
 import { Round, Task } from './round';
@@ -59,6 +59,10 @@ export class Cluster implements Compute {
       this.drop(w, { code: grpc.status.DEADLINE_EXCEEDED, details: `deadline: no result within the step deadline of ${seconds.toFixed(1)} s` }));
   }
 
+  get gradientDtype(): DType {
+    return this.job.cfg.cluster.gradientDtype === 'float16' ? DType.FLOAT16 : DType.FLOAT32;
+  }
+
   get metrics(): Metrics {
     return this.job.metrics;
   }
@@ -85,7 +89,7 @@ export class Cluster implements Compute {
     if (strikes >= this.job.cfg.cluster.maxRejections) throw new WorkerRefused(`worker id ${id} sent bad messages in ${strikes} sessions; it is refused for the rest of the job`);
     this.joined++;
     const { data } = this.job;
-    const session = new WorkerSession(id, msg.backend, call, this.trainableSpecs, { train: data.train.labels.length, val: data.val.labels.length });
+    const session = new WorkerSession(id, msg.backend, call, this.trainableSpecs, [this.gradientDtype], { train: data.train.labels.length, val: data.val.labels.length });
     this.sessions.set(id, session);
     void session.send({ kind: { $case: 'welcome', value: this.welcome(id) } });
     log.info('worker joined', { worker: id, backend: msg.backend, device: msg.device, live: this.live().length });
@@ -143,6 +147,7 @@ export class Cluster implements Compute {
       trainSize: data.train.labels.length, valSize: data.val.labels.length,
       localData: this.localData,
       jobConfigJson: JSON.stringify(cfg),
+      gradientDtype: this.gradientDtype,
     };
   }
 

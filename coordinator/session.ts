@@ -4,7 +4,7 @@
 // backpressure, so a slow worker cannot make the coordinator buffer a whole
 // model per step in memory.
 import * as grpc from '@grpc/grpc-js';
-import { CoordinatorMessage, Split, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
+import { CoordinatorMessage, DType, Split, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
 import { writeWithBackpressure } from '../core/backpressure';
 import { ParamSpec } from '../core/model-params';
 import { TensorAssembler } from '../core/wire-tensors';
@@ -20,8 +20,8 @@ export class WorkerSession {
   alive = true;
   private sending: Promise<void> = Promise.resolve();
 
-  constructor(readonly id: string, readonly backend: string, private readonly call: SessionCall, trainable: ParamSpec[], sizes: { train: number; val: number }) {
-    this.uploads = new TensorAssembler(trainable);
+  constructor(readonly id: string, readonly backend: string, private readonly call: SessionCall, trainable: ParamSpec[], gradientDtypes: DType[], sizes: { train: number; val: number }) {
+    this.uploads = new TensorAssembler(trainable, gradientDtypes);
     this.cached = { [Split.TRAIN]: new Uint8Array(sizes.train), [Split.VALIDATION]: new Uint8Array(sizes.val) };
   }
 

@@ -1,10 +1,12 @@
 // Tensors on the wire: split a named Float32Array into TensorChunk messages of
-// at most CHUNK_BYTES, and put received chunks back into place. The receiving
-// side checks every chunk at the boundary — known name, float32, the exact
-// shape it expects, offset and length inside the tensor, 4-byte aligned — and
-// rejects anything else with a WireInvalid naming the problem.
+// at most CHUNK_BYTES (as float32, or as float16 for half the bytes), and put
+// received chunks back into place as float32. The receiving side checks every
+// chunk at the boundary — known name, an accepted dtype, the exact shape it
+// expects, offset and length inside the tensor, element-aligned — and rejects
+// anything else with a WireInvalid naming the problem.
 import { DType, TensorChunk } from '../proto/gen/tunefleet/v1/tunefleet';
 import { WireInvalid } from './errors';
+import { fromFloat16, toFloat16 } from './fp16';
 import { ParamSpec } from './model-params';
 
 export const CHUNK_BYTES = 1 << 20; // 1 MiB: far below gRPC's 4 MiB default message limit
@@ -15,11 +17,14 @@ export function elements(shape: number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
 
-/** The chunks of one tensor. `data` is viewed, not copied, as bytes. */
-export function* chunksOf(name: string, shape: number[], values: Float32Array, chunkBytes = CHUNK_BYTES): Generator<TensorChunk> {
-  const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+const BYTES_PER_ELEMENT: Partial<Record<DType, number>> = { [DType.FLOAT32]: 4, [DType.FLOAT16]: 2 };
+
+/** The chunks of one tensor. As float32, `data` views `values`' bytes; as float16 it views one converted copy. */
+export function* chunksOf(name: string, shape: number[], values: Float32Array, chunkBytes = CHUNK_BYTES, dtype = DType.FLOAT32): Generator<TensorChunk> {
+  const typed = dtype === DType.FLOAT16 ? toFloat16(values) : values;
+  const bytes = new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
   for (let offset = 0; offset < bytes.length || offset === 0; offset += chunkBytes) {
-    yield { name, dtype: DType.FLOAT32, shape, offset, data: bytes.subarray(offset, offset + chunkBytes) };
+    yield { name, dtype, shape, offset, data: bytes.subarray(offset, offset + chunkBytes) };
     if (bytes.length === 0) return;
   }
 }
@@ -38,7 +43,8 @@ export class TensorAssembler {
   private readonly limit: number;
   private total = 0;
 
-  constructor(specs: ParamSpec[]) {
+  /** `dtypes`: what the wire may carry (float32 always lands as float32). */
+  constructor(specs: ParamSpec[], private readonly dtypes: DType[] = [DType.FLOAT32]) {
     for (const s of specs) {
       this.tensors.set(s.name, new Float32Array(elements(s.shape)));
       this.shapes.set(s.name, s.shape.join('x'));
@@ -56,20 +62,28 @@ export class TensorAssembler {
   add(chunk: TensorChunk): string | null {
     const target = this.tensors.get(chunk.name);
     if (!target) throw new WireInvalid(`unknown tensor '${chunk.name}'`, 'unknown-name');
-    if (chunk.dtype !== DType.FLOAT32) throw new WireInvalid(`${chunk.name}: dtype ${chunk.dtype} is not FLOAT32`, 'dtype');
+    if (!this.dtypes.includes(chunk.dtype)) throw new WireInvalid(`${chunk.name}: dtype ${DType[chunk.dtype] ?? chunk.dtype} is not ${this.dtypes.map((d) => DType[d]).join(' or ')}`, 'dtype');
     if (chunk.shape.join('x') !== this.shapes.get(chunk.name)) {
       throw new WireInvalid(`${chunk.name}: shape [${chunk.shape}] is not the expected [${this.shapes.get(chunk.name)!.split('x')}]`, 'shape');
     }
-    const { offset, data } = chunk;
-    if (offset % 4 !== 0 || data.length % 4 !== 0 || offset + data.length > target.byteLength) {
-      throw new WireInvalid(`${chunk.name}: bytes [${offset}, ${offset + data.length}) do not fit a ${target.byteLength}-byte float32 tensor`, 'size');
+    const size = BYTES_PER_ELEMENT[chunk.dtype]!;
+    const { data } = chunk;
+    const start = chunk.offset / size, count = data.length / size; // in elements
+    if (!Number.isInteger(start) || !Number.isInteger(count) || start + count > target.length) {
+      throw new WireInvalid(`${chunk.name}: bytes [${chunk.offset}, ${chunk.offset + data.length}) do not fit a ${target.length}-element ${DType[chunk.dtype]} tensor`, 'size');
     }
-    this.total += data.length;
+    this.total += count * 4;
     if (this.limit > 0 && this.total > this.limit) throw new WireInvalid(`${this.total} bytes in one transfer, more than all ${this.tensors.size} tensors hold (${this.limit})`, 'size');
-    new Uint8Array(target.buffer, target.byteOffset + offset, data.length).set(data);
+    if (chunk.dtype === DType.FLOAT16) {
+      // Copied into an aligned buffer of its own: received bytes may sit at an
+      // odd offset, and are often a Buffer, whose slice() is a view, not a copy.
+      fromFloat16(new Uint16Array(new Uint8Array(data).buffer), target.subarray(start, start + count));
+    } else {
+      new Uint8Array(target.buffer, target.byteOffset + start * 4, data.length).set(data);
+    }
     // Chunks of one transfer arrive in order, so offset 0 starts a new transfer
     // of that tensor (the next parameter version, or the next slice's gradient).
-    const got = (offset === 0 ? 0 : this.received.get(chunk.name) ?? 0) + data.length;
+    const got = (start === 0 ? 0 : this.received.get(chunk.name) ?? 0) + count * 4;
     this.received.set(chunk.name, got);
     if (got > target.byteLength) throw new WireInvalid(`${chunk.name}: more bytes than the tensor holds`, 'size');
     return got === target.byteLength ? chunk.name : null;

@@ -155,3 +155,12 @@ test('distributed – batchPolicy per-worker: a joining worker doubles the globa
   const ramp = lrs.filter((p) => p.lr > 0.01 && p.lr < 0.02);
   assert.ok(ramp.length >= 9, `ramped over scaleWarmup iterations: ${ramp.map((p) => p.lr.toFixed(4))}`);
 });
+
+test('distributed – float16 gradients: exactly half the gradient bytes, parameters within half-precision noise of float32', async () => {
+  const cfg = (gradientDtype: string) => job({ cluster: { gradientDtype }, train: { iterations: 10, batchSize: 64, evalEvery: 10, checkpointEvery: 10, outDir: tempDir() } });
+  const full = await runJob(cfg('float32'), 2);
+  const half = await runJob(cfg('float16'), 2);
+  assert.equal(half.cluster.traffic.gradientBytes * 2, full.cluster.traffic.gradientBytes);
+  const diff = maxRelativeDiff(readParams(full.model), readParams(half.model));
+  assert.ok(diff > 0 && diff < 5e-3, `max relative difference ${diff}`);
+});

@@ -16,9 +16,9 @@ import { startHttpServer } from '../core/http-server';
 import { logger } from '../core/log';
 import { clientCredentials, ClientTls, tokenMetadata } from '../core/security';
 import { Metrics } from '../core/metrics';
-import { modelVariables, paramSpecs, writeParams } from '../core/model-params';
+import { paramSpecs, writeParams } from '../core/model-params';
 import { evaluateRange, makeBatch } from '../core/trainer';
-import { chunksOf, MAX_MESSAGE_BYTES, TensorAssembler } from '../core/wire-tensors';
+import { CHUNK_BYTES, chunksOf, MAX_MESSAGE_BYTES, TensorAssembler } from '../core/wire-tensors';
 import { CoordinatorClient, CoordinatorMessage, Eval, Split, Step, Welcome, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
 import { ExampleCache } from './example-cache';
 import { backoffSeconds, isRetryable } from './reconnect';
@@ -28,13 +28,18 @@ const log = logger('worker');
 type Call = grpc.ClientDuplexStream<WorkerMessage, CoordinatorMessage>;
 
 class WorkerJob {
+  /** Each variable's shape, by name (looked up per gradient tensor, so built once). */
+  private readonly shapes: Map<string, number[]>;
+
   private constructor(
     readonly model: tf.LayersModel,
     readonly welcome: Welcome,
     readonly params: TensorAssembler,
     readonly train: ExampleCache,
     readonly val: ExampleCache,
-  ) {}
+  ) {
+    this.shapes = new Map(paramSpecs(model).map((p) => [p.name, p.shape]));
+  }
 
   static async create(w: Welcome): Promise<WorkerJob> {
     const model = await tf.models.modelFromJSON({ modelTopology: JSON.parse(w.modelTopologyJson) } as tf.io.ModelJSON);
@@ -64,9 +69,8 @@ class WorkerJob {
     const computeSeconds = Number(process.hrtime.bigint() - started) / 1e9;
     metrics.examplesComputed(s.indices.length);
     metrics.workerCompute(this.welcome.workerId, computeSeconds, s.indices.length);
-    const vars = modelVariables(this.model);
     for (const [name, g] of grads) {
-      for (const chunk of chunksOf(name, vars.get(name)!.shape as number[], g)) {
+      for (const chunk of chunksOf(name, this.shapes.get(name)!, g, CHUNK_BYTES, this.welcome.gradientDtype)) {
         metrics.traffic('sent', 'gradients', chunk.data.length);
         await send({ kind: { $case: 'gradient', value: chunk } });
       }
@@ -113,9 +117,11 @@ export async function runWorker(address: string, opts: WorkerOptions = {}): Prom
   try {
     for (;;) {
       const joinsBefore = state.joins;
+      const call = client.session(tokenMetadata(opts.token ?? null));
       try {
-        return await runSession(client.session(tokenMetadata(opts.token ?? null)), address, backend, state, metrics);
+        return await runSession(call, address, backend, state, metrics);
       } catch (err) {
+        call.cancel(); // the session is over on our side too, whatever ended it
         state.job = null;
         if (state.joins > joinsBefore) { attempt = 0; lostAt = Date.now(); }
         if (!isRetryable(err) || Date.now() - lostAt >= giveUpAfter) throw asJobFailed(err, address);

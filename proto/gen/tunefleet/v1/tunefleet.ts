@@ -34,6 +34,8 @@ export const protobufFileName = "tunefleet/v1/tunefleet.proto";
 export enum DType {
   DTYPE_UNSPECIFIED = 0,
   FLOAT32 = 1,
+  /** FLOAT16 - IEEE half precision; gradients only, when the job asks for it */
+  FLOAT16 = 2,
   UNRECOGNIZED = -1,
 }
 
@@ -45,6 +47,9 @@ export function dTypeFromJSON(object: any): DType {
     case 1:
     case "FLOAT32":
       return DType.FLOAT32;
+    case 2:
+    case "FLOAT16":
+      return DType.FLOAT16;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -58,6 +63,8 @@ export function dTypeToJSON(object: DType): string {
       return "DTYPE_UNSPECIFIED";
     case DType.FLOAT32:
       return "FLOAT32";
+    case DType.FLOAT16:
+      return "FLOAT16";
     case DType.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -106,7 +113,8 @@ export function splitToJSON(object: Split): string {
 /**
  * One piece of one tensor: raw little-endian bytes keyed by the variable's
  * stable name (`conv1/kernel`), with dtype and full shape on every chunk so
- * any chunk can be checked alone. A tensor larger than the chunk size (a few
+ * any chunk can be checked alone. `offset` and `data` count bytes of this
+ * chunk's dtype (2 per element for FLOAT16, 4 for FLOAT32). A tensor larger than the chunk size (a few
  * MiB) travels as several chunks with increasing `offset`, so a model of any
  * size moves without raising gRPC's message-size limit.
  */
@@ -185,6 +193,8 @@ export interface Welcome {
   /** true: load the dataset yourself from job_config_json */
   localData: boolean;
   jobConfigJson: string;
+  /** send gradients as this (FLOAT32, or FLOAT16 to halve the bytes) */
+  gradientDtype: DType;
 }
 
 /**
@@ -1114,6 +1124,7 @@ function createBaseWelcome(): Welcome {
     valSize: 0,
     localData: false,
     jobConfigJson: "",
+    gradientDtype: 0,
   };
 }
 
@@ -1163,6 +1174,9 @@ export const Welcome: MessageFns<Welcome> = {
     }
     if (message.jobConfigJson !== "") {
       writer.uint32(90).string(message.jobConfigJson);
+    }
+    if (message.gradientDtype !== 0) {
+      writer.uint32(96).int32(message.gradientDtype);
     }
     return writer;
   },
@@ -1298,6 +1312,14 @@ export const Welcome: MessageFns<Welcome> = {
             message.jobConfigJson = reader.string();
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.gradientDtype = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1361,6 +1383,11 @@ export const Welcome: MessageFns<Welcome> = {
         : isSet(object.job_config_json)
         ? globalThis.String(object.job_config_json)
         : "",
+      gradientDtype: isSet(object.gradientDtype)
+        ? dTypeFromJSON(object.gradientDtype)
+        : isSet(object.gradient_dtype)
+        ? dTypeFromJSON(object.gradient_dtype)
+        : 0,
     };
   },
 
@@ -1399,6 +1426,9 @@ export const Welcome: MessageFns<Welcome> = {
     if (message.jobConfigJson !== "") {
       obj.jobConfigJson = message.jobConfigJson;
     }
+    if (message.gradientDtype !== 0) {
+      obj.gradientDtype = dTypeToJSON(message.gradientDtype);
+    }
     return obj;
   },
 
@@ -1418,6 +1448,7 @@ export const Welcome: MessageFns<Welcome> = {
     message.valSize = object.valSize ?? 0;
     message.localData = object.localData ?? false;
     message.jobConfigJson = object.jobConfigJson ?? "";
+    message.gradientDtype = object.gradientDtype ?? 0;
     return message;
   },
 };
