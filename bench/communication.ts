@@ -2,10 +2,13 @@
 // collection for models of 1-400 MiB with 1, 2 and 4 workers on loopback,
 // beside raw TCP loopback throughput measured in the same run (the ceiling).
 // The model is one wide dense layer, trained on one example per worker so the
-// compute is small; the bytes a step moves are W × (parameters + gradients),
-// and its communication time is the mean of the `broadcast` and `upload`
-// step phases the coordinator records (tunefleet_step_phase_seconds) over the
-// steps after the first (which also carries joining and model building).
+// compute is small; the bytes a step moves are what the coordinator counted
+// (parameters sent + gradients received), and its communication time is the
+// mean of the `broadcast` and `upload` step phases the coordinator records
+// (tunefleet_step_phase_seconds), both over the steps after the first (which
+// also carries joining and model building). Beside it, two ceilings measured
+// in the same run: raw TCP, and gRPC itself streaming 1 MiB chunks.
+import * as grpc from '@grpc/grpc-js';
 import { fork } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -15,6 +18,8 @@ import { saveModel } from '../core/model-io';
 import { runLocal } from '../cli/local';
 import { Cluster } from '../coordinator/cluster';
 import { EventBus } from '../core/events';
+import { writeWithBackpressure } from '../core/backpressure';
+import { CoordinatorClient, DType } from '../proto/gen/tunefleet/v1/tunefleet';
 import { tempDirBench } from './report';
 
 const MiB = 2 ** 20;
@@ -35,7 +40,31 @@ export async function rawTcp(bytes = 1024 * MiB): Promise<number> {
   return bytes / seconds;
 }
 
-async function wideModel(mib: number): Promise<{ path: string; paramBytes: number }> {
+/**
+ * What gRPC itself moves here, bytes/s: this process streams 1 MiB gradient
+ * chunks (the generated codec, backpressure respected) to a bare server in a
+ * child process. tunefleet's communication cannot beat this on its transport.
+ */
+export async function rawGrpc(bytes = 512 * MiB): Promise<number> {
+  const child = fork(join(__dirname, 'grpc-sink.js'), [String(bytes)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const port = await new Promise<number>((r) => child.once('message', (m) => r(Number(m))));
+  const client = new CoordinatorClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const call = client.session();
+  call.on('data', () => {});
+  call.on('error', () => {});
+  const data = new Uint8Array(MiB);
+  const start = performance.now();
+  for (let offset = 0; offset < bytes; offset += MiB) {
+    await writeWithBackpressure(call, { kind: { $case: 'gradient', value: { name: 'w', dtype: DType.FLOAT32, shape: [bytes / 4], offset, data } } });
+  }
+  await new Promise((r) => child.once('message', r));
+  const seconds = (performance.now() - start) / 1000;
+  client.close();
+  child.kill();
+  return bytes / seconds;
+}
+
+async function wideModel(mib: number): Promise<{ path: string }> {
   const units = Math.max(1, Math.round((mib * MiB) / 4 / 785));
   const model = tf.sequential({ layers: [
     tf.layers.flatten({ name: 'flatten', inputShape: [28, 28, 1] }),
@@ -44,9 +73,8 @@ async function wideModel(mib: number): Promise<{ path: string; paramBytes: numbe
   ] });
   const dir = join(tempDirBench(), 'model');
   await saveModel(model, dir);
-  const paramBytes = model.countParams() * 4;
   model.dispose();
-  return { path: join(dir, 'model.json'), paramBytes };
+  return { path: join(dir, 'model.json') };
 }
 
 const STEPS = 4;
@@ -60,29 +88,40 @@ async function commSeconds(registry: Registry): Promise<number> {
   return sum('broadcast') + sum('upload');
 }
 
-export interface CommRow { modelMiB: number; workers: number; bytesPerStep: number; seconds: number; gbPerSec: number; ofCeiling: number }
+export type Variant = 'fp32' | 'fp16' | 'frozen backbone';
+export interface CommRow { modelMiB: number; workers: number; variant: Variant; bytesPerStep: number; seconds: number; gbPerSec: number; ofCeiling: number }
+
+const bytesMoved = (c: Cluster) => [...c.traffic.paramBytes.values()].reduce((a, b) => a + b, 0) + c.traffic.gradientBytes;
+
+/** One row: `workers` local workers, `STEPS` steps of the wide model; the first step (joining, model building) is left out. */
+async function commRow(path: string, mib: number, workers: number, variant: Variant, ceiling: number): Promise<CommRow> {
+  const cfg = parseJob({
+    name: 'bench-comm', backend: 'wasm', data: { dataset: 'fashion-mnist', download: false, validation: 8 },
+    model: { from: path, replaceHead: false },
+    train: { iterations: STEPS, batchSize: workers, evalEvery: STEPS, logEvery: 1, checkpointEvery: 1000, outDir: tempDirBench() },
+    optimizer: { layers: variant === 'frozen backbone' ? [{ match: 'wide/*', lrMult: 0 }] : [] },
+    cluster: { workerData: 'local', gradientDtype: variant === 'fp16' ? 'float16' : 'float32' }, metrics: { port: null, workerPort: null },
+  });
+  const events = new EventBus();
+  let cluster: Cluster | null = null;
+  let first: Promise<[number, number]> | null = null;
+  events.subscribe((e) => {
+    if (e.type === 'progress' && e.iteration === 1 && cluster) first = commSeconds(cluster.metrics.registry).then((sec) => [sec, bytesMoved(cluster!)]);
+  });
+  const result = await runLocal(cfg, workers, { events, onCluster: (c) => { cluster = c; } });
+  const [seconds0, bytes0] = await first!;
+  const seconds = ((await commSeconds(result.cluster.metrics.registry)) - seconds0) / (STEPS - 1);
+  const bytesPerStep = (bytesMoved(result.cluster) - bytes0) / (STEPS - 1);
+  return { modelMiB: mib, workers, variant, bytesPerStep, seconds, gbPerSec: bytesPerStep / seconds / 1e9, ofCeiling: bytesPerStep / seconds / ceiling };
+}
 
 export async function benchCommunication(ceiling: number, sizes = [1, 16, 100, 400], workerCounts = [1, 2, 4]): Promise<CommRow[]> {
   const rows: CommRow[] = [];
   for (const mib of sizes) {
-    const { path, paramBytes } = await wideModel(mib);
-    for (const w of workerCounts) {
-      const cfg = parseJob({
-        name: 'bench-comm', backend: 'wasm', data: { dataset: 'fashion-mnist', download: false, validation: 8 },
-        model: { from: path, replaceHead: false },
-        train: { iterations: STEPS, batchSize: w, evalEvery: STEPS, logEvery: 1, checkpointEvery: 1000, outDir: tempDirBench() },
-        cluster: { workerData: 'local' }, metrics: { port: null, workerPort: null },
-      });
-      // Snapshot the phase sums after the first step, then subtract.
-      const events = new EventBus();
-      let registry: Registry | null = null;
-      let first: Promise<number> | null = null;
-      events.subscribe((e) => { if (e.type === 'progress' && e.iteration === 1 && registry) first = commSeconds(registry); });
-      const { cluster } = await runLocal(cfg, w, { events, onCluster: (c) => { registry = c.metrics.registry; } });
-      const seconds = ((await commSeconds(cluster.metrics.registry)) - (await first!)) / (STEPS - 1);
-      const bytesPerStep = 2 * w * paramBytes;
-      rows.push({ modelMiB: mib, workers: w, bytesPerStep, seconds, gbPerSec: bytesPerStep / seconds / 1e9, ofCeiling: bytesPerStep / seconds / ceiling });
-    }
+    const { path } = await wideModel(mib);
+    for (const w of workerCounts) rows.push(await commRow(path, mib, w, 'fp32', ceiling));
+    // At 100 MiB with 2 workers, also float16 gradients and a frozen backbone.
+    if (mib === 100) for (const v of ['fp16', 'frozen backbone'] as const) rows.push(await commRow(path, mib, 2, v, ceiling));
   }
   return rows;
 }
