@@ -9,11 +9,12 @@
 // That is safe because the optimizer only updates after a round completes,
 // and a round completes only after every worker in it has answered — which it
 // can only do after receiving, in stream order, every message sent before.
-import { GradientAverager } from '../core/aggregator';
 import * as grpc from '@grpc/grpc-js';
+import { GradientAverager } from '../core/aggregator';
 import { JobFailed, WireInvalid, WorkerRefused } from '../core/errors';
 import { EvalResult } from '../core/gradients';
 import { JobSetup } from '../core/job-setup';
+import { Ledger, LedgerEntry } from '../core/ledger';
 import { logger } from '../core/log';
 import { Metrics, Phase } from '../core/metrics';
 import { ParamSpec } from '../core/model-params';
@@ -22,7 +23,6 @@ import { Compute } from '../core/training-loop';
 import { CHUNK_BYTES, chunksOf } from '../core/wire-tensors';
 import { DType, EvalDone, Join, Split, StepDone, TensorChunk, Welcome } from '../proto/gen/tunefleet/v1/tunefleet';
 import { StepDeadlines } from './deadline';
-import { Ledger, LedgerEntry } from '../core/ledger';
 import { Round, Task } from './round';
 import { SessionCall, WorkerSession } from './session';
 
@@ -101,15 +101,13 @@ export class Cluster implements Compute {
   }
 
   /**
-   * End a worker's session with a gRPC status. A session ended for a bad
-   * message (`rejected`: the reason) is counted, and counts against its
-   * worker id, which is refused once it reaches cluster.maxRejections.
+   * End a worker's session with a gRPC status. A session ended for a message
+   * (`rejected`: the reason) is counted; one the worker got wrong (`strike`)
+   * also counts against its id, which is refused at cluster.maxRejections.
    */
-  drop(id: string, status: Partial<grpc.StatusObject>, rejected?: string): void {
-    if (rejected) {
-      this.job.metrics.rejected(rejected);
-      this.rejections.set(id, (this.rejections.get(id) ?? 0) + 1);
-    }
+  drop(id: string, status: Partial<grpc.StatusObject>, rejected?: string, strike = false): void {
+    if (rejected) this.job.metrics.rejected(rejected);
+    if (strike) this.rejections.set(id, (this.rejections.get(id) ?? 0) + 1);
     const s = this.sessions.get(id);
     if (!s?.alive) return;
     log.warn('worker dropped', { worker: id, details: status.details });

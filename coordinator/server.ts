@@ -47,7 +47,7 @@ function handleSession(cluster: Cluster, token: string | null, call: SessionCall
   const fail = (err: unknown) => {
     const status = toStatus(err);
     const reason = err instanceof WireInvalid ? err.reason : err instanceof WorkerRefused ? 'refused' : 'internal';
-    if (session) return cluster.drop(session.id, status, reason);
+    if (session) return cluster.drop(session.id, status, reason, err instanceof WireInvalid);
     logRefusal(reason, status.details);
     cluster.metrics.rejected(reason);
     call.emit('error', status);
