@@ -8,8 +8,10 @@
 // StepDone; a worker holding several slices (after a reassignment) gets a
 // fresh deadline per slice. A worker's first slice after joining gets
 // `joinSeconds` instead (it is still building the model and filling its
-// example cache) and is not counted among the recent times. Evaluations have
-// no deadline (a lost worker's share is still reassigned).
+// example cache); its time still counts among the recent ones, which can only
+// make the next deadlines more lenient, and gives a first measure of a big
+// model's step before the floor alone would judge it. Evaluations have no
+// deadline (a lost worker's share is still reassigned).
 
 export interface DeadlinePolicy {
   seconds: number | null;
@@ -34,7 +36,7 @@ function median(xs: number[]): number {
 
 export class StepDeadlines {
   private readonly recent: number[] = [];
-  private readonly timers = new Map<string, { at: number; timed: boolean; timer: NodeJS.Timeout }>();
+  private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
 
   constructor(private readonly policy: DeadlinePolicy, private readonly expired: (worker: string, seconds: number) => void) {}
 
@@ -43,7 +45,7 @@ export class StepDeadlines {
     if (this.timers.has(worker)) return; // the clock of its oldest slice is running
     const seconds = joining ? this.policy.joinSeconds : deadlineSeconds(this.policy, this.recent);
     const timer = setTimeout(() => { this.timers.delete(worker); this.expired(worker, seconds); }, seconds * 1000);
-    this.timers.set(worker, { at: performance.now(), timed: !joining, timer });
+    this.timers.set(worker, { at: performance.now(), timer });
   }
 
   /** `worker` answered its oldest slice; `more`: it still holds another (its clock restarts). */
@@ -51,10 +53,8 @@ export class StepDeadlines {
     const t = this.timers.get(worker);
     if (!t) return;
     this.clear(worker);
-    if (t.timed) {
-      this.recent.push((performance.now() - t.at) / 1000);
-      if (this.recent.length > this.policy.window) this.recent.shift();
-    }
+    this.recent.push((performance.now() - t.at) / 1000);
+    if (this.recent.length > this.policy.window) this.recent.shift();
     if (more) this.arm(worker, false);
   }
 

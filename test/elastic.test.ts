@@ -36,6 +36,18 @@ test('deadline – a worker that does not answer in time is reported; answering 
   d.clearAll();
 });
 
+test('deadline – a joining slice\'s time counts, so a slow first step stretches the next deadline beyond the floor', async () => {
+  const expired: string[] = [];
+  const d = new StepDeadlines({ seconds: null, factor: 5, minSeconds: 0.01, window: 4, joinSeconds: 1 }, (w) => expired.push(w));
+  d.arm('big', true);
+  await new Promise((r) => setTimeout(r, 60));
+  d.answered('big', true); // next deadline: 5 × ~0.06 s ≈ 0.3 s, not the 0.01 s floor
+  await new Promise((r) => setTimeout(r, 150));
+  assert.deepEqual(expired, []);
+  await new Promise((r) => setTimeout(r, 400));
+  assert.deepEqual(expired, ['big']);
+});
+
 test('reconnect – backoff doubles from 0.5 s to a 10 s cap with jitter; refusals are final', () => {
   const policy = { baseSeconds: 0.5, maxSeconds: 10 };
   assert.deepEqual([0, 1, 2, 3, 10].map((a) => backoffSeconds(policy, a, () => 0.999999).toFixed(2)), ['0.50', '1.00', '2.00', '4.00', '10.00']);

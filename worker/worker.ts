@@ -144,7 +144,12 @@ interface SessionState {
 
 /** One session: join, then do what the coordinator says until Finish (resolves) or the stream ends (throws). */
 async function runSession(call: Call, address: string, backend: string, state: SessionState, metrics: Metrics): Promise<void> {
-  const send = (m: WorkerMessage) => writeWithBackpressure(call, m);
+  // A write waiting for 'drain' must not outlive the call: when the
+  // coordinator ends it (a deadline, a restart) no 'drain' comes, and the
+  // process would otherwise go quiet and exit 0 with the session abandoned.
+  const ended = new Promise<never>((_, reject) => call.once('error', reject));
+  ended.catch(() => {}); // surfaced by whichever await loses the race, or by the read loop
+  const send = (m: WorkerMessage) => Promise.race([writeWithBackpressure(call, m), ended]);
   await send({ kind: { $case: 'join', value: { workerId: state.id, backend, device: `${hostname()}/${backend}`, capacity: 1 } } });
   for await (const msg of call as AsyncIterable<CoordinatorMessage>) {
     const kind = msg.kind;
