@@ -102,16 +102,21 @@ async function commRow(path: string, mib: number, workers: number, variant: Vari
     optimizer: { layers: variant === 'frozen backbone' ? [{ match: 'wide/*', lrMult: 0 }] : [] },
     cluster: { workerData: 'local', gradientDtype: variant === 'fp16' ? 'float16' : 'float32' }, metrics: { port: null, workerPort: null },
   });
+  // Seconds and bytes as of the end of step 1 and of the last step (before the
+  // final evaluation, whose parameter broadcast is not a step's).
   const events = new EventBus();
   let cluster: Cluster | null = null;
-  let first: Promise<[number, number]> | null = null;
+  const marks = new Map<number, Promise<[number, number]>>();
   events.subscribe((e) => {
-    if (e.type === 'progress' && e.iteration === 1 && cluster) first = commSeconds(cluster.metrics.registry).then((sec) => [sec, bytesMoved(cluster!)]);
+    if (e.type === 'progress' && (e.iteration === 1 || e.iteration === STEPS) && cluster) {
+      const bytes = bytesMoved(cluster);
+      marks.set(e.iteration, commSeconds(cluster.metrics.registry).then((sec) => [sec, bytes]));
+    }
   });
-  const result = await runLocal(cfg, workers, { events, onCluster: (c) => { cluster = c; } });
-  const [seconds0, bytes0] = await first!;
-  const seconds = ((await commSeconds(result.cluster.metrics.registry)) - seconds0) / (STEPS - 1);
-  const bytesPerStep = (bytesMoved(result.cluster) - bytes0) / (STEPS - 1);
+  await runLocal(cfg, workers, { events, onCluster: (c) => { cluster = c; } });
+  const [[s0, b0], [s1, b1]] = await Promise.all([marks.get(1)!, marks.get(STEPS)!]);
+  const seconds = (s1 - s0) / (STEPS - 1);
+  const bytesPerStep = (b1 - b0) / (STEPS - 1);
   return { modelMiB: mib, workers, variant, bytesPerStep, seconds, gbPerSec: bytesPerStep / seconds / 1e9, ofCeiling: bytesPerStep / seconds / ceiling };
 }
 
