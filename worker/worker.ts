@@ -1,8 +1,10 @@
 // A worker: joins the coordinator, then does what it is told, in order, until
 // told to finish. Welcome → build the model; param chunks → update variables;
 // examples → cache; Step → gradients of the mean loss over the slice, sent
-// chunk by chunk, then StepDone; Eval → accuracy and loss over the slice.
-// Only the coordinator logs progress; a worker logs joining and leaving.
+// chunk by chunk (float32 or float16, as Welcome says), then StepDone; Eval →
+// accuracy and loss over the slice. A session that ends without Finish is
+// joined again with backoff (reconnect.ts). Only the coordinator logs
+// progress; a worker logs joining, leaving and reconnecting.
 import * as tf from '@tensorflow/tfjs';
 import * as grpc from '@grpc/grpc-js';
 import { hostname } from 'node:os';
