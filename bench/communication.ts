@@ -20,7 +20,7 @@ import { Cluster } from '../coordinator/cluster';
 import { EventBus } from '../core/events';
 import { writeWithBackpressure } from '../core/backpressure';
 import { CoordinatorClient, DType } from '../proto/gen/tunefleet/v1/tunefleet';
-import { tempDirBench } from './report';
+import { phaseSums, tempDirBench } from './report';
 
 const MiB = 2 ** 20;
 
@@ -79,13 +79,10 @@ async function wideModel(mib: number): Promise<{ path: string }> {
 
 const STEPS = 4;
 
-type Registry = Cluster['metrics']['registry'];
-
 /** Total broadcast + upload seconds recorded so far. */
-async function commSeconds(registry: Registry): Promise<number> {
-  const values = (await registry.getSingleMetric('tunefleet_step_phase_seconds')!.get()).values as { metricName?: string; labels: Record<string, unknown>; value: number }[];
-  const sum = (phase: string) => values.find((x) => x.metricName === 'tunefleet_step_phase_seconds_sum' && x.labels.phase === phase)?.value ?? 0;
-  return sum('broadcast') + sum('upload');
+async function commSeconds(cluster: Cluster): Promise<number> {
+  const sums = await phaseSums(cluster.metrics);
+  return (sums.broadcast ?? 0) + (sums.upload ?? 0);
 }
 
 export type Variant = 'fp32' | 'fp16' | 'frozen backbone';
@@ -110,7 +107,7 @@ async function commRow(path: string, mib: number, workers: number, variant: Vari
   events.subscribe((e) => {
     if (e.type === 'progress' && (e.iteration === 1 || e.iteration === STEPS) && cluster) {
       const bytes = bytesMoved(cluster);
-      marks.set(e.iteration, commSeconds(cluster.metrics.registry).then((sec) => [sec, bytes]));
+      marks.set(e.iteration, commSeconds(cluster).then((sec) => [sec, bytes]));
     }
   });
   await runLocal(cfg, workers, { events, onCluster: (c) => { cluster = c; } });

@@ -3,14 +3,18 @@
 // one worker process, (c) with two; examples/s in steady state (the median of
 // the progress windows after the first, which includes start-up and the first
 // data transfer). Each run is a real `tunefleet train` / `tunefleet local`.
+// For the distributed runs, where a step's time went: the coordinator's step
+// phases, in ms per step (means over every step).
+import { Cluster } from '../coordinator/cluster';
 import { parseJob } from '../core/config';
+import { Phase, PHASES } from '../core/metrics';
 import { EventBus } from '../core/events';
 import { median } from '../core/results';
 import { train } from '../core/trainer';
 import { runLocal } from '../cli/local';
-import { tempDirBench } from './report';
+import { phaseSums, tempDirBench } from './report';
 
-export interface DistributionRow { setup: string; examplesPerSec: number; ratioToPlain: number }
+export interface DistributionRow { setup: string; examplesPerSec: number; ratioToPlain: number; phasesMs?: Partial<Record<Phase, number>> }
 
 function job(iterations: number) {
   return parseJob({
@@ -20,21 +24,26 @@ function job(iterations: number) {
   });
 }
 
-async function steadyRate(run: (events: EventBus) => Promise<unknown>): Promise<number> {
+async function steadyRate<R>(run: (events: EventBus) => Promise<R>): Promise<{ rate: number; result: R }> {
   const events = new EventBus();
   const rates: number[] = [];
   events.subscribe((e) => { if (e.type === 'progress') rates.push(e.examplesPerSec); });
-  await run(events);
-  return median(rates.slice(1));
+  const result = await run(events);
+  return { rate: median(rates.slice(1)), result };
+}
+
+async function phasesMs(cluster: Cluster, iterations: number): Promise<Partial<Record<Phase, number>>> {
+  const sums = await phaseSums(cluster.metrics);
+  return Object.fromEntries(PHASES.map((p) => [p, (1000 * (sums[p] ?? 0)) / iterations]));
 }
 
 export async function benchDistribution(iterations = 200): Promise<DistributionRow[]> {
-  const plain = await steadyRate((events) => train(job(iterations), { events }));
+  const plain = (await steadyRate((events) => train(job(iterations), { events }))).rate;
   const one = await steadyRate((events) => runLocal(job(iterations), 1, { events }));
   const two = await steadyRate((events) => runLocal(job(iterations), 2, { events }));
   return [
     { setup: '(a) single process', examplesPerSec: plain, ratioToPlain: 1 },
-    { setup: '(b) tunefleet, 1 worker', examplesPerSec: one, ratioToPlain: one / plain },
-    { setup: '(c) tunefleet, 2 workers', examplesPerSec: two, ratioToPlain: two / plain },
+    { setup: '(b) tunefleet, 1 worker', examplesPerSec: one.rate, ratioToPlain: one.rate / plain, phasesMs: await phasesMs(one.result.cluster, iterations) },
+    { setup: '(c) tunefleet, 2 workers', examplesPerSec: two.rate, ratioToPlain: two.rate / plain, phasesMs: await phasesMs(two.result.cluster, iterations) },
   ];
 }

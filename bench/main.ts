@@ -8,6 +8,7 @@ import { benchCommunication, rawGrpc, rawTcp } from './communication';
 import { benchCompute } from './compute';
 import { benchDistribution } from './distribution';
 import { benchFp16 } from './fp16';
+import { PHASES } from '../core/metrics';
 import { benchKernels, kernelTable } from './kernels';
 import { markdownTable, writeBenchResult } from './report';
 
@@ -53,9 +54,9 @@ async function main() {
     '### Goals', markdownTable(['goal', 'measured', ''], goals),
     '### Compute: training examples/s, batch 64, one process', markdownTable(['backend', 'model', 'examples/s', 'note'], compute.map((r) => [r.backend, r.model, fmt(r.examplesPerSec), r.note])),
     '### wasm conv kernels, stock against ours', kernelTable(kernels),
-    '### Distribution overhead: seed CNN, Fashion-MNIST, global batch 64, wasm', markdownTable(['setup', 'examples/s', '÷ (a)'], [
-      ...distribution.map((r) => [r.setup, fmt(r.examplesPerSec), fmt(r.ratioToPlain, 2)]),
-      ['PyTorch DDP, gloo, 2 processes, 1 thread each', fmt(ddp), ddp === null ? 'n/a' : fmt(ddp / a.examplesPerSec, 2)],
+    '### Distribution overhead: seed CNN, Fashion-MNIST, global batch 64, wasm', markdownTable(['setup', 'examples/s', '÷ (a)', ...PHASES.map((p) => `${p} ms/step`)], [
+      ...distribution.map((r) => [r.setup, fmt(r.examplesPerSec), fmt(r.ratioToPlain, 2), ...PHASES.map((p) => (r.phasesMs ? fmt(r.phasesMs[p] ?? 0, 1) : ''))]),
+      ['PyTorch DDP, gloo, 2 processes, 1 thread each', fmt(ddp), ddp === null ? 'n/a' : fmt(ddp / a.examplesPerSec, 2), ...PHASES.map(() => '')],
     ]),
     `### Communication: one step's broadcast + gradient collection on loopback (raw TCP ${(ceiling / 1e9).toFixed(2)} GB/s; gRPC alone, one stream of 1 MiB chunks, ${(grpcCeiling / 1e9).toFixed(2)} GB/s)`,
     markdownTable(['model MiB', 'workers', 'gradients', 'MiB moved / step', 'seconds', 'GB/s', '% of raw TCP', '% of gRPC alone'], communication.map((r) => [

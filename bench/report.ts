@@ -2,6 +2,7 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { machine } from '../cli/markdown';
+import { Metrics, Phase } from '../core/metrics';
 
 export { markdownTable } from '../cli/markdown';
 import { join } from 'node:path';
@@ -32,4 +33,12 @@ export function writeBenchResult(name: string, data: object, table: string): voi
 
 export function tempDirBench(): string {
   return mkdtempSync(join(tmpdir(), 'tunefleet-bench-'));
+}
+
+/** Seconds recorded so far in each step phase (tunefleet_step_phase_seconds sums) of a coordinator's metrics. */
+export async function phaseSums(metrics: Metrics): Promise<Partial<Record<Phase, number>>> {
+  const values = (await metrics.registry.getSingleMetric('tunefleet_step_phase_seconds')!.get()).values as { metricName?: string; labels: Record<string, unknown>; value: number }[];
+  const sums: Partial<Record<Phase, number>> = {};
+  for (const v of values) if (v.metricName === 'tunefleet_step_phase_seconds_sum') sums[v.labels.phase as Phase] = v.value;
+  return sums;
 }
