@@ -86,9 +86,14 @@ async function commSeconds(cluster: Cluster): Promise<number> {
 }
 
 export type Variant = 'fp32' | 'fp16' | 'frozen backbone';
-export interface CommRow { modelMiB: number; workers: number; variant: Variant; bytesPerStep: number; seconds: number; gbPerSec: number; ofCeiling: number }
+export interface CommRow {
+  modelMiB: number; workers: number; variant: Variant; bytesPerStep: number; seconds: number; gbPerSec: number; ofCeiling: number;
+  /** Bytes of the `wide` layer (the backbone) moved per step: its parameters sent (a frozen one's gradients are never sent). */
+  backboneBytesPerStep: number;
+}
 
 const bytesMoved = (c: Cluster) => [...c.traffic.paramBytes.values()].reduce((a, b) => a + b, 0) + c.traffic.gradientBytes;
+const backboneParamBytes = (c: Cluster) => [...c.traffic.paramBytes].filter(([name]) => name.startsWith('wide/')).reduce((a, [, b]) => a + b, 0);
 
 /** One row: `workers` local workers, `STEPS` steps of the wide model; the first step (joining, model building) is left out. */
 async function commRow(path: string, mib: number, workers: number, variant: Variant, ceiling: number): Promise<CommRow> {
@@ -103,18 +108,19 @@ async function commRow(path: string, mib: number, workers: number, variant: Vari
   // final evaluation, whose parameter broadcast is not a step's).
   const events = new EventBus();
   let cluster: Cluster | null = null;
-  const marks = new Map<number, Promise<[number, number]>>();
+  const marks = new Map<number, Promise<[number, number, number]>>();
   events.subscribe((e) => {
     if (e.type === 'progress' && (e.iteration === 1 || e.iteration === STEPS) && cluster) {
-      const bytes = bytesMoved(cluster);
-      marks.set(e.iteration, commSeconds(cluster).then((sec) => [sec, bytes]));
+      const bytes = bytesMoved(cluster), backbone = backboneParamBytes(cluster);
+      marks.set(e.iteration, commSeconds(cluster).then((sec) => [sec, bytes, backbone]));
     }
   });
   await runLocal(cfg, workers, { events, onCluster: (c) => { cluster = c; } });
-  const [[s0, b0], [s1, b1]] = await Promise.all([marks.get(1)!, marks.get(STEPS)!]);
+  const [[s0, b0, w0], [s1, b1, w1]] = await Promise.all([marks.get(1)!, marks.get(STEPS)!]);
   const seconds = (s1 - s0) / (STEPS - 1);
   const bytesPerStep = (b1 - b0) / (STEPS - 1);
-  return { modelMiB: mib, workers, variant, bytesPerStep, seconds, gbPerSec: bytesPerStep / seconds / 1e9, ofCeiling: bytesPerStep / seconds / ceiling };
+  const backboneBytesPerStep = (w1 - w0) / (STEPS - 1);
+  return { modelMiB: mib, workers, variant, bytesPerStep, backboneBytesPerStep, seconds, gbPerSec: bytesPerStep / seconds / 1e9, ofCeiling: bytesPerStep / seconds / ceiling };
 }
 
 export async function benchCommunication(ceiling: number, sizes = [1, 16, 100, 400], workerCounts = [1, 2, 4]): Promise<CommRow[]> {

@@ -47,7 +47,7 @@ async function main() {
     ['c/a ≥ 1.8 (2 workers vs plain)', fmt(c.ratioToPlain, 2), goal(c.ratioToPlain >= 1.8)],
     ['communication ≥ 70% of raw TCP at 100 MiB', best100 === null ? 'n/a' : `${pct(best100)} (best worker count); gRPC alone reaches ${pct(grpcCeiling / ceiling)}`, goal((best100 ?? 0) >= 0.7)],
     ['fp16 gradients halve bytes, accuracy within 0.5 points', `bytes × ${fp16.bytesRatio.toFixed(3)}, accuracy ${fp16.accuracyDiffPoints >= 0 ? '+' : ''}${fp16.accuracyDiffPoints.toFixed(2)} points (median of ${fp16.rows.length / 2} seeds)`, goal(fp16.bytesRatio <= 0.5 && Math.abs(fp16.accuracyDiffPoints) <= 0.5)],
-    ['frozen backbone: zero bytes after the first step', frozen && full2 ? `after the first step ${fmt(frozen.bytesPerStep / 1024, 1)} KiB per step (the head only) vs ${fmt(full2.bytesPerStep / 2 ** 20)} MiB unfrozen` : 'n/a', frozen ? goal(frozen.bytesPerStep < 0.001 * (full2?.bytesPerStep ?? Infinity)) : 'n/a'],
+    ['frozen backbone: zero bytes after the first step', frozen && full2 ? `backbone ${fmt(frozen.backboneBytesPerStep)} bytes per step after the first; all traffic ${fmt(frozen.bytesPerStep / 2 ** 20, 1)} MiB (the head) vs ${fmt(full2.bytesPerStep / 2 ** 20)} MiB unfrozen` : 'n/a', frozen ? goal(frozen.backboneBytesPerStep === 0) : 'n/a'],
     ['2 wasm workers ≥ 0.5× PyTorch DDP (2 processes)', ddp === null ? 'PyTorch not installed' : `${fmt(c.examplesPerSec)} vs ${fmt(ddp)} = ${(c.examplesPerSec / ddp).toFixed(2)}×`, ddp === null ? 'n/a' : goal(c.examplesPerSec / ddp >= 0.5)],
   ];
   const tables = [
