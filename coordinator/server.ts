@@ -46,7 +46,7 @@ function handleSession(cluster: Cluster, token: string | null, call: SessionCall
   let session: WorkerSession | null = null;
   const fail = (err: unknown) => {
     const status = toStatus(err);
-    const reason = err instanceof WireInvalid ? err.reason : err instanceof WorkerRefused ? 'refused' : 'internal';
+    const reason = err instanceof WireInvalid ? err.reason : err instanceof WorkerRefused ? 'refused' : err instanceof JobFailed ? 'job-finished' : 'internal';
     if (session) return cluster.drop(session.id, status, reason, err instanceof WireInvalid);
     logRefusal(reason, status.details);
     cluster.metrics.rejected(reason);
