@@ -24,19 +24,25 @@ import { phaseSums, tempDirBench } from './report';
 
 const MiB = 2 ** 20;
 
+/** A counting child process (`tcp-sink` or `grpc-sink`): its port, and a promise for "every byte arrived". */
+async function sink(file: string, bytes: number): Promise<{ port: number; arrived: Promise<unknown>; kill: () => void }> {
+  const child = fork(join(__dirname, file), [String(bytes)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const port = await new Promise<number>((r) => child.once('message', (m) => r(Number(m))));
+  return { port, arrived: new Promise((r) => child.once('message', r)), kill: () => child.kill() };
+}
+
 /** Raw TCP loopback throughput, bytes/s: this process sends to a child that counts. */
 export async function rawTcp(bytes = 1024 * MiB): Promise<number> {
-  const child = fork(join(__dirname, 'tcp-sink.js'), [String(bytes)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-  const port = await new Promise<number>((r) => child.once('message', (m) => r(Number(m))));
+  const { port, arrived, kill } = await sink('tcp-sink.js', bytes);
   const chunk = Buffer.alloc(MiB, 7);
   const start = performance.now();
   const socket = connect(port, '127.0.0.1');
   await new Promise((r) => socket.once('connect', r));
   for (let sent = 0; sent < bytes; sent += chunk.length) if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r));
-  await new Promise((r) => child.once('message', r)); // the sink has received every byte
+  await arrived;
   const seconds = (performance.now() - start) / 1000;
   socket.destroy();
-  child.kill();
+  kill();
   return bytes / seconds;
 }
 
@@ -46,8 +52,7 @@ export async function rawTcp(bytes = 1024 * MiB): Promise<number> {
  * child process. tunefleet's communication cannot beat this on its transport.
  */
 export async function rawGrpc(bytes = 512 * MiB): Promise<number> {
-  const child = fork(join(__dirname, 'grpc-sink.js'), [String(bytes)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-  const port = await new Promise<number>((r) => child.once('message', (m) => r(Number(m))));
+  const { port, arrived, kill } = await sink('grpc-sink.js', bytes);
   const client = new CoordinatorClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   const call = client.session();
   call.on('data', () => {});
@@ -57,10 +62,10 @@ export async function rawGrpc(bytes = 512 * MiB): Promise<number> {
   for (let offset = 0; offset < bytes; offset += MiB) {
     await writeWithBackpressure(call, { kind: { $case: 'gradient', value: { name: 'w', dtype: DType.FLOAT32, shape: [bytes / 4], offset, data } } });
   }
-  await new Promise((r) => child.once('message', r));
+  await arrived;
   const seconds = (performance.now() - start) / 1000;
   client.close();
-  child.kill();
+  kill();
   return bytes / seconds;
 }
 
