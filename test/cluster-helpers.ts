@@ -15,6 +15,11 @@ export function spawnWorker(port: number, id: string, metricsPort: number | 'off
   return spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
+export const running = (p: ChildProcess) => p.exitCode === null && p.signalCode === null;
+
+/** The exit code of `p` (null when a signal ended it), waiting if it still runs. */
+export const exitOf = (p: ChildProcess) => new Promise<number | null>((r) => (running(p) ? p.once('exit', (code) => r(code)) : r(p.exitCode)));
+
 /** A TCP port that was free a moment ago. */
 export async function freePort(): Promise<number> {
   const server = createServer();
@@ -35,7 +40,7 @@ export async function runJob(cfg: JobConfig, workers: number, onCluster?: (c: Cl
       onCluster?.(cluster, port, procs);
     },
   });
-  await Promise.all(procs.map((p) => (p.exitCode !== null || p.signalCode !== null ? null : new Promise((r) => p.once('exit', r)))));
+  await Promise.all(procs.map(exitOf));
   return { ...result, procs };
 }
 

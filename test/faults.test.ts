@@ -14,7 +14,7 @@ import { EventBus, TrainingEvent } from '../core/events';
 import { Ledger } from '../core/ledger';
 import { rng } from '../core/rng';
 import { Cluster } from '../coordinator/cluster';
-import { CLI, freePort, runJob, spawnWorker } from './cluster-helpers';
+import { CLI, exitOf, freePort, runJob, running, spawnWorker } from './cluster-helpers';
 import { tempDir } from './fixtures';
 
 const skip = !existsSync('/usr/share/datasets/fashion-mnist') && 'apt-get install dataset-fashion-mnist';
@@ -79,8 +79,6 @@ function spawnCoordinator(file: string, resume: boolean): ChildProcess {
   return spawn(process.execPath, [CLI, 'coordinator', '--config', file, ...(resume ? ['--resume'] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
-const exitOf = (p: ChildProcess) => new Promise<number | null>((r) => (p.exitCode !== null ? r(p.exitCode) : p.once('exit', (code) => r(code))));
-
 /** Run the 2-worker job in its own coordinator process; `interrupt` may SIGKILL and restart it once. */
 async function coordinatorRun(interrupt: boolean): Promise<{ weights: Buffer; ledger: Ledger; restarted: boolean }> {
   const dir = tempDir();
@@ -130,7 +128,7 @@ test('faults – chaos: workers SIGKILLed at random steps while new ones join; e
   events.subscribe((e) => {
     epochs.onEvent(e);
     if (e.type !== 'progress' || !killAt.has(e.iteration)) return;
-    const live = procs.filter((p) => p.exitCode === null && p.signalCode === null);
+    const live = procs.filter(running);
     live[Math.floor(random() * live.length)].kill('SIGKILL');
     kills++;
     procs.push(spawnWorker(port, `new-${kills}`));
