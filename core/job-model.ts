@@ -6,8 +6,9 @@ import { isCheckpoint, loadCheckpoint } from './checkpoint';
 import { JobConfig } from './config';
 import { ModelInvalid } from './errors';
 import { replaceHead } from './head';
+import { initialise } from './init';
 import { cutModel, loadModel } from './model-io';
-import { buildModel } from './models-zoo';
+import { buildModel, HEAD } from './models-zoo';
 
 async function loadPretrained(from: string): Promise<tf.LayersModel> {
   if (isCheckpoint(from)) return (await loadCheckpoint(from)).model;
@@ -16,10 +17,17 @@ async function loadPretrained(from: string): Promise<tf.LayersModel> {
 
 export async function initialModel(cfg: JobConfig, shape: [number, number, number], numClasses: number): Promise<tf.LayersModel> {
   const m = cfg.model;
-  if (!m.from) return buildModel(m.arch, shape, numClasses, cfg.seed);
+  if (!m.from) {
+    const model = buildModel(m.arch, shape, numClasses, cfg.seed, m.padding);
+    initialise(model, m.init, cfg.seed);
+    return model;
+  }
   let model = await loadPretrained(m.from);
   if (m.cutAt) model = cutModel(model, m.cutAt);
-  if (m.replaceHead ?? true) model = replaceHead(model, numClasses, cfg.seed, m.headLayer ?? undefined);
+  if (m.replaceHead ?? true) {
+    model = replaceHead(model, numClasses, cfg.seed, m.headLayer ?? undefined);
+    initialise(model, m.init, cfg.seed, [HEAD]);
+  }
   checkShapes(model, shape, numClasses, m.from);
   return model;
 }

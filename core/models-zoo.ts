@@ -7,6 +7,8 @@ import { ConfigInvalid } from './errors';
 
 export const MODEL_NAMES = ['seed-cnn', 'cifar-cnn', 'mobilenet-small'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
+/** Spatial convs: `same` keeps the size (Keras's habit), `valid` adds no border (PyTorch's Conv2d default). */
+export type Padding = 'same' | 'valid';
 
 export const HEAD = 'head';
 
@@ -22,15 +24,15 @@ export function head(numClasses: number, seed: number): tf.layers.Layer {
   return tf.layers.dense({ name: HEAD, units: numClasses, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({ seed: seed * 1000 + 999 }) });
 }
 
-/** conv 3×3·16 → max-pool 2 → conv 3×3·32 → max-pool 2 → dense 64 → dense K (~106k parameters for 28×28×1). */
-function seedCnn(input: Shape, k: number, seed: number): tf.LayersModel {
+/** conv 3×3·16 → max-pool 2 → conv 3×3·32 → max-pool 2 → dense 64 → dense K (for 28×28×1: ~106k parameters with same padding, ~57k with valid). */
+function seedCnn(input: Shape, k: number, seed: number, padding: Padding): tf.LayersModel {
   const init = seeded(seed);
   return tf.sequential({
     name: 'seed-cnn',
     layers: [
-      tf.layers.conv2d({ name: 'conv1', inputShape: input, filters: 16, kernelSize: 3, padding: 'same', activation: 'relu', ...init() }),
+      tf.layers.conv2d({ name: 'conv1', inputShape: input, filters: 16, kernelSize: 3, padding, activation: 'relu', ...init() }),
       tf.layers.maxPooling2d({ name: 'pool1', poolSize: 2 }),
-      tf.layers.conv2d({ name: 'conv2', filters: 32, kernelSize: 3, padding: 'same', activation: 'relu', ...init() }),
+      tf.layers.conv2d({ name: 'conv2', filters: 32, kernelSize: 3, padding, activation: 'relu', ...init() }),
       tf.layers.maxPooling2d({ name: 'pool2', poolSize: 2 }),
       tf.layers.flatten({ name: 'flatten' }),
       tf.layers.dense({ name: 'fc1', units: 64, activation: 'relu', ...init() }),
@@ -40,10 +42,10 @@ function seedCnn(input: Shape, k: number, seed: number): tf.LayersModel {
 }
 
 /** Two blocks of two 3×3 convs (32, 64) with max-pooling, dense 256, dense K (~1.1M parameters for 32×32×3). */
-function cifarCnn(input: Shape, k: number, seed: number): tf.LayersModel {
+function cifarCnn(input: Shape, k: number, seed: number, padding: Padding): tf.LayersModel {
   const init = seeded(seed);
   const conv = (name: string, filters: number, first = false) => tf.layers.conv2d({
-    name, filters, kernelSize: 3, padding: 'same', activation: 'relu', ...(first ? { inputShape: input } : {}), ...init(),
+    name, filters, kernelSize: 3, padding, activation: 'relu', ...(first ? { inputShape: input } : {}), ...init(),
   });
   return tf.sequential({
     name: 'cifar-cnn',
@@ -58,14 +60,14 @@ function cifarCnn(input: Shape, k: number, seed: number): tf.LayersModel {
 }
 
 /** A stem conv, four depthwise-separable blocks (depthwise 3×3 + pointwise 1×1), global average pooling, dense K. */
-function mobilenetSmall(input: Shape, k: number, seed: number): tf.LayersModel {
+function mobilenetSmall(input: Shape, k: number, seed: number, padding: Padding): tf.LayersModel {
   const init = seeded(seed);
   const layers: tf.layers.Layer[] = [
-    tf.layers.conv2d({ name: 'stem', inputShape: input, filters: 16, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', ...init() }),
+    tf.layers.conv2d({ name: 'stem', inputShape: input, filters: 16, kernelSize: 3, strides: 2, padding, activation: 'relu', ...init() }),
   ];
   for (const [i, [filters, stride]] of ([[32, 1], [64, 2], [64, 1], [128, 2]] as const).entries()) {
     layers.push(
-      tf.layers.depthwiseConv2d({ name: `dw${i + 1}`, kernelSize: 3, strides: stride, padding: 'same', activation: 'relu', depthwiseInitializer: init().kernelInitializer }),
+      tf.layers.depthwiseConv2d({ name: `dw${i + 1}`, kernelSize: 3, strides: stride, padding, activation: 'relu', depthwiseInitializer: init().kernelInitializer }),
       tf.layers.conv2d({ name: `pw${i + 1}`, filters, kernelSize: 1, activation: 'relu', ...init() }),
     );
   }
@@ -73,14 +75,28 @@ function mobilenetSmall(input: Shape, k: number, seed: number): tf.LayersModel {
   return tf.sequential({ name: 'mobilenet-small', layers });
 }
 
-const builders: Record<ModelName, (input: Shape, k: number, seed: number) => tf.LayersModel> = {
+const builders: Record<ModelName, (input: Shape, k: number, seed: number, padding: Padding) => tf.LayersModel> = {
   'seed-cnn': seedCnn,
   'cifar-cnn': cifarCnn,
   'mobilenet-small': mobilenetSmall,
 };
 
-export function buildModel(name: string, input: Shape, numClasses: number, seed: number): tf.LayersModel {
+export function buildModel(name: string, input: Shape, numClasses: number, seed: number, padding: Padding = 'same'): tf.LayersModel {
   const build = builders[name as ModelName];
   if (!build) throw new ConfigInvalid(`model.arch: unknown model '${name}'; choose one of ${MODEL_NAMES.join(', ')}`);
-  return build(input, numClasses, seed);
+  const shrunk = (layer: string) => new ConfigInvalid(`model.arch ${name} with ${padding} padding shrinks ${input.join('×')} inputs to nothing at layer ${layer}; use model.padding: same or larger inputs`);
+  let model: tf.LayersModel;
+  try {
+    model = build(input, numClasses, seed, padding);
+  } catch (e) {
+    const at = /adding layer (\w+)/.exec(String(e));
+    throw at ? shrunk(at[1]) : e;
+  }
+  // tfjs builds a pooled 1×1 map into a 0×0 one without complaint: check every layer's output.
+  const empty = model.layers.find((l) => (l.outputShape as number[]).slice(1).some((d) => d < 1));
+  if (empty) {
+    model.dispose();
+    throw shrunk(empty.name);
+  }
+  return model;
 }
