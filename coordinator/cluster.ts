@@ -22,7 +22,7 @@ import { shard } from '../core/sampler';
 import { Compute } from '../core/training-loop';
 import { CHUNK_BYTES, chunksOf } from '../core/wire-tensors';
 import { DType, EvalDone, Join, Split, StepDone, TensorChunk, Welcome } from '../proto/gen/tunefleet/v1/tunefleet';
-import { StepDeadlines } from './deadline';
+import { Deadlines, Slice, SliceKind } from './deadline';
 import { Round, Task } from './round';
 import { SessionCall, WorkerSession } from './session';
 
@@ -49,14 +49,14 @@ export class Cluster implements Compute {
   private finished = false;
   private currentStep = -1;
   private readonly rejections = new Map<string, number>();
-  private readonly deadlines: StepDeadlines;
+  private readonly deadlines: Deadlines;
 
   constructor(private readonly job: JobSetup, private readonly localData: boolean) {
     this.trainableSpecs = job.specs.filter((s) => job.trainable.includes(s.name));
     this.averager = new GradientAverager(this.trainableSpecs);
     this.ledger = new Ledger(job.data.train.labels.length, job.ledger);
-    this.deadlines = new StepDeadlines(job.cfg.cluster.stepDeadline, (w, seconds) =>
-      this.drop(w, { code: grpc.status.DEADLINE_EXCEEDED, details: `deadline: no result within the step deadline of ${seconds.toFixed(1)} s` }));
+    this.deadlines = new Deadlines(job.cfg.cluster.stepDeadline, (w, seconds, kind) =>
+      this.drop(w, { code: grpc.status.DEADLINE_EXCEEDED, details: `deadline: no result within the ${kind} deadline of ${seconds.toFixed(1)} s` }));
   }
 
   get gradientDtype(): DType {
@@ -194,7 +194,7 @@ export class Cluster implements Compute {
         await this.syncData(s, Split.TRAIN, task.indices);
         await s.send({ kind: { $case: 'step', value: { step, version: this.version, indices: Array.from(task.indices) } } });
         t.dispatched(w);
-        if (s.alive && round.outstanding(w)) this.deadlines.arm(w, joining);
+        if (s.alive && round.outstanding(w)) this.deadlines.arm(w, { kind: 'step', examples: task.indices.length, joining });
       },
       (w, task, done) => {
         t.done(w, done.computeSeconds);
@@ -239,7 +239,7 @@ export class Cluster implements Compute {
     if (msg.examples !== task.indices.length) throw new WireInvalid(`StepDone reports ${msg.examples} examples for a slice of ${task.indices.length}`, 'examples');
     if (!s.uploads.complete()) throw new WireInvalid('StepDone before every trainable gradient arrived', 'incomplete');
     this.stepRound!.complete(workerId, msg);
-    this.deadlines.answered(workerId, this.stepRound?.outstanding(workerId) !== undefined);
+    this.deadlines.answered(workerId, nextSlice(this.stepRound, workerId, 'step'));
   }
 
   // ---- Compute: evaluation -------------------------------------------------
@@ -249,9 +249,11 @@ export class Cluster implements Compute {
     const round = new Round<EvalDone>(
       async (w, task) => {
         const s = this.sessions.get(w)!;
+        const joining = s.version < 0;
         await this.syncParams(s);
         await this.syncData(s, Split.VALIDATION, task.indices);
         await s.send({ kind: { $case: 'eval', value: { evalId: 0, version: this.version, indices: Array.from(task.indices) } } });
+        if (s.alive && round.outstanding(w)) this.deadlines.arm(w, { kind: 'evaluation', examples: task.indices.length, joining });
       },
       (_w, _task, r) => {
         this.evalTotals.correct += r.correct;
@@ -263,6 +265,7 @@ export class Cluster implements Compute {
     this.evalRound = round;
     await this.startRound(round, Uint32Array.from({ length: n }, (_, i) => i));
     this.evalRound = null;
+    this.deadlines.clearAll();
     const t = this.evalTotals;
     return { correct: t.correct, accuracy: t.correct / t.examples, loss: t.lossSum / t.examples, count: t.examples };
   }
@@ -271,6 +274,7 @@ export class Cluster implements Compute {
     const task = this.evalRound?.outstanding(workerId);
     if (!task || msg.examples !== task.indices.length) throw new WireInvalid('EvalDone that matches no assigned evaluation', 'unexpected');
     this.evalRound!.complete(workerId, msg);
+    this.deadlines.answered(workerId, nextSlice(this.evalRound, workerId, 'evaluation'));
   }
 
   paramsChanged(): void {
@@ -335,4 +339,10 @@ class StepTimer {
       wait_slowest: (Math.max(...f.map((x) => x.at)) - Math.min(...f.map((x) => x.at))) / 1000,
     };
   }
+}
+
+/** The slice `worker` still holds in `round` after answering one, if any. */
+function nextSlice<R>(round: Round<R> | null, worker: string, kind: SliceKind): Slice | undefined {
+  const task = round?.outstanding(worker);
+  return task && { kind, examples: task.indices.length, joining: false };
 }

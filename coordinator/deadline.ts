@@ -1,17 +1,25 @@
-// The step deadline: how long a worker may take to answer its training slice
-// before it is dropped as a straggler and the slice goes to the others within
-// the same step (round.ts). Fixed (cluster.stepDeadline.seconds) or, by
-// default, adaptive: `factor` × the median of recent slice times, never below
-// `minSeconds`, so it follows the model and hardware without tuning.
+// The step deadline: how long a worker may take to answer its slice before it
+// is dropped as a straggler and the slice goes to the others within the same
+// round (round.ts). Adaptive by default: `factor` × the median time per
+// example of recent training slices × the slice's examples, never below
+// `minSeconds` — so it follows the model, the hardware and the slice size (a
+// worker's share grows when others leave) without tuning. Or fixed
+// (cluster.stepDeadline.seconds) per training slice.
 //
-// The clock runs from when the step was written to the worker until its
-// StepDone; a worker holding several slices (after a reassignment) gets a
-// fresh deadline per slice. A worker's first slice after joining gets
-// `joinSeconds` instead (it is still building the model and filling its
-// example cache); its time still counts among the recent ones, which can only
-// make the next deadlines more lenient, and gives a first measure of a big
-// model's step before the floor alone would judge it. Evaluations have no
-// deadline (a lost worker's share is still reassigned).
+// The clock runs from when the slice was written to the worker until its
+// answer; a worker holding several slices (after a reassignment) gets a fresh
+// deadline per slice. A worker's first slice after joining gets `joinSeconds`
+// instead (it is still building the model and filling its example cache); its
+// time still counts among the recent ones, which can only make the next
+// deadlines more lenient, and gives a first measure of a big model's step
+// before the floor alone would judge it.
+//
+// Evaluation slices (the validation set split across workers) get the same
+// rule, so a hung worker cannot stall an evaluation forever. Forward passes
+// cost about a third of a training step per example, so that leaves room for a
+// slow one; with a fixed deadline they get it scaled by their size over the
+// median training slice's. Their times are not recorded: they would shrink the
+// step deadline.
 
 export interface DeadlinePolicy {
   seconds: number | null;
@@ -21,12 +29,6 @@ export interface DeadlinePolicy {
   joinSeconds: number;
 }
 
-/** The deadline for the next slice, given recent slice times in seconds (pure). */
-export function deadlineSeconds(policy: DeadlinePolicy, recent: number[]): number {
-  if (policy.seconds !== null) return policy.seconds;
-  return Math.max(policy.minSeconds, policy.factor * median(recent));
-}
-
 function median(xs: number[]): number {
   if (xs.length === 0) return 0;
   const s = [...xs].sort((a, b) => a - b);
@@ -34,28 +36,55 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
-export class StepDeadlines {
-  private readonly recent: number[] = [];
-  private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+export type SliceKind = 'step' | 'evaluation';
 
-  constructor(private readonly policy: DeadlinePolicy, private readonly expired: (worker: string, seconds: number) => void) {}
+/** What a worker was given: a training or evaluation slice of `examples`; `joining`: its first since it joined. */
+export interface Slice {
+  kind: SliceKind;
+  examples: number;
+  joining: boolean;
+}
 
-  /** A slice was written to `worker`; `joining`: its first slice since it joined. */
-  arm(worker: string, joining: boolean): void {
+export interface SliceTime {
+  seconds: number;
+  examples: number;
+}
+
+/** The deadline for `slice`, given recent training slices (pure). */
+export function deadlineSeconds(policy: DeadlinePolicy, recent: SliceTime[], slice: Slice): number {
+  if (slice.joining) return policy.joinSeconds;
+  if (policy.seconds !== null) {
+    const typical = median(recent.map((r) => r.examples));
+    return slice.kind === 'evaluation' && typical > 0 ? policy.seconds * Math.max(1, slice.examples / typical) : policy.seconds;
+  }
+  const perExample = median(recent.map((r) => r.seconds / r.examples));
+  return Math.max(policy.minSeconds, policy.factor * perExample * slice.examples);
+}
+
+export class Deadlines {
+  private readonly recent: SliceTime[] = [];
+  private readonly timers = new Map<string, { at: number; slice: Slice; timer: NodeJS.Timeout }>();
+
+  constructor(private readonly policy: DeadlinePolicy, private readonly expired: (worker: string, seconds: number, kind: SliceKind) => void) {}
+
+  /** A slice was written to `worker`. */
+  arm(worker: string, slice: Slice): void {
     if (this.timers.has(worker)) return; // the clock of its oldest slice is running
-    const seconds = joining ? this.policy.joinSeconds : deadlineSeconds(this.policy, this.recent);
-    const timer = setTimeout(() => { this.timers.delete(worker); this.expired(worker, seconds); }, seconds * 1000);
-    this.timers.set(worker, { at: performance.now(), timer });
+    const seconds = deadlineSeconds(this.policy, this.recent, slice);
+    const timer = setTimeout(() => { this.timers.delete(worker); this.expired(worker, seconds, slice.kind); }, seconds * 1000);
+    this.timers.set(worker, { at: performance.now(), slice, timer });
   }
 
-  /** `worker` answered its oldest slice; `more`: it still holds another (its clock restarts). */
-  answered(worker: string, more: boolean): void {
+  /** `worker` answered its oldest slice; `next`: the slice it still holds, whose clock starts now. */
+  answered(worker: string, next?: Slice): void {
     const t = this.timers.get(worker);
     if (!t) return;
     this.clear(worker);
-    this.recent.push((performance.now() - t.at) / 1000);
-    if (this.recent.length > this.policy.window) this.recent.shift();
-    if (more) this.arm(worker, false);
+    if (t.slice.kind === 'step') {
+      this.recent.push({ seconds: (performance.now() - t.at) / 1000, examples: t.slice.examples });
+      if (this.recent.length > this.policy.window) this.recent.shift();
+    }
+    if (next) this.arm(worker, next);
   }
 
   clear(worker: string): void {

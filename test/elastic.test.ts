@@ -5,30 +5,46 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { BatchScaler } from '../core/batch-policy';
 import { Ledger } from '../core/ledger';
-import { deadlineSeconds, StepDeadlines } from '../coordinator/deadline';
+import { Deadlines, deadlineSeconds, Slice } from '../coordinator/deadline';
 import { backoffSeconds, isRetryable } from '../worker/reconnect';
 
 const adaptive = { seconds: null, factor: 5, minSeconds: 2, window: 4, joinSeconds: 60 };
 
-test('deadline – adaptive: factor × median of recent slice times, floored; or fixed', () => {
-  assert.equal(deadlineSeconds(adaptive, []), 2, 'no history: the floor');
-  assert.equal(deadlineSeconds(adaptive, [0.1, 0.2, 9]), 2, 'median 0.2 × 5 = 1 is under the floor');
-  assert.equal(deadlineSeconds({ ...adaptive, minSeconds: 0.1 }, [0.1, 0.2, 9]), 1, 'the median: one slow outlier does not stretch it');
-  assert.equal(deadlineSeconds(adaptive, [1, 2, 3, 4]), 5 * 2.5);
-  assert.equal(deadlineSeconds({ ...adaptive, seconds: 7 }, [100]), 7);
+const step = (examples = 32, joining = false): Slice => ({ kind: 'step', examples, joining });
+const evaluation = (examples: number, joining = false): Slice => ({ kind: 'evaluation', examples, joining });
+const times = (...seconds: number[]) => seconds.map((s) => ({ seconds: s, examples: 32 }));
+
+test('deadline – adaptive: factor × median time per example × the slice, floored; or fixed', () => {
+  assert.equal(deadlineSeconds(adaptive, [], step()), 2, 'no history: the floor');
+  assert.equal(deadlineSeconds(adaptive, times(0.1, 0.2, 9), step()), 2, 'median 0.2 × 5 = 1 is under the floor');
+  assert.equal(deadlineSeconds({ ...adaptive, minSeconds: 0.1 }, times(0.1, 0.2, 9), step()), 1, 'the median: one slow outlier does not stretch it');
+  assert.equal(deadlineSeconds(adaptive, times(1, 2, 3, 4), step()), 5 * 2.5);
+  assert.equal(deadlineSeconds(adaptive, times(1, 2, 3, 4), step(64)), 5 * 5, 'a slice twice as large (a worker left) gets twice as long');
+  assert.equal(deadlineSeconds({ ...adaptive, seconds: 7 }, times(100), step(64)), 7, 'fixed');
+  assert.equal(deadlineSeconds(adaptive, times(100), step(32, true)), 60, 'joining: joinSeconds');
+});
+
+test('deadline – an evaluation slice: the same rule over its size; a fixed deadline scaled from the median training slice', () => {
+  const recent = [{ seconds: 1, examples: 32 }, { seconds: 2, examples: 32 }, { seconds: 3, examples: 16 }];
+  assert.equal(deadlineSeconds(adaptive, recent, evaluation(2500)), 5 * (2 / 32) * 2500);
+  assert.equal(deadlineSeconds(adaptive, recent, evaluation(4)), 2, 'the floor');
+  assert.equal(deadlineSeconds({ ...adaptive, seconds: 4 }, recent, evaluation(320)), 40);
+  assert.equal(deadlineSeconds({ ...adaptive, seconds: 4 }, recent, evaluation(8)), 4, "never shorter than a step's");
+  assert.equal(deadlineSeconds(adaptive, [], evaluation(2500)), 2, 'no history yet: the floor');
+  assert.equal(deadlineSeconds(adaptive, recent, evaluation(2500, true)), 60, 'joining: joinSeconds');
 });
 
 test('deadline – a worker that does not answer in time is reported; answering clears its clock; a first slice gets joinSeconds', async () => {
   const expired: string[] = [];
-  const d = new StepDeadlines({ seconds: 0.05, factor: 1, minSeconds: 0.01, window: 4, joinSeconds: 0.3 }, (w) => expired.push(w));
-  d.arm('slow', false);
-  d.arm('fast', false);
-  d.arm('joining', true);
-  d.arm('joined', true);
-  d.answered('fast', false);
+  const d = new Deadlines({ seconds: 0.05, factor: 1, minSeconds: 0.01, window: 4, joinSeconds: 0.3 }, (w) => expired.push(w));
+  d.arm('slow', step());
+  d.arm('fast', step());
+  d.arm('joining', step(32, true));
+  d.arm('joined', step(32, true));
+  d.answered('fast');
   await new Promise((r) => setTimeout(r, 120));
   assert.deepEqual(expired, ['slow']);
-  d.answered('joined', true); // its next slice has the step deadline
+  d.answered('joined', step()); // its next slice has the step deadline
   await new Promise((r) => setTimeout(r, 120));
   assert.deepEqual(expired, ['slow', 'joined']);
   await new Promise((r) => setTimeout(r, 150));
@@ -38,14 +54,27 @@ test('deadline – a worker that does not answer in time is reported; answering 
 
 test('deadline – a joining slice\'s time counts, so a slow first step stretches the next deadline beyond the floor', async () => {
   const expired: string[] = [];
-  const d = new StepDeadlines({ seconds: null, factor: 5, minSeconds: 0.01, window: 4, joinSeconds: 1 }, (w) => expired.push(w));
-  d.arm('big', true);
+  const d = new Deadlines({ seconds: null, factor: 5, minSeconds: 0.01, window: 4, joinSeconds: 1 }, (w) => expired.push(w));
+  d.arm('big', step(32, true));
   await new Promise((r) => setTimeout(r, 60));
-  d.answered('big', true); // next deadline: 5 × ~0.06 s ≈ 0.3 s, not the 0.01 s floor
+  d.answered('big', step()); // next deadline: 5 × ~0.06 s ≈ 0.3 s, not the 0.01 s floor
   await new Promise((r) => setTimeout(r, 150));
   assert.deepEqual(expired, []);
   await new Promise((r) => setTimeout(r, 400));
   assert.deepEqual(expired, ['big']);
+});
+
+test('deadline – an evaluation\'s time is not recorded: a fast forward pass does not tighten the next step deadline', async () => {
+  const expired: [string, string][] = [];
+  const d = new Deadlines({ seconds: null, factor: 2, minSeconds: 0.01, window: 4, joinSeconds: 1 }, (w, _s, kind) => expired.push([w, kind]));
+  d.arm('w', step(10, true));
+  await new Promise((r) => setTimeout(r, 100));
+  d.answered('w', evaluation(10)); // step took ~0.1 s: evaluation deadline 2 × 0.1 = ~0.2 s
+  d.answered('w', step(10)); // answered at once; the next step deadline is still ~0.2 s
+  await new Promise((r) => setTimeout(r, 120));
+  assert.deepEqual(expired, []);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.deepEqual(expired, [['w', 'step']]);
 });
 
 test('reconnect – backoff doubles from 0.5 s to a 10 s cap with jitter; refusals are final', () => {

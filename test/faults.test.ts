@@ -1,6 +1,6 @@
 // faults – real coordinator, real worker processes, real signals, on real
 // Fashion-MNIST: a straggler (SIGSTOP) dropped at the step deadline and back
-// after SIGCONT; the coordinator SIGKILLed and restarted, ending with the
+// after SIGCONT; the same during an evaluation; the coordinator SIGKILLed and restarted, ending with the
 // parameters of a run that never stopped; chaos (random SIGKILLs and joins)
 // with every epoch used exactly once and the accuracy of an undisturbed run.
 import { test, before } from 'node:test';
@@ -66,6 +66,30 @@ test('faults – a straggler (SIGSTOP) is dropped at the step deadline, its slic
   assert.equal(rejoined, 2, 'w1 joined, was dropped, and joined again by itself');
   assert.equal(curve[curve.length - 1].iteration, 120, 'the job completed');
   assert.ok(epochs.complete.length >= 3 && epochs.complete.every(Boolean), `every finished epoch exactly once: ${epochs.complete}`);
+});
+
+test('faults – a worker that hangs (SIGSTOP) as an evaluation starts is dropped at the evaluation deadline; the other finishes it', { skip, timeout: 180_000 }, async () => {
+  const cfg = fashionJob({ iterations: 40, evalEvery: 20, checkpointEvery: 40 }, {
+    data: { dataset: 'fashion-mnist', download: false, limitTotal: TRAIN_EXAMPLES, validation: 1000, normalize: 'none' },
+    cluster: { stepDeadline: { minSeconds: 1, factor: 5 } },
+  });
+  const seen: TrainingEvent[] = [];
+  let procs: ChildProcess[] = [];
+  const events = new EventBus();
+  events.subscribe((e) => {
+    seen.push(e);
+    // Progress for iteration 20 is emitted just before its evaluation is handed out.
+    if (e.type === 'progress' && e.iteration === 20) procs[1].kill('SIGSTOP');
+    if (e.type === 'worker.lost' && e.worker === 'w1') procs[1].kill('SIGCONT');
+  });
+  const { curve } = await runJob(cfg, 2, (_c, _port, p) => { procs = p; }, [], events);
+  const lost = seen.find((e) => e.type === 'worker.lost' && e.worker === 'w1');
+  assert.match(lost && 'reason' in lost ? lost.reason : '', /deadline: no result within the evaluation deadline of \d+\.\d s/);
+  assert.deepEqual(curve.map((p) => p.iteration), [20, 40], 'both evaluations completed');
+  assert.equal(seen.filter((e) => e.type === 'worker.joined' && e.worker === 'w1').length, 2, 'w1 joined again after SIGCONT');
+  // The same 20 steps undisturbed: the same parameters, so the same accuracy over the whole validation set.
+  const undisturbed = await runJob({ ...cfg, train: { ...cfg.train, iterations: 20, outDir: tempDir() } }, 2);
+  assert.equal(curve[0].valAccuracy, undisturbed.curve[0].valAccuracy);
 });
 
 function writeJob(dir: string, port: number): string {
