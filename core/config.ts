@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { DATASET_NAMES } from './dataset-resolve';
 import { ConfigInvalid } from './errors';
 import { INIT_SCHEMES } from './init';
-import { MODEL_NAMES } from './models-zoo';
+import { MODEL_NAMES, PADDINGS } from './models-zoo';
 
 const positiveInt = z.number().int().positive();
 const nonNegative = z.number().nonnegative();
@@ -33,7 +33,7 @@ const model = z.object({
   cutAt: z.string().nullable().default(null).describe('keep the loaded model only up to this layer (inclusive)'),
   replaceHead: z.boolean().nullable().default(null).describe('replace the classifier with a fresh dense softmax layer named `head` sized to the data; null = when `from` is set'),
   headLayer: z.string().nullable().default(null).describe('the classification layer to replace (it and all after it are dropped); null = the last layer'),
-  padding: z.enum(['same', 'valid']).default('same').describe("a zoo model's spatial convs: same = output as large as the input (Keras's habit), valid = no border (PyTorch's Conv2d default, padding=0)"),
+  padding: z.enum(PADDINGS).default('same').describe("a zoo model's spatial convs: same = output as large as the input (Keras's habit), valid = no border (PyTorch's Conv2d default, padding=0)"),
   init: z.enum(INIT_SCHEMES).default('glorot').describe("random weights (a zoo model's, or a replaced head's): glorot = Keras's Glorot-uniform kernels and zero biases; pytorch = PyTorch's nn.Conv2d/nn.Linear default, U(±1/√fan_in) for kernels and biases"),
 }).strict();
 

@@ -3,8 +3,8 @@
 // torch.nn.Conv2d and nn.Linear initialise themselves — kernels
 // kaiming_uniform(a=√5), which is U(±1/√fan_in), and biases U(±1/√fan_in) — so
 // an experiment mirrored from a PyTorch reference starts where it started.
-// The scheme matters for how fast a network trains from scratch: on the
-// fashion-transfer preset PyTorch's draw is the slower start (see README).
+// The scheme, with the padding, changes how fast a network trains from
+// scratch (README, "Fine-tuning against training from scratch").
 import * as tf from '@tensorflow/tfjs';
 
 export const INIT_SCHEMES = ['glorot', 'pytorch'] as const;

@@ -8,7 +8,8 @@ import { ConfigInvalid } from './errors';
 export const MODEL_NAMES = ['seed-cnn', 'cifar-cnn', 'mobilenet-small'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 /** Spatial convs: `same` keeps the size (Keras's habit), `valid` adds no border (PyTorch's Conv2d default). */
-export type Padding = 'same' | 'valid';
+export const PADDINGS = ['same', 'valid'] as const;
+export type Padding = (typeof PADDINGS)[number];
 
 export const HEAD = 'head';
 
