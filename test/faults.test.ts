@@ -1,8 +1,9 @@
 // faults – real coordinator, real worker processes, real signals, on real
 // Fashion-MNIST: a straggler (SIGSTOP) dropped at the step deadline and back
-// after SIGCONT; the same during an evaluation; the coordinator SIGKILLed and restarted, ending with the
-// parameters of a run that never stopped; chaos (random SIGKILLs and joins)
-// with every epoch used exactly once and the accuracy of an undisturbed run.
+// after SIGCONT; the same as an evaluation starts; the coordinator SIGKILLed
+// and restarted, ending with the parameters of a run that never stopped; chaos
+// (random SIGKILLs and joins) with every epoch used exactly once and the
+// accuracy of an undisturbed run.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChildProcess, spawn } from 'node:child_process';
