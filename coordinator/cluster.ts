@@ -21,7 +21,7 @@ import { ParamSpec } from '../core/model-params';
 import { shard } from '../core/sampler';
 import { Compute } from '../core/training-loop';
 import { CHUNK_BYTES, chunksOf } from '../core/wire-tensors';
-import { DType, EvalDone, Join, Split, StepDone, TensorChunk, Welcome } from '../proto/gen/tunefleet/v1/tunefleet';
+import { CoordinatorMessage, DType, EvalDone, Join, Split, StepDone, TensorChunk, Welcome } from '../proto/gen/tunefleet/v1/tunefleet';
 import { Deadlines, Slice, SliceKind } from './deadline';
 import { Round, Task } from './round';
 import { SessionCall, WorkerSession } from './session';
@@ -182,19 +182,24 @@ export class Cluster implements Compute {
     }
   }
 
+  /** Bring worker `w` up to date for `task`, send it `message`, and start the slice's deadline. */
+  private async handOut<R>(w: string, round: Round<R>, task: Task, kind: SliceKind, message: CoordinatorMessage['kind']): Promise<void> {
+    const s = this.sessions.get(w)!;
+    const joining = s.version < 0;
+    await this.syncParams(s);
+    await this.syncData(s, kind === 'step' ? Split.TRAIN : Split.VALIDATION, task.indices);
+    await s.send({ kind: message });
+    if (s.alive && round.outstanding(w)) this.deadlines.arm(w, { kind, examples: task.indices.length, joining });
+  }
+
   // ---- Compute: training steps ---------------------------------------------
 
   async gradients(step: number, indices: Uint32Array, epochs: Uint32Array) {
     const t = new StepTimer();
     const round = new Round<StepDone>(
       async (w, task) => {
-        const s = this.sessions.get(w)!;
-        const joining = s.version < 0;
-        await this.syncParams(s);
-        await this.syncData(s, Split.TRAIN, task.indices);
-        await s.send({ kind: { $case: 'step', value: { step, version: this.version, indices: Array.from(task.indices) } } });
+        await this.handOut(w, round, task, 'step', { $case: 'step', value: { step, version: this.version, indices: Array.from(task.indices) } });
         t.dispatched(w);
-        if (s.alive && round.outstanding(w)) this.deadlines.arm(w, { kind: 'step', examples: task.indices.length, joining });
       },
       (w, task, done) => {
         t.done(w, done.computeSeconds);
@@ -246,15 +251,8 @@ export class Cluster implements Compute {
 
   async evaluate(): Promise<EvalResult> {
     const n = this.job.data.val.labels.length;
-    const round = new Round<EvalDone>(
-      async (w, task) => {
-        const s = this.sessions.get(w)!;
-        const joining = s.version < 0;
-        await this.syncParams(s);
-        await this.syncData(s, Split.VALIDATION, task.indices);
-        await s.send({ kind: { $case: 'eval', value: { evalId: 0, version: this.version, indices: Array.from(task.indices) } } });
-        if (s.alive && round.outstanding(w)) this.deadlines.arm(w, { kind: 'evaluation', examples: task.indices.length, joining });
-      },
+    const round: Round<EvalDone> = new Round<EvalDone>(
+      (w, task) => this.handOut(w, round, task, 'evaluation', { $case: 'eval', value: { evalId: 0, version: this.version, indices: Array.from(task.indices) } }),
       (_w, _task, r) => {
         this.evalTotals.correct += r.correct;
         this.evalTotals.lossSum += r.lossSum;
