@@ -13,12 +13,12 @@ import { fork } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { parseJob } from '../core/config';
-import { saveModel } from '../core/model-io';
+import { parseJob } from '../core/job/config';
+import { saveModel } from '../core/model/io';
 import { runLocal } from '../cli/local';
 import { Cluster } from '../coordinator/cluster';
-import { EventBus } from '../core/events';
-import { writeWithBackpressure } from '../core/backpressure';
+import { EventBus } from '../core/observe/events';
+import { writeWithBackpressure } from '../core/wire/backpressure';
 import { CoordinatorClient, DType } from '../proto/gen/tunefleet/v1/tunefleet';
 import { phaseSums, tempDirBench } from './report';
 

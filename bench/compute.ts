@@ -1,10 +1,10 @@
 // Section 1 of `npm run bench`: training examples/s of each zoo model on each
 // backend that loads here, batch 64 (8 on the slow pure-JS cpu backend), measured in this process.
 import * as tf from '@tensorflow/tfjs';
-import { BACKENDS, initBackend } from '../core/backend';
-import { computeGradients } from '../core/gradients';
-import { paramSpecs } from '../core/model-params';
-import { buildModel } from '../core/models-zoo';
+import { BACKENDS, initBackend } from '../core/backend/backends';
+import { computeGradients } from '../core/train/gradients';
+import { paramSpecs } from '../core/model/params';
+import { buildModel } from '../core/model/zoo';
 import { medianMs } from './report';
 
 const MODELS: [string, [number, number, number]][] = [['seed-cnn', [28, 28, 1]], ['cifar-cnn', [32, 32, 3]], ['mobilenet-small', [32, 32, 3]]];

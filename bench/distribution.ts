@@ -6,11 +6,11 @@
 // For the distributed runs, where a step's time went: the coordinator's step
 // phases, in ms per step (means over every step).
 import { Cluster } from '../coordinator/cluster';
-import { parseJob } from '../core/config';
-import { Phase, PHASES } from '../core/metrics';
-import { EventBus } from '../core/events';
-import { median } from '../core/results';
-import { train } from '../core/trainer';
+import { parseJob } from '../core/job/config';
+import { Phase, PHASES } from '../core/observe/metrics';
+import { EventBus } from '../core/observe/events';
+import { median } from '../core/job/results';
+import { train } from '../core/train/trainer';
 import { runLocal } from '../cli/local';
 import { phaseSums, tempDirBench } from './report';
 

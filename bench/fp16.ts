@@ -3,10 +3,10 @@
 // same runs with float32 and with float16 gradients, per seed — gradient
 // bytes per step and final validation accuracy.
 import { join } from 'node:path';
-import { JobConfig } from '../core/config';
-import { armJob, loadExperiment } from '../core/experiment';
-import { median } from '../core/results';
-import { ensurePretrained } from '../core/stages';
+import { JobConfig } from '../core/job/config';
+import { armJob, loadExperiment } from '../core/job/experiment';
+import { median } from '../core/job/results';
+import { ensurePretrained } from '../core/job/stages';
 import { runLocal } from '../cli/local';
 import { tempDirBench } from './report';
 

@@ -3,8 +3,8 @@
 // measured in the same process. Writes bench/results/kernels.json and prints
 // a markdown table. The goal: forward + both gradients ≤ 4× forward (ours).
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../core/backend';
-import { installWasmTrainingKernels, restoreStockWasmKernels } from '../core/wasm-kernels';
+import { initBackend } from '../core/backend/backends';
+import { installWasmTrainingKernels, restoreStockWasmKernels } from '../core/backend/wasm-kernels';
 import { writeBenchResult, markdownTable, medianMs } from './report';
 
 interface Layer { name: string; b: number; h: number; ci: number; co: number; k: number; s: number; depthwise?: boolean }

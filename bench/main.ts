@@ -8,7 +8,7 @@ import { benchCommunication, rawGrpc, rawTcp } from './communication';
 import { benchCompute } from './compute';
 import { benchDistribution } from './distribution';
 import { benchFp16 } from './fp16';
-import { PHASES } from '../core/metrics';
+import { PHASES } from '../core/observe/metrics';
 import { benchKernels, kernelTable } from './kernels';
 import { markdownTable, writeBenchResult } from './report';
 

@@ -2,7 +2,7 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { machine } from '../cli/markdown';
-import { Metrics, Phase } from '../core/metrics';
+import { Metrics, Phase } from '../core/observe/metrics';
 
 export { markdownTable } from '../cli/markdown';
 import { join } from 'node:path';

@@ -1,8 +1,8 @@
 // results.json and report.md for `tunefleet compare`.
-import { Arm, CompareSpec } from '../core/experiment';
-import { JobConfig } from '../core/config';
-import { firstReached, medianOrNever, medianThresholds, speedups, Thresholds } from '../core/results';
-import { CurvePoint } from '../core/training-loop';
+import { Arm, CompareSpec } from '../core/job/experiment';
+import { JobConfig } from '../core/job/config';
+import { firstReached, medianOrNever, medianThresholds, speedups, Thresholds } from '../core/job/results';
+import { CurvePoint } from '../core/train/loop';
 import { machine, markdownTable } from './markdown';
 
 export interface RunResult {

@@ -5,11 +5,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { JobConfig } from '../core/config';
-import { EventBus } from '../core/events';
-import { armJob, Experiment } from '../core/experiment';
-import { ensurePretrained } from '../core/stages';
-import { TrainResult } from '../core/training-loop';
+import { JobConfig } from '../core/job/config';
+import { EventBus } from '../core/observe/events';
+import { armJob, Experiment } from '../core/job/experiment';
+import { ensurePretrained } from '../core/job/stages';
+import { TrainResult } from '../core/train/loop';
 import { ArmResult, armResult, buildResults, reportMarkdown, Results, runResult } from './compare-report';
 import { runLocal } from './local';
 import { renderAccuracy } from './plot';

@@ -5,10 +5,10 @@
 // no worker is left.
 import { ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { JobConfig } from '../core/config';
+import { JobConfig } from '../core/job/config';
 import { JobFailed } from '../core/errors';
-import { EventBus } from '../core/events';
-import { logger } from '../core/log';
+import { EventBus } from '../core/observe/events';
+import { logger } from '../core/observe/log';
 import { Cluster } from '../coordinator/cluster';
 import { runCoordinator } from '../coordinator/coordinator';
 

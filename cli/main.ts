@@ -3,14 +3,14 @@
 // config and hands off to core/; errors are printed as one line
 // (`Name: what to do`) and exit non-zero, never as a stack trace.
 import { join } from 'node:path';
-import { loadJobFile, parseJob, JobConfig } from '../core/config';
-import { defaultsYaml } from '../core/config-docs';
+import { loadJobFile, parseJob, JobConfig } from '../core/job/config';
+import { defaultsYaml } from '../core/job/config-docs';
 import { describeError, ConfigInvalid, TunefleetError } from '../core/errors';
-import { loadExperiment } from '../core/experiment';
-import { readToken } from '../core/security';
-import { runStages } from '../core/stages';
-import { train } from '../core/trainer';
-import { TrainResult } from '../core/training-loop';
+import { loadExperiment } from '../core/job/experiment';
+import { readToken } from '../core/wire/security';
+import { runStages } from '../core/job/stages';
+import { train } from '../core/train/trainer';
+import { TrainResult } from '../core/train/loop';
 import { runCoordinator } from '../coordinator/coordinator';
 import { runWorker } from '../worker/worker';
 import { FlagSpec, parseArgs } from './args';

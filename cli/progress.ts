@@ -1,8 +1,8 @@
 // Live progress for long commands. On a terminal: one status line, rewritten
 // in place (arm, iteration, accuracy, examples/s, ETA), with info logs hidden.
 // Elsewhere (CI, files): nothing extra — the usual log lines are the record.
-import { TrainingEvent } from '../core/events';
-import { setQuiet } from '../core/log';
+import { TrainingEvent } from '../core/observe/events';
+import { setQuiet } from '../core/observe/log';
 
 function clock(seconds: number): string {
   if (!Number.isFinite(seconds)) return '--:--';

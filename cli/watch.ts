@@ -1,8 +1,8 @@
 // `tunefleet watch --nats URL [--job NAME]`: a live view of running jobs from
 // their NATS event stream. On a terminal, progress rewrites one status line
 // and every other event prints above it; elsewhere, one line per event.
-import { TrainingEvent } from '../core/events';
-import { watchEvents } from '../core/events-nats';
+import { TrainingEvent } from '../core/observe/events';
+import { watchEvents } from '../core/observe/nats';
 
 const pct = (v: number | null) => (v === null ? '—' : `${(100 * v).toFixed(2)}%`);
 

@@ -10,19 +10,19 @@
 // and a round completes only after every worker in it has answered — which it
 // can only do after receiving, in stream order, every message sent before.
 import * as grpc from '@grpc/grpc-js';
-import { GradientAverager } from '../core/aggregator';
+import { GradientAverager } from './aggregator';
 import { JobFailed, WireInvalid, WorkerRefused } from '../core/errors';
-import { EvalResult } from '../core/gradients';
-import { JobSetup } from '../core/job-setup';
-import { Ledger, LedgerEntry } from '../core/ledger';
-import { logger } from '../core/log';
-import { Metrics, Phase } from '../core/metrics';
-import { ParamSpec } from '../core/model-params';
-import { shard } from '../core/sampler';
-import { Compute } from '../core/training-loop';
-import { CHUNK_BYTES, chunksOf } from '../core/wire-tensors';
+import { EvalResult } from '../core/train/gradients';
+import { JobSetup } from '../core/job/setup';
+import { Ledger, LedgerEntry } from '../core/train/ledger';
+import { logger } from '../core/observe/log';
+import { Metrics, Phase } from '../core/observe/metrics';
+import { ParamSpec } from '../core/model/params';
+import { shard } from '../core/train/sampler';
+import { Compute } from '../core/train/loop';
+import { CHUNK_BYTES, chunksOf } from '../core/wire/tensors';
 import { CoordinatorMessage, DType, EvalDone, Join, Split, StepDone, TensorChunk, Welcome } from '../proto/gen/tunefleet/v1/tunefleet';
-import { Deadlines, Slice, SliceKind } from './deadline';
+import { Deadlines, Slice, SliceKind } from './slice-deadline';
 import { Round, Task } from './round';
 import { SessionCall, WorkerSession } from './session';
 

@@ -1,12 +1,12 @@
 // `tunefleet coordinator`: set the job up, serve gRPC, wait for the first
 // workers, then run the shared training loop with the fleet as its Compute.
 import * as grpc from '@grpc/grpc-js';
-import { JobConfig } from '../core/config';
-import { EventBus } from '../core/events';
-import { startHttpServer } from '../core/http-server';
-import { setupJob } from '../core/job-setup';
-import { readToken } from '../core/security';
-import { runTraining, TrainResult } from '../core/training-loop';
+import { JobConfig } from '../core/job/config';
+import { EventBus } from '../core/observe/events';
+import { startHttpServer } from '../core/observe/http-server';
+import { setupJob } from '../core/job/setup';
+import { readToken } from '../core/wire/security';
+import { runTraining, TrainResult } from '../core/train/loop';
 import { Cluster } from './cluster';
 import { startServer } from './server';
 

@@ -4,9 +4,9 @@
 // others (see round.ts).
 import * as grpc from '@grpc/grpc-js';
 import { JobFailed, WireInvalid, WorkerRefused } from '../core/errors';
-import { logger } from '../core/log';
-import { authorized, serverCredentials, ServerTls } from '../core/security';
-import { MAX_MESSAGE_BYTES } from '../core/wire-tensors';
+import { logger } from '../core/observe/log';
+import { authorized, serverCredentials, ServerTls } from '../core/wire/security';
+import { MAX_MESSAGE_BYTES } from '../core/wire/tensors';
 import { CoordinatorService, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
 import { Cluster } from './cluster';
 import { SessionCall, WorkerSession } from './session';

@@ -5,9 +5,9 @@
 // model per step in memory.
 import * as grpc from '@grpc/grpc-js';
 import { CoordinatorMessage, DType, Split, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
-import { writeWithBackpressure } from '../core/backpressure';
-import { ParamSpec } from '../core/model-params';
-import { TensorAssembler } from '../core/wire-tensors';
+import { writeWithBackpressure } from '../core/wire/backpressure';
+import { ParamSpec } from '../core/model/params';
+import { TensorAssembler } from '../core/wire/tensors';
 
 export type SessionCall = grpc.ServerDuplexStream<WorkerMessage, CoordinatorMessage>;
 

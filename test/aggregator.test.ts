@@ -1,10 +1,10 @@
 // aggregator, sampler, wire-tensors – pure pieces of the distributed step.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GradientAverager } from '../core/aggregator';
-import { Sampler, shard } from '../core/sampler';
-import { chunksOf, TensorAssembler } from '../core/wire-tensors';
-import { fromFloat16, toFloat16 } from '../core/fp16';
+import { GradientAverager } from '../coordinator/aggregator';
+import { Sampler, shard } from '../core/train/sampler';
+import { chunksOf, TensorAssembler } from '../core/wire/tensors';
+import { fromFloat16, toFloat16 } from '../core/wire/fp16';
 import { WireInvalid } from '../core/errors';
 import { DType } from '../proto/gen/tunefleet/v1/tunefleet';
 

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { BackendUnavailable } from '../core/errors';
-import { initBackend, BackendName } from '../core/backend';
+import { initBackend, BackendName } from '../core/backend/backends';
 
 const run = promisify(execFile);
 const backendModule = join(__dirname, '..', 'core', 'backend.js');

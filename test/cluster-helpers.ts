@@ -3,8 +3,8 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { createServer, AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { EventBus } from '../core/events';
-import { JobConfig } from '../core/config';
+import { EventBus } from '../core/observe/events';
+import { JobConfig } from '../core/job/config';
 import { runCoordinator } from '../coordinator/coordinator';
 import { Cluster } from '../coordinator/cluster';
 

@@ -10,11 +10,11 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { AddressInfo } from 'node:net';
-import { loadIdxPair } from '../core/dataset-idx';
-import { loadCifarFiles } from '../core/dataset-cifar';
-import { loadNamedDataset, resolveDatasetDir } from '../core/dataset-resolve';
-import { holdOut, limitExamples, selectClasses } from '../core/dataset-transforms';
-import { batchImages } from '../core/dataset';
+import { loadIdxPair } from '../core/data/idx';
+import { loadCifarFiles } from '../core/data/cifar';
+import { loadNamedDataset, resolveDatasetDir } from '../core/data/resolve';
+import { holdOut, limitExamples, selectClasses } from '../core/data/transforms';
+import { batchImages } from '../core/data/dataset';
 import { ChecksumMismatch, DatasetMalformed, DatasetNotFound } from '../core/errors';
 import { cifarBytes, idxBytes, pixels, tempDir, writeIdxSet } from './fixtures';
 

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
-import { parseJob } from '../core/config';
+import { parseJob } from '../core/job/config';
 import { FLAGS } from '../cli/main';
 import { hasKubectl, renderKustomization } from './kustomize-lite';
 
@@ -72,7 +72,7 @@ for (const overlay of OVERLAYS) {
       const [command, ...args] = c.args;
       for (const a of args.filter((x: string) => x.startsWith('--'))) assert.ok(a.slice(2) in FLAGS[command], `${command} ${a}`);
       for (const e of c.env.filter((x: Obj) => x.name.startsWith('TUNEFLEET_'))) {
-        const readers = ['core/backend.ts', 'core/dataset-resolve.ts', 'core/log.ts', 'core/security.ts'].map((f) => readFileSync(join(root, f), 'utf8')).join('');
+        const readers = ['core/backend/backends.ts', 'core/data/resolve.ts', 'core/observe/log.ts', 'core/wire/security.ts'].map((f) => readFileSync(join(root, f), 'utf8')).join('');
         assert.ok(readers.includes(`process.env.${e.name}`), `${e.name} is read by the code`);
       }
       assert.match(c.image, overlay === 'gpu' ? /^tunefleet:gpu$/ : /^tunefleet:cpu$/);

@@ -6,11 +6,11 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { join } from 'node:path';
-import { initBackend } from '../core/backend';
-import { EventBus } from '../core/events';
-import { parseJob } from '../core/config';
-import { readParams } from '../core/model-params';
-import { train } from '../core/trainer';
+import { initBackend } from '../core/backend/backends';
+import { EventBus } from '../core/observe/events';
+import { parseJob } from '../core/job/config';
+import { readParams } from '../core/model/params';
+import { train } from '../core/train/trainer';
 import { CoordinatorClient, LedgerReport } from '../proto/gen/tunefleet/v1/tunefleet';
 import { tempDir, writeIdxSet } from './fixtures';
 import { maxRelativeDiff, runJob, spawnWorker } from './cluster-helpers';
@@ -89,7 +89,7 @@ test('distributed – workers can read the dataset locally and receive only indi
 
 test('distributed – a model of over 100 MiB is broadcast and trained for a step', async () => {
   const tf = await import('@tensorflow/tfjs');
-  const { saveModel } = await import('../core/model-io');
+  const { saveModel } = await import('../core/model/io');
   const big = tf.sequential({ layers: [
     tf.layers.flatten({ name: 'flatten', inputShape: [28, 28, 1] }),
     tf.layers.dense({ name: 'wide', units: 34000, activation: 'relu' }),

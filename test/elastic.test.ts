@@ -3,9 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { BatchScaler } from '../core/batch-policy';
-import { Ledger } from '../core/ledger';
-import { Deadlines, deadlineSeconds, Slice } from '../coordinator/deadline';
+import { BatchScaler } from '../core/train/batch-policy';
+import { Ledger } from '../core/train/ledger';
+import { Deadlines, deadlineSeconds, Slice } from '../coordinator/slice-deadline';
 import { backoffSeconds, isRetryable } from '../worker/reconnect';
 
 const adaptive = { seconds: null, factor: 5, minSeconds: 2, window: 4, joinSeconds: 60 };

@@ -3,14 +3,14 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../core/backend';
-import { parseJob } from '../core/config';
+import { initBackend } from '../core/backend/backends';
+import { parseJob } from '../core/job/config';
 import { ConfigInvalid } from '../core/errors';
-import { fanIn, initialise } from '../core/init';
-import { initialModel } from '../core/job-model';
-import { paramSpecs, readParams } from '../core/model-params';
-import { saveModel } from '../core/model-io';
-import { buildModel } from '../core/models-zoo';
+import { fanIn, initialise } from '../core/model/init';
+import { initialModel } from '../core/job/model';
+import { paramSpecs, readParams } from '../core/model/params';
+import { saveModel } from '../core/model/io';
+import { buildModel } from '../core/model/zoo';
 import { tempDir } from './fixtures';
 
 before(async () => { await initBackend('wasm'); });

@@ -8,9 +8,9 @@ import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, JSONCodec } from 'nats';
-import { initBackend } from '../core/backend';
-import { parseJob } from '../core/config';
-import { EVENT_TYPES, TrainingEvent } from '../core/events';
+import { initBackend } from '../core/backend/backends';
+import { parseJob } from '../core/job/config';
+import { EVENT_TYPES, TrainingEvent } from '../core/observe/events';
 import { CLI, freePort, runJob } from './cluster-helpers';
 import { tempDir, writeIdxSet } from './fixtures';
 

@@ -1,9 +1,9 @@
 // optimizer, lr-rules, lr-schedule – pure math against hand-derived values.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Sgd, sgdUpdate } from '../core/optimizer';
-import { multipliersFor, resolveMultipliers } from '../core/lr-rules';
-import { learningRate, Schedule } from '../core/lr-schedule';
+import { Sgd, sgdUpdate } from '../core/train/optimizer';
+import { multipliersFor, resolveMultipliers } from '../core/train/lr-rules';
+import { learningRate, Schedule } from '../core/train/lr-schedule';
 
 const close = (a: ArrayLike<number>, b: number[], eps = 1e-6) =>
   assert.ok(Array.from(a).every((v, i) => Math.abs(v - b[i]) < eps), `${Array.from(a)} ≉ ${b}`);

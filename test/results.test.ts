@@ -1,7 +1,7 @@
 // results – thresholds, medians over seeds and speed-ups, by hand.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { firstReached, medianOrNever, medianThresholds, speedups } from '../core/results';
+import { firstReached, medianOrNever, medianThresholds, speedups } from '../core/job/results';
 
 const curve = (accs: number[]) => accs.map((a, i) => ({ iteration: (i + 1) * 10, valAccuracy: a, valLoss: 1, trainLoss: 1, wallSeconds: i }));
 

@@ -3,7 +3,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../core/backend';
+import { initBackend } from '../core/backend/backends';
 
 interface Case { b: number; h: number; w: number; ci: number; co: number; k: number; kw?: number; s: number; pad: 'valid' | 'same' }
 

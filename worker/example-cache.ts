@@ -1,7 +1,7 @@
 // The worker's copy of the examples it has been sent, per split, laid out
 // exactly like a Dataset (slot i holds example i), so batches are built by
 // the same code the single-process trainer uses.
-import { Dataset } from '../core/dataset';
+import { Dataset } from '../core/data/dataset';
 import { WireInvalid } from '../core/errors';
 import { Examples } from '../proto/gen/tunefleet/v1/tunefleet';
 

@@ -8,19 +8,18 @@
 import * as tf from '@tensorflow/tfjs';
 import * as grpc from '@grpc/grpc-js';
 import { hostname } from 'node:os';
-import { BackendName, initBackend } from '../core/backend';
-import { writeWithBackpressure } from '../core/backpressure';
-import { parseJob } from '../core/config';
+import { BackendName, initBackend } from '../core/backend/backends';
+import { writeWithBackpressure } from '../core/wire/backpressure';
+import { parseJob } from '../core/job/config';
 import { JobFailed } from '../core/errors';
-import { computeGradients } from '../core/gradients';
-import { prepareData } from '../core/job-data';
-import { startHttpServer } from '../core/http-server';
-import { logger } from '../core/log';
-import { clientCredentials, ClientTls, tokenMetadata } from '../core/security';
-import { Metrics } from '../core/metrics';
-import { paramSpecs, writeParams } from '../core/model-params';
-import { evaluateRange, makeBatch } from '../core/trainer';
-import { CHUNK_BYTES, chunksOf, MAX_MESSAGE_BYTES, TensorAssembler } from '../core/wire-tensors';
+import { computeGradients, evaluateRange, makeBatch } from '../core/train/gradients';
+import { prepareData } from '../core/job/data';
+import { startHttpServer } from '../core/observe/http-server';
+import { logger } from '../core/observe/log';
+import { clientCredentials, ClientTls, tokenMetadata } from '../core/wire/security';
+import { Metrics } from '../core/observe/metrics';
+import { paramSpecs, writeParams } from '../core/model/params';
+import { CHUNK_BYTES, chunksOf, MAX_MESSAGE_BYTES, TensorAssembler } from '../core/wire/tensors';
 import { CoordinatorClient, CoordinatorMessage, Eval, Split, Step, Welcome, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
 import { ExampleCache } from './example-cache';
 import { backoffSeconds, isRetryable } from './reconnect';
@@ -92,7 +91,7 @@ export interface WorkerOptions {
   id?: string;
   /** Port for /metrics, /healthz, /readyz; null = off. */
   metricsPort?: number | null;
-  /** The shared token (see core/security.ts); null = none. */
+  /** The shared token (see core/wire/security.ts); null = none. */
   token?: string | null;
   tls?: ClientTls;
   /** Keep trying to (re)join for this long after losing the coordinator; 0 = give up at once. */

@@ -6,7 +6,7 @@
 // completed from the start of the next epoch's permutation (Caffe's data
 // layer does the same). Every batch is full, every example is used exactly
 // once per epoch, and no example is duplicated to pad an epoch out.
-import { permutation } from './rng';
+import { permutation } from '../util/rng';
 
 export interface SamplerPosition {
   epoch: number;

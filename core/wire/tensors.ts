@@ -4,10 +4,10 @@
 // chunk at the boundary — known name, an accepted dtype, the exact shape it
 // expects, offset and length inside the tensor, element-aligned — and rejects
 // anything else with a WireInvalid naming the problem.
-import { DType, TensorChunk } from '../proto/gen/tunefleet/v1/tunefleet';
-import { WireInvalid } from './errors';
+import { DType, TensorChunk } from '../../proto/gen/tunefleet/v1/tunefleet';
+import { WireInvalid } from '../errors';
 import { fromFloat16, toFloat16 } from './fp16';
-import { ParamSpec } from './model-params';
+import { ParamSpec } from '../model/params';
 
 export const CHUNK_BYTES = 1 << 20; // 1 MiB: far below gRPC's 4 MiB default message limit
 /** Both sides refuse larger messages; our chunks stay far below it, so only a broken or hostile peer hits it. */

@@ -3,21 +3,21 @@
 // starting model (fresh, pretrained, or resumed from the newest checkpoint),
 // which variables train, the optimizer and the sampler.
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from './backend';
-import { latestCheckpoint, loadCheckpoint, TrainingState } from './checkpoint';
+import { initBackend } from '../backend/backends';
+import { latestCheckpoint, loadCheckpoint, TrainingState } from '../model/checkpoint';
 import { JobConfig, outDirOf } from './config';
-import { count } from './dataset';
-import { EventBus } from './events';
-import { Metrics } from './metrics';
-import { NatsPublisher } from './events-nats';
-import { initialModel } from './job-model';
-import { JobData, prepareData } from './job-data';
-import { LedgerEntry } from './ledger';
-import { logger } from './log';
-import { isFrozen, resolveMultipliers } from './lr-rules';
-import { ParamSpec, paramSpecs, readParams } from './model-params';
-import { Sgd, Tensors } from './optimizer';
-import { Sampler } from './sampler';
+import { count } from '../data/dataset';
+import { EventBus } from '../observe/events';
+import { Metrics } from '../observe/metrics';
+import { NatsPublisher } from '../observe/nats';
+import { initialModel } from './model';
+import { JobData, prepareData } from './data';
+import { LedgerEntry } from '../train/ledger';
+import { logger } from '../observe/log';
+import { isFrozen, resolveMultipliers } from '../train/lr-rules';
+import { ParamSpec, paramSpecs, readParams } from '../model/params';
+import { Sgd, Tensors } from '../train/optimizer';
+import { Sampler } from '../train/sampler';
 
 const log = logger('job');
 

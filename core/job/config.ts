@@ -7,10 +7,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
-import { DATASET_NAMES } from './dataset-resolve';
-import { ConfigInvalid } from './errors';
-import { INIT_SCHEMES } from './init';
-import { MODEL_NAMES, PADDINGS } from './models-zoo';
+import { DATASET_NAMES } from '../data/resolve';
+import { ConfigInvalid } from '../errors';
+import { INIT_SCHEMES } from '../model/init';
+import { MODEL_NAMES, PADDINGS } from '../model/zoo';
 
 const positiveInt = z.number().int().positive();
 const nonNegative = z.number().nonnegative();
@@ -46,7 +46,7 @@ const train = z.object({
   keepCheckpoints: positiveInt.default(3).describe('keep only the newest this many checkpoints'),
   outDir: z.string().nullable().default(null).describe('where checkpoints and the final model go; null = runs/<name>'),
   targetAccuracy: z.number().gt(0).max(1).nullable().default(null).describe('validation accuracy whose first crossing is reported (event target.reached, metric); null = none'),
-  batchPolicy: z.enum(['global', 'per-worker']).default('global').describe("when workers join or leave: 'global' = batchSize stays the global batch; 'per-worker' = batchSize per live worker, and the learning rate scales with live ÷ cluster.workers (Goyal et al.), ramped over scaleWarmup iterations (core/batch-policy.ts)"),
+  batchPolicy: z.enum(['global', 'per-worker']).default('global').describe("when workers join or leave: 'global' = batchSize stays the global batch; 'per-worker' = batchSize per live worker, and the learning rate scales with live ÷ cluster.workers (Goyal et al.), ramped over scaleWarmup iterations (core/train/batch-policy.ts)"),
   scaleWarmup: z.number().int().nonnegative().default(100).describe("per-worker policy: iterations over which the learning rate moves to its new scale after the worker count changes; 0 = at once"),
 }).strict();
 
@@ -65,7 +65,7 @@ const policy = z.discriminatedUnion('type', [
 
 const optimizer = z.object({
   lr: z.number().positive().default(0.01).describe('base learning rate'),
-  momentum: z.number().min(0).max(1).default(0.9).describe('momentum μ (PyTorch form; see core/optimizer.ts)'),
+  momentum: z.number().min(0).max(1).default(0.9).describe('momentum μ (PyTorch form; see core/train/optimizer.ts)'),
   nesterov: z.boolean().default(false).describe('Nesterov momentum'),
   weightDecay: nonNegative.default(0).describe('L2 weight decay λ'),
   policy: policy.default({ type: 'fixed' }).describe('LR policy: {type: fixed} | {type: step, gamma, stepSize} | {type: multistep, gamma, steps} | {type: cosine, minLr}'),
@@ -113,7 +113,7 @@ export const jobSchema = z.object({
   cluster: cluster.default({}),
   metrics: metrics.default({}),
   pretrain: z.object({ data: z.unknown(), model: z.unknown(), train: z.unknown(), optimizer: z.unknown() }).partial().strict().nullable().default(null)
-    .describe('optional source-task stage run first: these data/model/train/optimizer fields override the job\'s, and the job then fine-tunes from its result (see core/stages.ts)'),
+    .describe('optional source-task stage run first: these data/model/train/optimizer fields override the job\'s, and the job then fine-tunes from its result (see core/job/stages.ts)'),
 }).strict();
 
 export type JobConfig = z.infer<typeof jobSchema>;

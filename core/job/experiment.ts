@@ -5,7 +5,7 @@
 // learning-rate rules, once per seed.
 import { z } from 'zod';
 import { JobConfig, layerRule, parseJob, readYaml } from './config';
-import { ConfigInvalid } from './errors';
+import { ConfigInvalid } from '../errors';
 
 const arm = z.object({
   name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'),

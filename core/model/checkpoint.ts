@@ -11,12 +11,12 @@ import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeDirAtomic } from './atomic';
-import { CheckpointInvalid } from './errors';
-import { loadModel, writeModelFiles } from './model-io';
-import { Tensors } from './optimizer';
-import { LedgerEntry } from './ledger';
-import { SamplerPosition } from './sampler';
+import { writeDirAtomic } from '../util/atomic';
+import { CheckpointInvalid } from '../errors';
+import { loadModel, writeModelFiles } from './io';
+import { Tensors } from '../train/optimizer';
+import { LedgerEntry } from '../train/ledger';
+import { SamplerPosition } from '../train/sampler';
 
 export interface TrainingState {
   iteration: number; // steps completed

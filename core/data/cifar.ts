@@ -6,7 +6,7 @@
 // label out of range, is DatasetMalformed.
 import { readFileSync } from 'node:fs';
 import { Dataset } from './dataset';
-import { DatasetMalformed } from './errors';
+import { DatasetMalformed } from '../errors';
 
 const PLANE = 32 * 32;
 const PIXELS = 3 * PLANE;

@@ -1,7 +1,7 @@
 // The arithmetic of a fine-tune-vs-scratch comparison, as pure functions:
 // when each run first reached each accuracy threshold, medians over seeds,
 // and the speed-up of each arm over the from-scratch baseline.
-import { CurvePoint } from './training-loop';
+import { CurvePoint } from '../train/loop';
 
 export type Thresholds = Record<string, number | null>; // threshold (as text) → iteration, or null if never
 

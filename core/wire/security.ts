@@ -10,7 +10,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { ConfigInvalid } from './errors';
+import { ConfigInvalid } from '../errors';
 
 export const AUTH_HEADER = 'authorization';
 

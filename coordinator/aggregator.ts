@@ -6,9 +6,9 @@
 //
 // Sums are kept in float64 so the order in which workers report does not
 // change the result beyond float32 rounding of the final mean.
-import { Tensors } from './optimizer';
-import { ParamSpec } from './model-params';
-import { elements } from './wire-tensors';
+import { Tensors } from '../core/train/optimizer';
+import { ParamSpec } from '../core/model/params';
+import { elements } from '../core/wire/tensors';
 
 export class GradientAverager {
   private readonly sums = new Map<string, Float64Array>();

@@ -7,10 +7,10 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from './atomic';
+import { writeFileAtomic } from '../util/atomic';
 import { JobConfig, outDirOf, pretrainConfig } from './config';
-import { logger } from './log';
-import { TrainResult } from './training-loop';
+import { logger } from '../observe/log';
+import { TrainResult } from '../train/loop';
 
 const log = logger('stages');
 

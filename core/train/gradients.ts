@@ -1,9 +1,10 @@
 // What a worker computes: per-variable gradients of the mean cross-entropy
 // over a batch, for the trainable (not frozen) variables only, keyed by stable
-// name. The single-process trainer calls exactly this, so distributed runs can
-// be checked against it.
+// name, and accuracy/loss over examples. The single-process trainer calls
+// exactly these, so distributed runs can be checked against it.
 import * as tf from '@tensorflow/tfjs';
-import { modelVariables } from './model-params';
+import { batchImages, batchLabels, Dataset, Normalization } from '../data/dataset';
+import { modelVariables } from '../model/params';
 import { Tensors } from './optimizer';
 
 const EPS = 1e-7; // Keras' clip, so log never sees 0 or 1
@@ -63,4 +64,13 @@ export function evaluate(model: tf.LayersModel, n: number, batchSize: number, ba
     lossSum += l;
   }
   return { correct, accuracy: n ? correct / n : 0, loss: n ? lossSum / n : 0, count: n };
+}
+
+export function makeBatch(ds: Dataset, indices: ArrayLike<number>, norm: Normalization): Batch {
+  return { x: batchImages(ds, indices, norm), y: batchLabels(ds, indices), shape: ds.shape };
+}
+
+/** Evaluate `model` on the examples of `ds` at `indices`, in batches of 500. */
+export function evaluateRange(model: tf.LayersModel, ds: Dataset, indices: ArrayLike<number>, norm: Normalization) {
+  return evaluate(model, indices.length, 500, (s, e) => makeBatch(ds, Array.prototype.slice.call(indices, s, e), norm));
 }

@@ -1,24 +1,14 @@
 // The single-process trainer, `tunefleet train`: the shared training loop
 // with gradients and evaluations computed in this process — by the very
 // functions a worker calls, so distributed runs can be checked against it.
-import * as tf from '@tensorflow/tfjs';
-import { JobConfig } from './config';
-import { batchImages, batchLabels, count, Dataset, Normalization } from './dataset';
-import { Batch, computeGradients, evaluate } from './gradients';
-import { EventBus } from './events';
-import { setupJob } from './job-setup';
-import { writeParams } from './model-params';
+import { JobConfig } from '../job/config';
+import { count } from '../data/dataset';
+import { computeGradients, evaluateRange, makeBatch } from './gradients';
+import { EventBus } from '../observe/events';
+import { setupJob } from '../job/setup';
+import { writeParams } from '../model/params';
 import { Tensors } from './optimizer';
-import { Compute, runTraining, TrainResult } from './training-loop';
-
-export function makeBatch(ds: Dataset, indices: ArrayLike<number>, norm: Normalization): Batch {
-  return { x: batchImages(ds, indices, norm), y: batchLabels(ds, indices), shape: ds.shape };
-}
-
-/** Evaluate `model` on the examples of `ds` at `indices`, in batches of 500. */
-export function evaluateRange(model: tf.LayersModel, ds: Dataset, indices: ArrayLike<number>, norm: Normalization) {
-  return evaluate(model, indices.length, 500, (s, e) => makeBatch(ds, Array.prototype.slice.call(indices, s, e), norm));
-}
+import { Compute, runTraining, TrainResult } from './loop';
 
 export async function train(cfg: JobConfig, opts: { resume?: boolean; events?: EventBus } = {}): Promise<TrainResult> {
   const job = await setupJob(cfg, opts.resume ?? false, opts.events);

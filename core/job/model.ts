@@ -2,13 +2,13 @@
 // pretrained one (a checkpoint folder, or a tfjs model.json path or URL),
 // optionally cut at a layer and with its classifier replaced for the new task.
 import * as tf from '@tensorflow/tfjs';
-import { isCheckpoint, loadCheckpoint } from './checkpoint';
+import { isCheckpoint, loadCheckpoint } from '../model/checkpoint';
 import { JobConfig } from './config';
-import { ModelInvalid } from './errors';
-import { replaceHead } from './head';
-import { initialise } from './init';
-import { cutModel, loadModel } from './model-io';
-import { buildModel, HEAD } from './models-zoo';
+import { ModelInvalid } from '../errors';
+import { replaceHead } from '../model/head';
+import { initialise } from '../model/init';
+import { cutModel, loadModel } from '../model/io';
+import { buildModel, HEAD } from '../model/zoo';
 
 async function loadPretrained(from: string): Promise<tf.LayersModel> {
   if (isCheckpoint(from)) return (await loadCheckpoint(from)).model;

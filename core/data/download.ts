@@ -5,9 +5,9 @@
 import { createHash } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { writeFileAtomic } from './atomic';
-import { ChecksumMismatch, DatasetNotFound } from './errors';
-import { logger } from './log';
+import { writeFileAtomic } from '../util/atomic';
+import { ChecksumMismatch, DatasetNotFound } from '../errors';
+import { logger } from '../observe/log';
 
 const log = logger('download');
 

@@ -3,7 +3,7 @@
 // `<layer>/<weight>` (tfjs's originalName), so names are part of the API.
 // The classification layer is always named `head`.
 import * as tf from '@tensorflow/tfjs';
-import { ConfigInvalid } from './errors';
+import { ConfigInvalid } from '../errors';
 
 export const MODEL_NAMES = ['seed-cnn', 'cifar-cnn', 'mobilenet-small'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { Dataset } from './dataset';
-import { DatasetMalformed } from './errors';
+import { DatasetMalformed } from '../errors';
 
 const UBYTE = 0x08;
 

@@ -3,9 +3,9 @@
 // initialised dense softmax layer named `head` with K outputs is attached to
 // what fed it. Every other weight is carried over exactly.
 import * as tf from '@tensorflow/tfjs';
-import { ModelInvalid } from './errors';
-import { findLayer } from './model-io';
-import { head } from './models-zoo';
+import { ModelInvalid } from '../errors';
+import { findLayer } from './io';
+import { head } from './zoo';
 
 export function replaceHead(model: tf.LayersModel, numClasses: number, seed: number, layerName?: string): tf.LayersModel {
   const old = layerName ? findLayer(model, layerName) : model.layers[model.layers.length - 1];

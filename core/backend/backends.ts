@@ -3,8 +3,8 @@
 // then the pure-JS cpu backend, which is ~100x slower than wasm and only ever
 // chosen when asked for or when nothing else loads.
 import * as tf from '@tensorflow/tfjs';
-import { BackendUnavailable } from './errors';
-import { logger } from './log';
+import { BackendUnavailable } from '../errors';
+import { logger } from '../observe/log';
 import { installWasmTrainingKernels } from './wasm-kernels';
 
 export const BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;

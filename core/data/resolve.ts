@@ -12,10 +12,10 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DatasetSplits } from './dataset';
-import { loadCifarFiles } from './dataset-cifar';
-import { loadIdxPair } from './dataset-idx';
+import { loadCifarFiles } from './cifar';
+import { loadIdxPair } from './idx';
 import { downloadInto, Source } from './download';
-import { DatasetNotFound } from './errors';
+import { DatasetNotFound } from '../errors';
 
 export const DATASET_NAMES = ['fashion-mnist', 'mnist', 'cifar10', 'cifar100'] as const;
 export type DatasetName = (typeof DATASET_NAMES)[number];

@@ -4,8 +4,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { writeDirAtomic } from './atomic';
-import { ModelInvalid } from './errors';
+import { writeDirAtomic } from '../util/atomic';
+import { ModelInvalid } from '../errors';
 
 type Reader = (relative: string) => Promise<Buffer>;
 

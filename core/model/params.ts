@@ -4,8 +4,8 @@
 // runtime variable name (`conv1/kernel_1`) when several models share a
 // process; the stable name never changes.
 import * as tf from '@tensorflow/tfjs';
-import { ModelInvalid } from './errors';
-import { Tensors } from './optimizer';
+import { ModelInvalid } from '../errors';
+import { Tensors } from '../train/optimizer';
 
 export interface ParamSpec {
   name: string;

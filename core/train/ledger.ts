@@ -8,7 +8,7 @@
 // a long job's ledger does not grow without bound) and travels in every
 // checkpoint: a restarted coordinator resumes it at the checkpoint's step and
 // records the steps it redoes once, as if it had never stopped.
-import { LedgerReport } from '../proto/gen/tunefleet/v1/tunefleet';
+import { LedgerReport } from '../../proto/gen/tunefleet/v1/tunefleet';
 
 export interface LedgerEntry {
   step: number;

@@ -2,10 +2,10 @@
 // normalisation to apply: load the named dataset, keep the chosen classes,
 // limit the training set, choose the validation set, compute the statistics.
 import { JobConfig } from './config';
-import { Dataset, Normalization } from './dataset';
-import { loadNamedDataset } from './dataset-resolve';
-import { channelStats, holdOut, limitExamples, selectClasses } from './dataset-transforms';
-import { ConfigInvalid } from './errors';
+import { Dataset, Normalization } from '../data/dataset';
+import { loadNamedDataset } from '../data/resolve';
+import { channelStats, holdOut, limitExamples, selectClasses } from '../data/transforms';
+import { ConfigInvalid } from '../errors';
 
 export interface JobData {
   train: Dataset;

@@ -2,8 +2,8 @@
 // Dataset to a new Dataset; none mutates its input, and every choice that
 // involves randomness takes an explicit seed.
 import { count, Dataset, pick } from './dataset';
-import { ConfigInvalid } from './errors';
-import { permutation } from './rng';
+import { ConfigInvalid } from '../errors';
+import { permutation } from '../util/rng';
 
 /** Keep only `classes` and relabel them 0..k-1 in the order given. */
 export function selectClasses(ds: Dataset, classes: number[]): Dataset {
