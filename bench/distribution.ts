@@ -9,7 +9,7 @@ import { Cluster } from '../coordinator/cluster';
 import { parseJob } from '../core/job/config';
 import { Phase, PHASES } from '../core/observe/metrics';
 import { EventBus } from '../core/observe/events';
-import { median } from '../core/job/results';
+import { median } from '../core/util/numbers';
 import { train } from '../core/train/trainer';
 import { runLocal } from '../cli/local';
 import { phaseSums, tempDirBench } from './report';

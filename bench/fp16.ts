@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { JobConfig } from '../core/job/config';
 import { armJob, loadExperiment } from '../core/job/experiment';
-import { median } from '../core/job/results';
+import { median } from '../core/util/numbers';
 import { ensurePretrained } from '../core/job/stages';
 import { runLocal } from '../cli/local';
 import { tempDirBench } from './report';

@@ -8,7 +8,7 @@
 // change the result beyond float32 rounding of the final mean.
 import { Tensors } from '../core/train/optimizer';
 import { ParamSpec } from '../core/model/params';
-import { elements } from '../core/wire/tensors';
+import { product } from '../core/util/numbers';
 
 export class GradientAverager {
   private readonly sums = new Map<string, Float64Array>();
@@ -16,7 +16,7 @@ export class GradientAverager {
   private lossSum = 0;
 
   constructor(specs: ParamSpec[]) {
-    for (const s of specs) this.sums.set(s.name, new Float64Array(elements(s.shape)));
+    for (const s of specs) this.sums.set(s.name, new Float64Array(product(s.shape)));
   }
 
   /** Add one worker's mean gradients (and mean loss) over `examples` examples. */

@@ -19,7 +19,7 @@ export interface CoordinatorOptions {
 
 export async function runCoordinator(cfg: JobConfig, opts: CoordinatorOptions = {}): Promise<TrainResult & { cluster: Cluster }> {
   const job = await setupJob(cfg, opts.resume ?? false, opts.events);
-  const cluster = new Cluster(job, cfg.cluster.workerData === 'local');
+  const cluster = new Cluster(job, { localData: cfg.cluster.workerData === 'local' });
   const c = cfg.cluster;
   const security = { token: readToken(c.tokenFile), cert: c.tlsCert, key: c.tlsKey, clientCa: c.tlsClientCa };
   const { server, port } = await startServer(cluster, c.host, c.port, security);

@@ -49,11 +49,16 @@ export class Round<R> {
     void this.dispatch(workerId, task);
   }
 
-  /** A worker reported the result of its oldest outstanding slice. False: it had none (stale or unexpected). */
+  /**
+   * A worker reported the result of its oldest outstanding slice. False: it
+   * had none (stale or unexpected). If `accept` throws, the slice stays the
+   * worker's, so it is reassigned when the caller ends that worker's session.
+   */
   complete(workerId: string, result: R): boolean {
-    const task = this.queues.get(workerId)?.shift();
-    if (!task) return false;
-    this.accept(workerId, task, result);
+    const queue = this.queues.get(workerId);
+    if (!queue?.length) return false;
+    this.accept(workerId, queue[0], result);
+    queue.shift();
     if (--this.remaining === 0) this.resolve();
     return true;
   }

@@ -1,15 +1,19 @@
 // The coordinator's gRPC server. It only translates: wire messages in,
-// Cluster calls out. Any error a handler throws becomes a gRPC status in one
-// place (`toStatus`) and ends that worker's session; the job goes on with the
-// others (see round.ts).
+// Cluster calls out, and a worker's session Channel over its stream. Any
+// error becomes a gRPC status in one place (`toStatus`); an error a handler
+// throws ends that worker's session, and the job goes on with the others
+// (see round.ts).
 import * as grpc from '@grpc/grpc-js';
-import { JobFailed, WireInvalid, WorkerRefused } from '../core/errors';
+import { DeadlineExceeded, JobFailed, rejectReason, WireInvalid, WorkerRefused } from '../core/errors';
 import { logger } from '../core/observe/log';
 import { authorized, serverCredentials, ServerTls } from '../core/wire/security';
 import { MAX_MESSAGE_BYTES } from '../core/wire/tensors';
-import { CoordinatorService, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
+import { writeWithBackpressure } from '../core/wire/backpressure';
+import { CoordinatorMessage, CoordinatorService, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
 import { Cluster } from './cluster';
-import { SessionCall, WorkerSession } from './session';
+import { Channel, WorkerSession } from './session';
+
+type SessionCall = grpc.ServerDuplexStream<WorkerMessage, CoordinatorMessage>;
 
 const log = logger('server');
 
@@ -18,6 +22,7 @@ export function toStatus(err: unknown): Partial<grpc.StatusObject> {
     const code = err.reason === 'oversized' ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INVALID_ARGUMENT;
     return { code, details: `${err.reason}: ${err.message}` };
   }
+  if (err instanceof DeadlineExceeded) return { code: grpc.status.DEADLINE_EXCEEDED, details: `deadline: ${err.message}` };
   if (err instanceof WorkerRefused) return { code: grpc.status.PERMISSION_DENIED, details: err.message };
   if (err instanceof JobFailed) return { code: grpc.status.FAILED_PRECONDITION, details: err.message };
   return { code: grpc.status.INTERNAL, details: err instanceof Error ? err.message : String(err) };
@@ -34,6 +39,15 @@ function logRefusal(reason: string, details: unknown): void {
   lastRefusal.set(reason, { at: Date.now(), folded: 0 });
 }
 
+/** A worker session's Channel over its gRPC stream. */
+function streamChannel(call: SessionCall): Channel {
+  return {
+    write: (msg) => writeWithBackpressure(call, msg),
+    end: () => call.end(),
+    fail: (err) => call.emit('error', toStatus(err)),
+  };
+}
+
 function handleSession(cluster: Cluster, token: string | null, call: SessionCall): void {
   if (!authorized(token, call.metadata)) {
     cluster.metrics.rejected('auth');
@@ -45,11 +59,10 @@ function handleSession(cluster: Cluster, token: string | null, call: SessionCall
   // worker's new session is never touched by its old stream's late messages.
   let session: WorkerSession | null = null;
   const fail = (err: unknown) => {
+    if (session) return cluster.drop(session.id, err instanceof Error ? err : new Error(String(err)));
     const status = toStatus(err);
-    const reason = err instanceof WireInvalid ? err.reason : err instanceof WorkerRefused ? 'refused' : err instanceof JobFailed ? 'job-finished' : 'internal';
-    if (session) return cluster.drop(session.id, status, reason, err instanceof WireInvalid);
-    logRefusal(reason, status.details);
-    cluster.metrics.rejected(reason);
+    logRefusal(rejectReason(err), status.details);
+    cluster.metrics.rejected(rejectReason(err));
     call.emit('error', status);
   };
   call.on('data', (msg: Incoming) => {
@@ -58,7 +71,7 @@ function handleSession(cluster: Cluster, token: string | null, call: SessionCall
       const kind = msg.kind;
       if (!session) {
         if (kind?.$case !== 'join') throw new WireInvalid('the first message must be Join', 'no-join');
-        session = cluster.join(call, kind.value);
+        session = cluster.join(kind.value, streamChannel(call));
         return;
       }
       if (!session.alive) return; // dropped: the stream is closing

@@ -1,15 +1,20 @@
-// One worker's session, as the coordinator sees it: the open gRPC stream (its
-// lease), what it already holds (parameter version, cached examples), and the
-// gradient chunks of its current upload. Sending respects the stream's
-// backpressure, so a slow worker cannot make the coordinator buffer a whole
-// model per step in memory.
-import * as grpc from '@grpc/grpc-js';
-import { CoordinatorMessage, DType, Split, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
-import { writeWithBackpressure } from '../core/wire/backpressure';
+// One worker's session, as the coordinator sees it: what the worker already
+// holds (parameter version, cached examples), the gradient chunks of its
+// current upload, and the Channel its messages go out on. Only the Channel
+// knows the transport: server.ts implements it over a gRPC stream, the unit
+// tests over an array.
+import { CoordinatorMessage, DType, Split } from '../proto/gen/tunefleet/v1/tunefleet';
 import { ParamSpec } from '../core/model/params';
 import { TensorAssembler } from '../core/wire/tensors';
 
-export type SessionCall = grpc.ServerDuplexStream<WorkerMessage, CoordinatorMessage>;
+export interface Channel {
+  /** Write one message; resolves once the transport has accepted it (waits while its buffer is full). */
+  write(msg: CoordinatorMessage): Promise<void>;
+  /** Close our side; the transport then reports the worker as left. */
+  end(): void;
+  /** End the session because of `err` (the transport turns it into a status the worker sees). */
+  fail(err: Error): void;
+}
 
 export class WorkerSession {
   /** Parameter version the worker holds; -1 = none yet (it needs every variable). */
@@ -19,29 +24,39 @@ export class WorkerSession {
   readonly uploads: TensorAssembler;
   alive = true;
   private sending: Promise<void> = Promise.resolve();
+  private handing: Promise<void> = Promise.resolve();
 
-  constructor(readonly id: string, readonly backend: string, private readonly call: SessionCall, trainable: ParamSpec[], gradientDtypes: DType[], sizes: { train: number; val: number }) {
+  constructor(readonly id: string, readonly backend: string, private readonly channel: Channel, trainable: ParamSpec[], gradientDtypes: DType[], sizes: { train: number; val: number }) {
     this.uploads = new TensorAssembler(trainable, gradientDtypes);
     this.cached = { [Split.TRAIN]: new Uint8Array(sizes.train), [Split.VALIDATION]: new Uint8Array(sizes.val) };
   }
 
-  /** Queue a message; resolves once the stream has accepted it (waits on 'drain' when full). */
+  /** Queue a message; resolves once the channel has accepted it. Messages go out in call order. */
   send(msg: CoordinatorMessage): Promise<void> {
     this.sending = this.sending.then(async () => {
-      if (!this.alive) return;
-      await writeWithBackpressure(this.call, msg);
+      if (this.alive) await this.channel.write(msg);
     });
     return this.sending;
   }
 
-  /** Close our side; the stream's close then reports the worker as left. */
-  end(): void {
-    this.call.end();
+  /**
+   * Run `handOut` once every earlier hand-out to this worker has finished.
+   * A hand-out brings the worker up to date and then sends its assignment;
+   * two at once (slices reassigned to it together) would each send the
+   * parameters and could put an assignment between another's parameter chunks.
+   */
+  serially(handOut: () => Promise<void>): Promise<void> {
+    const run = this.handing.catch(() => undefined).then(handOut);
+    this.handing = run;
+    return run;
   }
 
-  /** End the stream with this gRPC status (the worker sees it as the call's error). */
-  fail(status: Partial<grpc.StatusObject>): void {
+  end(): void {
+    this.channel.end();
+  }
+
+  fail(err: Error): void {
     this.alive = false;
-    this.call.emit('error', status);
+    this.channel.fail(err);
   }
 }

@@ -1,10 +1,10 @@
-// The step deadline: how long a worker may take to answer its slice before it
-// is dropped as a straggler and the slice goes to the others within the same
-// round (round.ts). Adaptive by default: `factor` × the median time per
+// The slice deadline: how long a worker may take to answer a slice of a
+// training step or of an evaluation before it is dropped as a straggler and
+// the slice goes to the others within the same round (round.ts). Adaptive by default: `factor` × the median time per
 // example of recent training slices × the slice's examples, never below
 // `minSeconds` — so it follows the model, the hardware and the slice size (a
 // worker's share grows when others leave) without tuning. Or fixed
-// (cluster.stepDeadline.seconds) per training slice.
+// (cluster.sliceDeadline.seconds) per training slice.
 //
 // The clock runs from when the slice was written to the worker until its
 // answer; a worker holding several slices (after a reassignment) gets a fresh
@@ -21,19 +21,15 @@
 // median training slice's. Their times are not recorded: they would shrink the
 // step deadline.
 
+import { median } from '../core/util/numbers';
+import { Clock, systemClock } from './clock';
+
 export interface DeadlinePolicy {
   seconds: number | null;
   factor: number;
   minSeconds: number;
   window: number;
   joinSeconds: number;
-}
-
-function median(xs: number[]): number {
-  if (xs.length === 0) return 0;
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
 export type SliceKind = 'step' | 'evaluation';
@@ -63,16 +59,20 @@ export function deadlineSeconds(policy: DeadlinePolicy, recent: SliceTime[], sli
 
 export class Deadlines {
   private readonly recent: SliceTime[] = [];
-  private readonly timers = new Map<string, { at: number; slice: Slice; timer: NodeJS.Timeout }>();
+  private readonly timers = new Map<string, { at: number; slice: Slice; cancel: () => void }>();
 
-  constructor(private readonly policy: DeadlinePolicy, private readonly expired: (worker: string, seconds: number, kind: SliceKind) => void) {}
+  constructor(
+    private readonly policy: DeadlinePolicy,
+    private readonly expired: (worker: string, seconds: number, kind: SliceKind) => void,
+    private readonly clock: Clock = systemClock,
+  ) {}
 
   /** A slice was written to `worker`. */
   arm(worker: string, slice: Slice): void {
     if (this.timers.has(worker)) return; // the clock of its oldest slice is running
     const seconds = deadlineSeconds(this.policy, this.recent, slice);
-    const timer = setTimeout(() => { this.timers.delete(worker); this.expired(worker, seconds, slice.kind); }, seconds * 1000);
-    this.timers.set(worker, { at: performance.now(), slice, timer });
+    const cancel = this.clock.after(seconds * 1000, () => { this.timers.delete(worker); this.expired(worker, seconds, slice.kind); });
+    this.timers.set(worker, { at: this.clock.now(), slice, cancel });
   }
 
   /** `worker` answered its oldest slice; `next`: the slice it still holds, whose clock starts now. */
@@ -81,15 +81,14 @@ export class Deadlines {
     if (!t) return;
     this.clear(worker);
     if (t.slice.kind === 'step') {
-      this.recent.push({ seconds: (performance.now() - t.at) / 1000, examples: t.slice.examples });
+      this.recent.push({ seconds: (this.clock.now() - t.at) / 1000, examples: t.slice.examples });
       if (this.recent.length > this.policy.window) this.recent.shift();
     }
     if (next) this.arm(worker, next);
   }
 
   clear(worker: string): void {
-    const t = this.timers.get(worker);
-    if (t) clearTimeout(t.timer);
+    this.timers.get(worker)?.cancel();
     this.timers.delete(worker);
   }
 

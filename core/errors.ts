@@ -37,20 +37,55 @@ export class BackendUnavailable extends TunefleetError {}
 
 /** Render any thrown value as the one line the CLI shows a user. */
 export function describeError(err: unknown): string {
-  if (err instanceof TunefleetError) return `${err.name}: ${err.message}`;
-  if (err instanceof Error) return `${err.name}: ${err.message}`;
-  return String(err);
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }
+
+/**
+ * Why the coordinator refused a message or a session: the one vocabulary for
+ * the wire checks, the `reason` label of tunefleet_rejected_messages_total,
+ * the gRPC status details (`<reason>: <what>`), the docs and the fuzz test.
+ */
+export const REJECT_REASONS = {
+  'auth': 'no or wrong token',
+  'no-join': 'the first message was not Join',
+  'undecodable': 'the bytes are not a WorkerMessage',
+  'oversized': 'a message over the 8 MiB limit',
+  'unexpected': 'a message that does not fit the session now (e.g. a gradient while it holds no slice)',
+  'unknown-name': 'a tensor that is not a trainable variable',
+  'dtype': 'a dtype the job does not send',
+  'shape': 'a shape other than the variable\'s',
+  'size': 'bytes outside the tensor, misaligned, or more than one upload holds',
+  'non-finite': 'NaN or Inf in a gradient or in a reported number',
+  'stale': 'a result for another step or parameter version',
+  'examples': 'an example count other than the slice\'s',
+  'incomplete': 'StepDone before every trainable gradient arrived',
+  'duplicate-id': 'a worker id that is live in another session',
+  'refused': 'a worker id refused for repeated bad sessions',
+  'job-finished': 'a Join after the job ended',
+  'internal': 'a coordinator bug while handling the message (the session ends, the job goes on)',
+} as const;
+export type RejectReason = keyof typeof REJECT_REASONS;
 
 /** A message from the other side breaks the wire contract (unknown tensor, wrong shape or size…). */
 export class WireInvalid extends TunefleetError {
-  constructor(message: string, readonly reason: string, options?: { cause?: unknown }) {
+  constructor(message: string, readonly reason: RejectReason, options?: { cause?: unknown }) {
     super(message, options);
   }
 }
 
-/** The coordinator refuses this worker (its id was rejected too often, or the job has finished). */
+/** The coordinator refuses this worker (its id was rejected too often). */
 export class WorkerRefused extends TunefleetError {}
 
-/** The distributed job cannot go on (no workers left, coordinator gone…). */
+/** The distributed job cannot go on (no workers left, coordinator gone, or it has finished). */
 export class JobFailed extends TunefleetError {}
+
+/** A worker did not answer its slice within the slice deadline (coordinator/slice-deadline.ts). */
+export class DeadlineExceeded extends TunefleetError {}
+
+/** The rejection reason a refused message or session is counted under. */
+export function rejectReason(err: unknown): RejectReason {
+  if (err instanceof WireInvalid) return err.reason;
+  if (err instanceof WorkerRefused) return 'refused';
+  if (err instanceof JobFailed) return 'job-finished';
+  return 'internal';
+}

@@ -48,7 +48,7 @@ function epochChecker(cluster: () => Cluster | null) {
 }
 
 test('faults – a straggler (SIGSTOP) is dropped at the step deadline, its slice redone by the other; after SIGCONT it joins again', { skip, timeout: 180_000 }, async () => {
-  const cfg = fashionJob({ iterations: 120, evalEvery: 120, checkpointEvery: 120 }, { cluster: { stepDeadline: { minSeconds: 1, factor: 5 } } });
+  const cfg = fashionJob({ iterations: 120, evalEvery: 120, checkpointEvery: 120 }, { cluster: { sliceDeadline: { minSeconds: 1, factor: 5 } } });
   const events = new EventBus();
   const seen: TrainingEvent[] = [];
   let procs: ChildProcess[] = [];
@@ -72,7 +72,7 @@ test('faults – a straggler (SIGSTOP) is dropped at the step deadline, its slic
 test('faults – a worker that hangs (SIGSTOP) as an evaluation starts is dropped at the evaluation deadline; the other finishes it', { skip, timeout: 180_000 }, async () => {
   const cfg = fashionJob({ iterations: 40, evalEvery: 20, checkpointEvery: 40 }, {
     data: { dataset: 'fashion-mnist', download: false, limitTotal: TRAIN_EXAMPLES, validation: 1000, normalize: 'none' },
-    cluster: { stepDeadline: { minSeconds: 1, factor: 5 } },
+    cluster: { sliceDeadline: { minSeconds: 1, factor: 5 } },
   });
   const seen: TrainingEvent[] = [];
   let procs: ChildProcess[] = [];

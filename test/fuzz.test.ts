@@ -19,6 +19,7 @@ import { runCoordinator } from '../coordinator/coordinator';
 import { CoordinatorClient, CoordinatorMessage, DType, TensorChunk, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
 import { spawnWorker } from './cluster-helpers';
 import { tempDir } from './fixtures';
+import { product } from '../core/util/numbers';
 
 const skip = !existsSync('/usr/share/datasets/fashion-mnist') && 'apt-get install dataset-fashion-mnist';
 const TOKEN = 'fuzz-token-1234';
@@ -76,7 +77,7 @@ type Attack = (shapes: Map<string, number[]>, step: { step: number; version: num
 const floats = (n: number, v: number) => new Uint8Array(new Float32Array(n).fill(v).buffer);
 const gradient = (name: string, shape: number[], data: Uint8Array, offset = 0): WorkerMessage =>
   ({ kind: { $case: 'gradient', value: { name, dtype: DType.FLOAT32, shape, offset, data } as TensorChunk } });
-const allGradients = (shapes: Map<string, number[]>) => [...shapes].map(([name, shape]) => gradient(name, shape, floats(shape.reduce((a, b) => a * b, 1), 0.001)));
+const allGradients = (shapes: Map<string, number[]>) => [...shapes].map(([name, shape]) => gradient(name, shape, floats(product(shape), 0.001)));
 const stepDone = (s: { step: number; version: number; n: number }, over: Record<string, number> = {}): WorkerMessage =>
   ({ kind: { $case: 'stepDone', value: { step: s.step, version: s.version, examples: s.n, loss: 1, computeSeconds: 0.01, ...over } } });
 const first = (shapes: Map<string, number[]>) => [...shapes][0];
@@ -86,8 +87,8 @@ const IN_STEP: [string, Attack][] = [
   ['unknown-name', () => [gradient('evil/kernel', [1], floats(1, 0))]],
   ['shape', (sh) => [gradient(first(sh)[0], [...first(sh)[1], 2], floats(1, 0))]],
   ['size', (sh) => [gradient(first(sh)[0], first(sh)[1], floats(3, 0), 2)]],
-  ['non-finite', (sh) => allGradients(sh).map((m, i) => (i === 0 ? gradient(first(sh)[0], first(sh)[1], floats(first(sh)[1].reduce((a, b) => a * b, 1), NaN)) : m))],
-  ['non-finite', (sh) => allGradients(sh).map((m, i) => (i === 1 ? gradient([...sh][1][0], [...sh][1][1], floats([...sh][1][1].reduce((a, b) => a * b, 1), Infinity)) : m))],
+  ['non-finite', (sh) => allGradients(sh).map((m, i) => (i === 0 ? gradient(first(sh)[0], first(sh)[1], floats(product(first(sh)[1]), NaN)) : m))],
+  ['non-finite', (sh) => allGradients(sh).map((m, i) => (i === 1 ? gradient([...sh][1][0], [...sh][1][1], floats(product([...sh][1][1]), Infinity)) : m))],
   ['non-finite', (sh, s) => [...allGradients(sh), stepDone(s, { loss: NaN })]],
   ['stale', (sh, s) => [...allGradients(sh), stepDone(s, { version: s.version - 1 })]],
   ['stale', (sh, s) => [...allGradients(sh), stepDone(s, { step: s.step + 7 })]],

@@ -12,6 +12,7 @@ import { paramSpecs, readParams } from '../core/model/params';
 import { saveModel } from '../core/model/io';
 import { buildModel } from '../core/model/zoo';
 import { tempDir } from './fixtures';
+import { product } from '../core/util/numbers';
 
 before(async () => { await initBackend('wasm'); });
 
@@ -53,7 +54,7 @@ test('init – valid padding: the seed CNN shrinks like torch.nn.Conv2d(padding=
   const model = await initialModel(job({ padding: 'valid' }), [28, 28, 1], 10);
   const specs = paramSpecs(model);
   assert.deepEqual(specs.find((s) => s.name === 'fc1/kernel')!.shape, [800, 64]); // 28→26→13→11→5: 5·5·32
-  assert.equal(specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0), 56714);
+  assert.equal(specs.reduce((a, s) => a + product(s.shape), 0), 56714);
   const before = tf.memory().numTensors;
   initialise(model, 'pytorch', 9);
   assert.equal(tf.memory().numTensors, before, 'redrawing leaks no tensors');

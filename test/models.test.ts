@@ -16,6 +16,7 @@ import { loadModel, saveModel } from '../core/model/io';
 import { listCheckpoints, loadCheckpoint, saveCheckpoint } from '../core/model/checkpoint';
 import { CheckpointInvalid, ModelInvalid } from '../core/errors';
 import { tempDir } from './fixtures';
+import { product } from '../core/util/numbers';
 
 before(async () => { await initBackend('wasm'); });
 
@@ -34,7 +35,7 @@ for (const [name, shape, params] of zoo) {
   test(`models – ${name}: stable names, ${params} parameters, a training step leaks no tensors`, () => {
     const model = buildModel(name, shape, 10, 1);
     const specs = paramSpecs(model);
-    assert.equal(specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0), params);
+    assert.equal(specs.reduce((a, s) => a + product(s.shape), 0), params);
     assert.ok(specs.some((s) => s.name === 'head/kernel') && specs.every((s) => /^[a-z0-9_]+\/[a-z_]+$/.test(s.name)), specs.map((s) => s.name).join());
     const names = specs.map((s) => s.name);
     const b = batch(4, shape, 10);
@@ -44,7 +45,7 @@ for (const [name, shape, params] of zoo) {
     assert.equal(tf.memory().numTensors, before);
     assert.ok(Number.isFinite(loss) && loss > 0);
     assert.deepEqual([...grads.keys()], names);
-    for (const s of specs) assert.equal(grads.get(s.name)!.length, s.shape.reduce((x, y) => x * y, 1));
+    for (const s of specs) assert.equal(grads.get(s.name)!.length, product(s.shape));
     model.dispose();
   });
 }

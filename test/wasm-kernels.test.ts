@@ -4,6 +4,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../core/backend/backends';
+import { product } from '../core/util/numbers';
 
 interface Case { b: number; h: number; w: number; ci: number; co: number; k: number; kw?: number; s: number; pad: 'valid' | 'same' }
 
@@ -18,7 +19,7 @@ cases.push({ b: 4, h: 28, w: 28, ci: 1, co: 16, k: 3, s: 1, pad: 'same' });     
 
 function rand(shape: number[], seed: number): Float32Array {
   let x = seed * 2654435761 >>> 0;
-  const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  const out = new Float32Array(product(shape));
   for (let i = 0; i < out.length; i++) { x = (x * 1664525 + 1013904223) >>> 0; out[i] = x / 2 ** 31 - 1; }
   return out;
 }

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { Dataset } from './dataset';
 import { DatasetMalformed } from '../errors';
+import { product } from '../util/numbers';
 
 const UBYTE = 0x08;
 
@@ -34,7 +35,7 @@ export function parseIdx(file: string, buf: Buffer, rank: number): IdxArray {
   const header = 4 + 4 * rank;
   if (buf.length < header) throw new DatasetMalformed(file, 'truncated IDX header');
   const dims = Array.from({ length: rank }, (_, i) => buf.readUInt32BE(4 + 4 * i));
-  const expected = dims.reduce((a, b) => a * b, 1);
+  const expected = product(dims);
   const actual = buf.length - header;
   if (actual !== expected) {
     throw new DatasetMalformed(file, `${actual < expected ? 'truncated' : 'trailing bytes'}: header says ${dims.join('×')} = ${expected} bytes, file has ${actual}`);

@@ -84,13 +84,13 @@ const cluster = z.object({
   tlsCert: z.string().nullable().default(null).describe('PEM certificate for gRPC over TLS; null = plaintext'),
   tlsKey: z.string().nullable().default(null).describe('PEM private key for tlsCert'),
   tlsClientCa: z.string().nullable().default(null).describe('PEM CA: when set, workers must present a client certificate it signed (mutual TLS)'),
-  stepDeadline: z.object({
+  sliceDeadline: z.object({
     seconds: z.number().positive().nullable().default(null).describe('fixed time a worker has to answer a training slice (an evaluation slice: scaled by its size); null = adaptive'),
     factor: z.number().min(1).default(5).describe("adaptive: this × the median time per example of recent training slices × the slice's examples"),
     minSeconds: z.number().positive().default(10).describe('adaptive: never shorter than this'),
     window: positiveInt.default(50).describe('adaptive: how many recent training slices the median is over'),
     joinSeconds: z.number().positive().default(120).describe("a worker's first slice after joining (model build, cache fill) has this long"),
-  }).strict().default({}).describe('a worker that misses it (in a step or an evaluation) is dropped and its slice reassigned within the round (coordinator/deadline.ts)'),
+  }).strict().default({}).describe('a worker that misses it (in a step or an evaluation) is dropped and its slice reassigned within the round (coordinator/slice-deadline.ts)'),
   gradientDtype: z.enum(['float32', 'float16']).default('float32').describe('how workers send gradients: float16 halves the bytes (rounded to ~3 significant digits; the coordinator averages in float64)'),
   maxRejections: positiveInt.default(3).describe('sessions of one worker id ended for bad messages before that id is refused for the rest of the job'),
   workerData: z.enum(['coordinator', 'local']).default('coordinator').describe("'coordinator' = workers receive examples from the coordinator (only it needs the dataset); 'local' = workers load the same dataset themselves and receive only indices"),
@@ -118,8 +118,16 @@ export const jobSchema = z.object({
 
 export type JobConfig = z.infer<typeof jobSchema>;
 
+// Keys renamed since a release, with their new place: named in the error, so
+// an old job file fails with what to change rather than "unrecognized key".
+const RENAMED: Record<string, string> = { 'cluster.stepDeadline': 'cluster.sliceDeadline (it governs evaluation slices too)' };
+
 function formatIssues(source: string, err: z.ZodError): string {
-  return err.issues.map((i) => `${source}: ${i.path.join('.') || '(top level)'}: ${i.message}`).join('\n');
+  return err.issues.map((i) => {
+    const at = i.path.join('.');
+    const renamed = i.code === 'unrecognized_keys' ? i.keys.map((k) => RENAMED[at ? `${at}.${k}` : k]).find(Boolean) : undefined;
+    return `${source}: ${at || '(top level)'}: ${renamed ? `${i.message}; it was renamed ${renamed}` : i.message}`;
+  }).join('\n');
 }
 
 /** Validate a plain object (already parsed YAML) against the schema. */

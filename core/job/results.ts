@@ -2,6 +2,7 @@
 // when each run first reached each accuracy threshold, medians over seeds,
 // and the speed-up of each arm over the from-scratch baseline.
 import { CurvePoint } from '../train/loop';
+import { median } from '../util/numbers';
 
 export type Thresholds = Record<string, number | null>; // threshold (as text) → iteration, or null if never
 
@@ -12,14 +13,8 @@ export function firstReached(curve: CurvePoint[], thresholds: number[]): Thresho
 
 /** Median where null means "never" (larger than any number); null when the median itself is never. */
 export function medianOrNever(values: (number | null)[]): number | null {
-  const sorted = values.map((v) => v ?? Infinity).sort((a, b) => a - b);
-  const n = sorted.length;
-  const m = n % 2 ? sorted[(n - 1) / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+  const m = median(values.map((v) => v ?? Infinity));
   return Number.isFinite(m) ? m : null;
-}
-
-export function median(values: number[]): number {
-  return medianOrNever(values) as number;
 }
 
 /**

@@ -18,6 +18,7 @@ import { isFrozen, resolveMultipliers } from '../train/lr-rules';
 import { ParamSpec, paramSpecs, readParams } from '../model/params';
 import { Sgd, Tensors } from '../train/optimizer';
 import { Sampler } from '../train/sampler';
+import { product } from '../util/numbers';
 
 const log = logger('job');
 
@@ -80,7 +81,7 @@ export async function setupJob(cfg: JobConfig, resume = false, events = new Even
   }
   log.info('job', {
     name: cfg.name, backend, trainExamples: count(data.train), valExamples: count(data.val), classes: data.train.numClasses,
-    parameters: specs.reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0),
+    parameters: specs.reduce((a, s) => a + product(s.shape), 0),
     trainable: trainable.join(','), frozen: specs.length - trainable.length,
     batch: cfg.train.batchSize, iterationsPerEpoch: +(count(data.train) / cfg.train.batchSize).toFixed(1), outDir: setup.outDir,
   });

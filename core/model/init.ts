@@ -6,6 +6,7 @@
 // The scheme, with the padding, changes how fast a network trains from
 // scratch (README, "Fine-tuning against training from scratch").
 import * as tf from '@tensorflow/tfjs';
+import { product } from '../util/numbers';
 
 export const INIT_SCHEMES = ['glorot', 'pytorch'] as const;
 export type InitScheme = (typeof INIT_SCHEMES)[number];
@@ -14,7 +15,7 @@ export type InitScheme = (typeof INIT_SCHEMES)[number];
 export function fanIn(layer: tf.layers.Layer, kernelShape: number[]): number {
   // A depthwise kernel [h, w, in, mult] is PyTorch's grouped conv [in·mult, 1, h, w]: each output sees h·w inputs.
   const dims = layer.getClassName() === 'DepthwiseConv2D' ? kernelShape.slice(0, 2) : kernelShape.slice(0, -1);
-  return dims.reduce((a, b) => a * b, 1);
+  return product(dims);
 }
 
 /** Redraw the weights of `layers` (default: every layer) under `scheme`; seeded, so every run draws the same. */

@@ -5,6 +5,7 @@
 // group) — never an example index or a step number.
 import * as client from 'prom-client';
 import { TrainingEvent } from './events';
+import { RejectReason } from '../errors';
 
 const STEP_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
@@ -92,7 +93,7 @@ export class Metrics {
     this.m[direction].inc({ kind }, bytes);
   }
 
-  rejected(reason: string): void {
+  rejected(reason: RejectReason): void {
     this.m.rejected.inc({ reason });
   }
 

@@ -8,14 +8,11 @@ import { DType, TensorChunk } from '../../proto/gen/tunefleet/v1/tunefleet';
 import { WireInvalid } from '../errors';
 import { fromFloat16, toFloat16 } from './fp16';
 import { ParamSpec } from '../model/params';
+import { product } from '../util/numbers';
 
 export const CHUNK_BYTES = 1 << 20; // 1 MiB: far below gRPC's 4 MiB default message limit
 /** Both sides refuse larger messages; our chunks stay far below it, so only a broken or hostile peer hits it. */
 export const MAX_MESSAGE_BYTES = 8 << 20;
-
-export function elements(shape: number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
 
 const BYTES_PER_ELEMENT: Partial<Record<DType, number>> = { [DType.FLOAT32]: 4, [DType.FLOAT16]: 2 };
 
@@ -46,7 +43,7 @@ export class TensorAssembler {
   /** `dtypes`: what the wire may carry (float32 always lands as float32). */
   constructor(specs: ParamSpec[], private readonly dtypes: DType[] = [DType.FLOAT32]) {
     for (const s of specs) {
-      this.tensors.set(s.name, new Float32Array(elements(s.shape)));
+      this.tensors.set(s.name, new Float32Array(product(s.shape)));
       this.shapes.set(s.name, s.shape.join('x'));
     }
     this.limit = [...this.tensors.values()].reduce((a, t) => a + t.byteLength, 0);

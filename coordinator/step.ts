@@ -1,0 +1,116 @@
+// One synchronous data-parallel training step across the fleet, top to bottom:
+//
+//   1. shard the global batch over the live workers (sizes differ by at most one);
+//   2. hand each worker its slice, bringing it up to date first (sync.ts);
+//   3. wait for a gradient for every slice: a worker that is lost or misses
+//      its slice deadline has its slices handed to the others within this
+//      step (the failure policy is written in round.ts);
+//   4. fold each accepted gradient into the example-weighted mean
+//      (aggregator.ts) and record its examples in the ledger;
+//   5. return the mean. The training loop (core/train/loop.ts, shared with
+//      `tunefleet train`) then applies the per-layer-LR SGD update.
+//
+// Every message a worker sends for the step is checked before it changes any
+// state; a bad one throws WireInvalid, which ends that worker's session
+// (server.ts) and so reassigns its slice. No transport and no timers here:
+// workers are reached through the Fleet, time comes from a Clock.
+import { WireInvalid } from '../core/errors';
+import { Metrics, Phase } from '../core/observe/metrics';
+import { Ledger } from '../core/train/ledger';
+import { Tensors } from '../core/train/optimizer';
+import { CoordinatorMessage, StepDone, TensorChunk } from '../proto/gen/tunefleet/v1/tunefleet';
+import { GradientAverager } from './aggregator';
+import { Clock } from './clock';
+import { Round, Task } from './round';
+import { WorkerSession } from './session';
+import { SliceKind } from './slice-deadline';
+import { StepTimer } from './step-timer';
+
+/** What a round needs of the fleet (cluster.ts). */
+export interface Fleet {
+  /** Shard `indices` (with their `epochs`) over the live workers, start `round`, and wait until every slice has a result. */
+  distribute<R>(round: Round<R>, indices: Uint32Array, epochs?: Uint32Array): Promise<void>;
+  /** Bring worker `w` up to date, send it `assignment` for `task`, and start the slice's deadline. */
+  handOut<R>(w: string, round: Round<R>, task: Task, kind: SliceKind, assignment: CoordinatorMessage['kind']): Promise<void>;
+  /** `w` answered its oldest slice of `round`: stop that slice's deadline (and start the next one's). */
+  answered<R>(w: string, round: Round<R>, kind: SliceKind): void;
+  session(w: string): WorkerSession;
+}
+
+export interface StepResult {
+  loss: number;
+  grads: Tensors;
+  phases: Partial<Record<Phase, number>>;
+}
+
+export class Steps {
+  private current: { step: number; version: number; round: Round<StepDone> } | null = null;
+
+  constructor(
+    private readonly fleet: Fleet,
+    private readonly averager: GradientAverager,
+    private readonly ledger: Ledger,
+    private readonly metrics: Metrics,
+    private readonly clock: Clock,
+  ) {}
+
+  async run(step: number, version: number, indices: Uint32Array, epochs: Uint32Array): Promise<StepResult> {
+    const timer = new StepTimer(this.clock);
+    const round: Round<StepDone> = new Round(
+      async (w, task) => {
+        await this.fleet.handOut(w, round, task, 'step', { $case: 'step', value: { step, version, indices: Array.from(task.indices) } });
+        timer.dispatched(w);
+      },
+      (w, task, done) => {
+        timer.done(w, done.computeSeconds);
+        this.accept(w, step, task, done);
+      },
+    );
+    this.current = { step, version, round };
+    try {
+      await this.fleet.distribute(round, indices, epochs);
+    } finally {
+      this.current = null;
+    }
+    const averaging = this.clock.now();
+    const mean = this.averager.take();
+    return { ...mean, phases: { ...timer.phases(), aggregate_update: (this.clock.now() - averaging) / 1000 } };
+  }
+
+  private accept(w: string, step: number, task: Task, done: StepDone): void {
+    const uploads = this.fleet.session(w).uploads;
+    this.metrics.workerCompute(w, done.computeSeconds, done.examples);
+    this.averager.add(uploads.tensors, task.indices.length, done.loss);
+    this.ledger.record(step, w, task.indices, task.epochs!);
+    uploads.reset();
+  }
+
+  /** One chunk of worker `w`'s gradient for its current slice. */
+  onGradient(w: string, chunk: TensorChunk): void {
+    if (!this.current?.round.outstanding(w)) throw new WireInvalid('gradient chunk while no step is assigned to this worker', 'unexpected');
+    const uploads = this.fleet.session(w).uploads;
+    const completed = uploads.add(chunk);
+    if (completed && !allFinite(uploads.tensors.get(completed)!)) throw new WireInvalid(`${completed}: gradient holds NaN or Inf`, 'non-finite');
+  }
+
+  /** Worker `w` says its gradient for its oldest slice is complete. */
+  onStepDone(w: string, msg: StepDone): void {
+    const current = this.current;
+    const task = current?.round.outstanding(w);
+    if (!current || !task) throw new WireInvalid(`StepDone for step ${msg.step} while no step is assigned to this worker`, 'unexpected');
+    if (msg.step !== current.step || msg.version !== current.version) {
+      throw new WireInvalid(`StepDone for step ${msg.step} at version ${msg.version}; expected step ${current.step} at version ${current.version}`, 'stale');
+    }
+    if (!Number.isFinite(msg.loss)) throw new WireInvalid(`StepDone reports loss ${msg.loss}`, 'non-finite');
+    if (!(Number.isFinite(msg.computeSeconds) && msg.computeSeconds >= 0)) throw new WireInvalid(`StepDone reports compute_seconds ${msg.computeSeconds}`, 'non-finite');
+    if (msg.examples !== task.indices.length) throw new WireInvalid(`StepDone reports ${msg.examples} examples for a slice of ${task.indices.length}`, 'examples');
+    if (!this.fleet.session(w).uploads.complete()) throw new WireInvalid('StepDone before every trainable gradient arrived', 'incomplete');
+    current.round.complete(w, msg);
+    this.fleet.answered(w, current.round, 'step');
+  }
+}
+
+function allFinite(values: Float32Array): boolean {
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return false;
+  return true;
+}

@@ -1,0 +1,64 @@
+// Bringing a worker up to date before it gets a slice: the parameters it
+// lacks (everything on join; afterwards only the trainable tensors, once per
+// version — frozen ones are never re-sent) and the examples it has not cached.
+//
+// Parameter chunks are views into the optimizer's master copy, not copies.
+// That is safe because the optimizer only updates after a round completes,
+// and a round completes only after every worker in it has answered — which it
+// can only do after receiving, in stream order, every message sent before.
+import { JobData } from '../core/job/data';
+import { ParamSpec } from '../core/model/params';
+import { Metrics } from '../core/observe/metrics';
+import { Tensors } from '../core/train/optimizer';
+import { CHUNK_BYTES, chunksOf } from '../core/wire/tensors';
+import { Split } from '../proto/gen/tunefleet/v1/tunefleet';
+import { WorkerSession } from './session';
+
+export interface Traffic {
+  paramBytes: Map<string, number>; // by variable
+  dataBytes: number;
+  gradientBytes: number;
+}
+
+export class WorkerSync {
+  readonly traffic: Traffic = { paramBytes: new Map(), dataBytes: 0, gradientBytes: 0 };
+
+  constructor(
+    private readonly params: Tensors,
+    private readonly specs: { all: ParamSpec[]; trainable: ParamSpec[] },
+    private readonly data: JobData | null, // null: workers load the dataset themselves
+    private readonly metrics: Metrics,
+  ) {}
+
+  /** Send `s` the parameters it lacks to hold `version`. */
+  async sendParams(s: WorkerSession, version: number): Promise<void> {
+    if (s.version === version) return;
+    for (const spec of s.version < 0 ? this.specs.all : this.specs.trainable) {
+      for (const chunk of chunksOf(spec.name, spec.shape, this.params.get(spec.name)!)) {
+        this.traffic.paramBytes.set(spec.name, (this.traffic.paramBytes.get(spec.name) ?? 0) + chunk.data.length);
+        this.metrics.traffic('sent', 'parameters', chunk.data.length);
+        await s.send({ kind: { $case: 'param', value: chunk } });
+      }
+    }
+    s.version = version;
+  }
+
+  /** Send `s` the examples of `split` at `indices` it has not cached yet. */
+  async sendExamples(s: WorkerSession, split: Split.TRAIN | Split.VALIDATION, indices: Uint32Array): Promise<void> {
+    if (!this.data) return;
+    const ds = split === Split.TRAIN ? this.data.train : this.data.val;
+    const cached = s.cached[split];
+    const missing = Array.from(indices).filter((i) => !cached[i]);
+    const size = ds.shape[0] * ds.shape[1] * ds.shape[2];
+    const perMessage = Math.max(1, Math.floor(CHUNK_BYTES / size));
+    for (let at = 0; at < missing.length; at += perMessage) {
+      const batch = missing.slice(at, at + perMessage);
+      const images = new Uint8Array(batch.length * size);
+      batch.forEach((idx, k) => images.set(ds.images.subarray(idx * size, (idx + 1) * size), k * size));
+      this.traffic.dataBytes += images.length;
+      this.metrics.traffic('sent', 'data', images.length);
+      await s.send({ kind: { $case: 'examples', value: { split, indices: batch, images, labels: batch.map((i) => ds.labels[i]) } } });
+      for (const i of batch) cached[i] = 1;
+    }
+  }
+}
