@@ -112,7 +112,8 @@ export class Cluster implements Compute, Fleet {
    * cluster.maxRejections.
    */
   drop(id: string, err: Error): void {
-    if (!(err instanceof DeadlineExceeded)) this.job.metrics.rejected(rejectReason(err));
+    const reason = rejectReason(err);
+    if (reason) this.job.metrics.rejected(reason);
     if (err instanceof WireInvalid) this.strikes.set(id, (this.strikes.get(id) ?? 0) + 1);
     const s = this.sessions.get(id);
     if (!s?.alive) return;

@@ -61,8 +61,9 @@ function handleSession(cluster: Cluster, token: string | null, call: SessionCall
   const fail = (err: unknown) => {
     if (session) return cluster.drop(session.id, err instanceof Error ? err : new Error(String(err)));
     const status = toStatus(err);
-    logRefusal(rejectReason(err), status.details);
-    cluster.metrics.rejected(rejectReason(err));
+    const reason = rejectReason(err) ?? 'internal'; // before Join no slice, so no deadline
+    logRefusal(reason, status.details);
+    cluster.metrics.rejected(reason);
     call.emit('error', status);
   };
   call.on('data', (msg: Incoming) => {

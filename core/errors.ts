@@ -47,18 +47,18 @@ export function describeError(err: unknown): string {
  */
 export const REJECT_REASONS = {
   'auth': 'no or wrong token',
-  'no-join': 'the first message was not Join',
   'undecodable': 'the bytes are not a WorkerMessage',
   'oversized': 'a message over the 8 MiB limit',
-  'unexpected': 'a message that does not fit the session now (e.g. a gradient while it holds no slice)',
+  'no-join': 'the first message was not Join',
   'unknown-name': 'a tensor that is not a trainable variable',
-  'dtype': 'a dtype the job does not send',
   'shape': 'a shape other than the variable\'s',
+  'dtype': 'a dtype the job does not send',
   'size': 'bytes outside the tensor, misaligned, or more than one upload holds',
   'non-finite': 'NaN or Inf in a gradient or in a reported number',
   'stale': 'a result for another step or parameter version',
   'examples': 'an example count other than the slice\'s',
   'incomplete': 'StepDone before every trainable gradient arrived',
+  'unexpected': 'a message that does not fit the session now (e.g. a gradient while it holds no slice)',
   'duplicate-id': 'a worker id that is live in another session',
   'refused': 'a worker id refused for repeated bad sessions',
   'job-finished': 'a Join after the job ended',
@@ -82,8 +82,9 @@ export class JobFailed extends TunefleetError {}
 /** A worker did not answer its slice within the slice deadline (coordinator/slice-deadline.ts). */
 export class DeadlineExceeded extends TunefleetError {}
 
-/** The rejection reason a refused message or session is counted under. */
-export function rejectReason(err: unknown): RejectReason {
+/** The reason a refused message or session is counted under; null for a missed deadline (no message was refused). */
+export function rejectReason(err: unknown): RejectReason | null {
+  if (err instanceof DeadlineExceeded) return null;
   if (err instanceof WireInvalid) return err.reason;
   if (err instanceof WorkerRefused) return 'refused';
   if (err instanceof JobFailed) return 'job-finished';

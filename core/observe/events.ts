@@ -24,7 +24,13 @@ export type TrainingEvent = Base & (
 );
 
 export type EventType = TrainingEvent['type'];
-export const EVENT_TYPES: EventType[] = ['job.started', 'job.finished', 'job.failed', 'worker.joined', 'worker.left', 'worker.lost', 'progress', 'evaluation', 'checkpoint.written', 'lr.changed', 'target.reached'];
+// Keyed by every EventType, so the compiler refuses a new event type until it
+// is listed here too (and with it in the tests that iterate EVENT_TYPES).
+const EVERY_TYPE: Record<EventType, true> = {
+  'job.started': true, 'job.finished': true, 'job.failed': true, 'worker.joined': true, 'worker.left': true, 'worker.lost': true,
+  'progress': true, 'evaluation': true, 'checkpoint.written': true, 'lr.changed': true, 'target.reached': true,
+};
+export const EVENT_TYPES = Object.keys(EVERY_TYPE) as EventType[];
 
 /** An event as emitted: the bus adds `job` and `time`. */
 export type EventInput = TrainingEvent extends infer E ? (E extends TrainingEvent ? Omit<E, 'job' | 'time'> : never) : never;

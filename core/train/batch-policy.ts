@@ -28,6 +28,9 @@ export class BatchScaler {
   at(it: number, live: number): { batchSize: number; lrFactor: number } {
     const { policy, batchSize, plannedWorkers } = this.cfg;
     if (policy === 'global') return { batchSize, lrFactor: 1 };
+    // With no worker live (every one lost between steps) the step waits for
+    // the first to join, so it is sized for one.
+    live = Math.max(1, live);
     const target = live / plannedWorkers;
     if (target !== this.to) {
       this.from = this.factor(it);

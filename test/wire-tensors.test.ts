@@ -1,0 +1,49 @@
+// wire-tensors – tensors split into chunks and checked as they are put back.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chunksOf, TensorAssembler } from '../core/wire/tensors';
+import { WireInvalid } from '../core/errors';
+import { DType } from '../proto/gen/tunefleet/v1/tunefleet';
+
+test('wire-tensors – chunks reassemble exactly; every bad chunk is rejected with a reason', () => {
+  const values = Float32Array.from({ length: 1000 }, (_, i) => i * 0.5);
+  const chunks = [...chunksOf('w', [10, 100], values, 1024)];
+  assert.equal(chunks.length, 4);
+  const asm = new TensorAssembler([{ name: 'w', shape: [10, 100] }]);
+  const done = chunks.map((c) => asm.add(c));
+  assert.deepEqual(done, [null, null, null, 'w']);
+  assert.deepEqual(asm.tensors.get('w'), values);
+  assert.ok(asm.complete());
+  const ok = chunks[0];
+  const bad: [object, string][] = [
+    [{ ...ok, name: 'x' }, 'unknown-name'],
+    [{ ...ok, shape: [100, 10] }, 'shape'],
+    [{ ...ok, dtype: DType.DTYPE_UNSPECIFIED }, 'dtype'],
+    [{ ...ok, offset: 3999 }, 'size'],
+    [{ ...ok, offset: 3072, data: new Uint8Array(2048) }, 'size'],
+  ];
+  for (const [chunk, reason] of bad) {
+    assert.throws(() => asm.add(chunk as typeof ok), (e: unknown) => e instanceof WireInvalid && e.reason === reason, reason);
+  }
+  // One transfer carries each tensor once: re-sending chunks overflows it.
+  assert.throws(() => chunks.forEach((c) => asm.add(c)), (e: unknown) => e instanceof WireInvalid && e.reason === 'size' && /more than all 1 tensors hold/.test(e.message));
+  asm.reset();
+  chunks.forEach((c) => asm.add(c));
+  assert.ok(asm.complete(), 'after a reset the next transfer is accepted');
+});
+
+test('wire-tensors – float16 chunks carry half the bytes and land as float32 within half-precision rounding; refused unless accepted', () => {
+  const values = Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i) * 0.01);
+  const chunks = [...chunksOf('w', [10, 100], values, 512, DType.FLOAT16)];
+  assert.equal(chunks.reduce((a, c) => a + c.data.length, 0), 2000);
+  assert.equal(chunks.length, 4);
+  assert.throws(() => new TensorAssembler([{ name: 'w', shape: [10, 100] }]).add(chunks[0]), (e: unknown) => e instanceof WireInvalid && e.reason === 'dtype');
+  const asm = new TensorAssembler([{ name: 'w', shape: [10, 100] }], [DType.FLOAT16]);
+  const odd = Buffer.alloc(chunks[1].data.length + 1).subarray(1); // received bytes: a Buffer view at an odd offset
+  odd.set(chunks[1].data);
+  [chunks[0], { ...chunks[1], data: odd }, chunks[2], chunks[3]].forEach((c) => asm.add(c));
+  assert.ok(asm.complete());
+  const got = asm.tensors.get('w')!;
+  for (let i = 0; i < values.length; i++) assert.ok(Math.abs(got[i] - values[i]) <= Math.abs(values[i]) * 2 ** -11 + 2 ** -25, `element ${i}`);
+  assert.throws(() => asm.add({ ...chunks[0], offset: 1 }), (e: unknown) => e instanceof WireInvalid && e.reason === 'size');
+});
