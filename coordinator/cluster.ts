@@ -7,7 +7,7 @@
 // transport here: a worker is reached through its session's Channel, which
 // server.ts makes from a gRPC stream (the unit tests, from an array).
 import type * as tf from '@tensorflow/tfjs';
-import { DeadlineExceeded, JobFailed, rejectReason, WireInvalid, WorkerRefused } from '../core/errors';
+import { DeadlineExceeded, endedBecause, JobFailed, rejectReason, WireInvalid, WorkerRefused } from '../core/errors';
 import { JobSetup } from '../core/job/setup';
 import { logger } from '../core/observe/log';
 import { ParamSpec } from '../core/model/params';
@@ -117,8 +117,8 @@ export class Cluster implements Compute, Fleet {
     if (err instanceof WireInvalid) this.strikes.set(id, (this.strikes.get(id) ?? 0) + 1);
     const s = this.sessions.get(id);
     if (!s?.alive) return;
-    log.warn('worker dropped', { worker: id, details: err.message });
-    this.leave(id, err.message);
+    log.warn('worker dropped', { worker: id, details: endedBecause(err) });
+    this.leave(id, endedBecause(err));
     s.fail(err);
   }
 

@@ -4,7 +4,7 @@
 // throws ends that worker's session, and the job goes on with the others
 // (see round.ts).
 import * as grpc from '@grpc/grpc-js';
-import { DeadlineExceeded, JobFailed, rejectReason, WireInvalid, WorkerRefused } from '../core/errors';
+import { DeadlineExceeded, endedBecause, JobFailed, rejectReason, Unauthenticated, WireInvalid, WorkerRefused } from '../core/errors';
 import { logger } from '../core/observe/log';
 import { authorized, serverCredentials, ServerTls } from '../core/wire/security';
 import { MAX_MESSAGE_BYTES } from '../core/wire/tensors';
@@ -17,15 +17,18 @@ type SessionCall = grpc.ServerDuplexStream<WorkerMessage, CoordinatorMessage>;
 
 const log = logger('server');
 
+/** The one mapping from an error to the gRPC status that ends a session. */
 export function toStatus(err: unknown): Partial<grpc.StatusObject> {
-  if (err instanceof WireInvalid) {
-    const code = err.reason === 'oversized' ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INVALID_ARGUMENT;
-    return { code, details: `${err.reason}: ${err.message}` };
-  }
-  if (err instanceof DeadlineExceeded) return { code: grpc.status.DEADLINE_EXCEEDED, details: `deadline: ${err.message}` };
-  if (err instanceof WorkerRefused) return { code: grpc.status.PERMISSION_DENIED, details: err.message };
-  if (err instanceof JobFailed) return { code: grpc.status.FAILED_PRECONDITION, details: err.message };
-  return { code: grpc.status.INTERNAL, details: err instanceof Error ? err.message : String(err) };
+  return { code: statusCode(err), details: err instanceof Error ? endedBecause(err) : String(err) };
+}
+
+function statusCode(err: unknown): grpc.status {
+  if (err instanceof WireInvalid) return err.reason === 'oversized' ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INVALID_ARGUMENT;
+  if (err instanceof DeadlineExceeded) return grpc.status.DEADLINE_EXCEEDED;
+  if (err instanceof Unauthenticated) return grpc.status.UNAUTHENTICATED;
+  if (err instanceof WorkerRefused) return grpc.status.PERMISSION_DENIED;
+  if (err instanceof JobFailed) return grpc.status.FAILED_PRECONDITION;
+  return grpc.status.INTERNAL;
 }
 
 // Refusals of sessions that never joined are logged at most once per reason
@@ -49,12 +52,6 @@ function streamChannel(call: SessionCall): Channel {
 }
 
 function handleSession(cluster: Cluster, token: string | null, call: SessionCall): void {
-  if (!authorized(token, call.metadata)) {
-    cluster.metrics.rejected('auth');
-    logRefusal('auth', 'missing or wrong token');
-    call.emit('error', { code: grpc.status.UNAUTHENTICATED, details: 'missing or wrong worker token (--token-file or TUNEFLEET_TOKEN)' });
-    return;
-  }
   // Messages are matched to this stream's own session, so a reconnected
   // worker's new session is never touched by its old stream's late messages.
   let session: WorkerSession | null = null;
@@ -66,6 +63,7 @@ function handleSession(cluster: Cluster, token: string | null, call: SessionCall
     cluster.metrics.rejected(reason);
     call.emit('error', status);
   };
+  if (!authorized(token, call.metadata)) return fail(new Unauthenticated('missing or wrong worker token (--token-file or TUNEFLEET_TOKEN)'));
   call.on('data', (msg: Incoming) => {
     try {
       if (msg.invalid) throw msg.invalid;
@@ -127,7 +125,7 @@ export async function startServer(cluster: Cluster, host: string, port: number, 
   server.addService(checkedService(), {
     session: (call: SessionCall) => handleSession(cluster, security.token, call),
     getLedger: (call: grpc.ServerUnaryCall<{ epoch: number }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-      if (!authorized(security.token, call.metadata)) return cb({ code: grpc.status.UNAUTHENTICATED, details: 'missing or wrong token' });
+      if (!authorized(security.token, call.metadata)) return cb(toStatus(new Unauthenticated('missing or wrong token')));
       cb(null, cluster.ledger.report(call.request.epoch));
     },
   });

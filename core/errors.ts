@@ -73,6 +73,9 @@ export class WireInvalid extends TunefleetError {
   }
 }
 
+/** No token, or the wrong one. */
+export class Unauthenticated extends TunefleetError {}
+
 /** The coordinator refuses this worker (its id was rejected too often). */
 export class WorkerRefused extends TunefleetError {}
 
@@ -82,10 +85,18 @@ export class JobFailed extends TunefleetError {}
 /** A worker did not answer its slice within the slice deadline (coordinator/slice-deadline.ts). */
 export class DeadlineExceeded extends TunefleetError {}
 
+/** Why a session was ended, as the worker's status details and the worker.lost event say it: `<reason>: <what>`. */
+export function endedBecause(err: Error): string {
+  if (err instanceof WireInvalid) return `${err.reason}: ${err.message}`;
+  if (err instanceof DeadlineExceeded) return `deadline: ${err.message}`;
+  return err.message;
+}
+
 /** The reason a refused message or session is counted under; null for a missed deadline (no message was refused). */
 export function rejectReason(err: unknown): RejectReason | null {
   if (err instanceof DeadlineExceeded) return null;
   if (err instanceof WireInvalid) return err.reason;
+  if (err instanceof Unauthenticated) return 'auth';
   if (err instanceof WorkerRefused) return 'refused';
   if (err instanceof JobFailed) return 'job-finished';
   return 'internal';

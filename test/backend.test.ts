@@ -9,7 +9,7 @@ import { BackendUnavailable } from '../core/errors';
 import { initBackend, BackendName } from '../core/backend/backends';
 
 const run = promisify(execFile);
-const backendModule = join(__dirname, '..', 'core', 'backend.js');
+const backendModule = join(__dirname, '..', 'core', 'backend', 'backends.js');
 
 async function inChild(wanted: string): Promise<{ chosen: string; log: string }> {
   const script = `require(${JSON.stringify(backendModule)}).initBackend(${JSON.stringify(wanted)}).then((b) => console.log(b))`;

@@ -60,7 +60,7 @@ for (const overlay of OVERLAYS) {
     const pm = byKind(objs, 'PodMonitor')[0];
     assert.deepEqual(pm.spec.selector.matchExpressions[0].values, ['tunefleet-coordinator', 'tunefleet-worker']);
     // Probes use paths the code serves, on named ports.
-    const httpServer = readFileSync(join(root, 'core', 'http-server.ts'), 'utf8');
+    const httpServer = readFileSync(join(root, 'core', 'observe', 'http-server.ts'), 'utf8');
     const tunefleet = workloads(objs).filter((w) => w.metadata.name !== 'tunefleet-nats');
     for (const w of tunefleet) {
       const c = containers(w)[0];

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DeadlineExceeded, JobFailed, REJECT_REASONS, rejectReason, WireInvalid, WorkerRefused } from '../core/errors';
+import { DeadlineExceeded, JobFailed, REJECT_REASONS, rejectReason, Unauthenticated, WireInvalid, WorkerRefused } from '../core/errors';
 import { toStatus } from '../coordinator/server';
 
 test('reject reasons – docs/observability.md lists exactly the vocabulary', () => {
@@ -19,6 +19,7 @@ test('reject reasons – each error is counted under one reason and ends the ses
   const cases: [Error, string | null, grpc.status][] = [
     [new WireInvalid('x', 'shape'), 'shape', grpc.status.INVALID_ARGUMENT],
     [new WireInvalid('x', 'oversized'), 'oversized', grpc.status.RESOURCE_EXHAUSTED],
+    [new Unauthenticated('x'), 'auth', grpc.status.UNAUTHENTICATED],
     [new WorkerRefused('x'), 'refused', grpc.status.PERMISSION_DENIED],
     [new JobFailed('x'), 'job-finished', grpc.status.FAILED_PRECONDITION],
     [new DeadlineExceeded('x'), null, grpc.status.DEADLINE_EXCEEDED], // not a refused message: not counted
@@ -29,4 +30,5 @@ test('reject reasons – each error is counted under one reason and ends the ses
     assert.equal(toStatus(err).code, code, err.name);
   }
   assert.equal(toStatus(new WireInvalid('bad shape', 'shape')).details, 'shape: bad shape', 'details start with the reason');
+  assert.equal(toStatus(new DeadlineExceeded('no result in 3 s')).details, 'deadline: no result in 3 s');
 });
