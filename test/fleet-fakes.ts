@@ -115,13 +115,13 @@ export class FakeWorker implements Channel {
   }
 }
 
-/** A Cluster over eight 1×1×1 examples (train and validation) and two trainable tensors. */
-export function fakeCluster(clock: Clock = new FakeClock(), cluster: Record<string, unknown> = {}): Cluster {
-  const ds = (): Dataset => ({ images: Uint8Array.from({ length: 8 }, (_, i) => i), labels: Int32Array.from({ length: 8 }, (_, i) => i % 2), shape: [1, 1, 1], numClasses: 2 });
+/** A Cluster over eight 1×1×1 training examples (`valSize` for validation) and two trainable tensors. */
+export function fakeCluster(clock: Clock = new FakeClock(), valSize = 8, cluster: Record<string, unknown> = {}): Cluster {
+  const ds = (n: number): Dataset => ({ images: Uint8Array.from({ length: n }, (_, i) => i), labels: Int32Array.from({ length: n }, (_, i) => i % 2), shape: [1, 1, 1], numClasses: 2 });
   const cfg = parseJob({ name: 'fake', cluster: { sliceDeadline: { seconds: 10 }, ...cluster }, metrics: { port: null } });
   return new Cluster({
     cfg,
-    data: { train: ds(), val: ds(), norm: { mean: [0], std: [1] } },
+    data: { train: ds(8), val: ds(valSize), norm: { mean: [0], std: [1] } },
     specs: SPECS,
     trainable: SPECS.map((s) => s.name),
     params: new Map(SPECS.map((s) => [s.name, new Float32Array(s.shape[0])])),

@@ -127,6 +127,16 @@ test('evaluation – workers lost or straggling mid-evaluation: the same accurac
   }
 });
 
+test('evaluation – with fewer examples than workers, the others sit it out', async () => {
+  const clock = new FakeClock();
+  const cluster = fakeCluster(clock, 1);
+  const workers = ['ok', 'ok', 'ok'].map((b, i) => joinWorker(cluster, `w${i}`, b as Behaviour));
+  const r = await drive(cluster.evaluate(), workers, clock);
+  assert.deepEqual(r, { correct: 1, accuracy: 1, loss: 0, count: 1 });
+  const evals = workers.map((w) => w.inbox.filter((m) => m.kind?.$case === 'eval').length);
+  assert.deepEqual(evals, [1, 0, 0], 'one Eval, to the first worker');
+});
+
 test('evaluation – an EvalDone must name this evaluation and add up', async () => {
   const clock = new FakeClock();
   const cluster = fakeCluster(clock);
