@@ -7,6 +7,7 @@
 // transport here: a worker is reached through its session's Channel, which
 // server.ts makes from a gRPC stream (the unit tests, from an array).
 import type * as tf from '@tensorflow/tfjs';
+import { randomBytes } from 'node:crypto';
 import { DeadlineExceeded, endedBecause, JobFailed, rejectReason, WireInvalid, WorkerRefused } from '../core/errors';
 import { JobSetup } from '../core/job/setup';
 import { logger } from '../core/observe/log';
@@ -27,6 +28,18 @@ import { Fleet, Steps } from './step';
 import { Traffic, WorkerSync } from './sync';
 
 const log = logger('coordinator');
+
+/** Struck worker ids remembered at most (the most recently struck). */
+const MAX_STRUCK_IDS = 10_000;
+const JOIN_FIELD = /^[A-Za-z0-9._:@/-]*$/;
+
+/** A Join's strings end up in logs and metric labels: bound them. An empty worker id asks for one. */
+function checkJoin(msg: Join): void {
+  const fields: [string, string, number][] = [['worker id', msg.workerId, 128], ['backend', msg.backend, 64], ['device', msg.device, 256]];
+  for (const [what, value, max] of fields) {
+    if (value.length > max || !JOIN_FIELD.test(value)) throw new WireInvalid(`${what} of ${value.length} characters: at most ${max}, only [A-Za-z0-9._:@/-]`, 'bad-join');
+  }
+}
 
 /** What the fleet needs of a job (a JobSetup has it all; unit tests build one by hand). */
 export type FleetJob = Pick<JobSetup, 'cfg' | 'data' | 'specs' | 'trainable' | 'params' | 'ledger' | 'events' | 'metrics'> & {
@@ -49,7 +62,6 @@ export class Cluster implements Compute, Fleet {
   private readonly localData: boolean;
   private readonly trainable: ParamSpec[];
   private version = 0;
-  private joined = 0;
   private finished = false;
 
   constructor(private readonly job: FleetJob, opts: { localData: boolean; clock?: Clock }) {
@@ -89,13 +101,15 @@ export class Cluster implements Compute, Fleet {
   /** A worker's first message: open its session on `channel` and welcome it. */
   join(msg: Join, channel: Channel): WorkerSession {
     if (this.finished) throw new JobFailed('the job has finished');
-    const id = msg.workerId || `worker-${this.joined}`;
+    checkJoin(msg);
+    const id = msg.workerId || this.newId();
     if (this.sessions.get(id)?.alive) throw new WireInvalid(`worker id ${id} is already live`, 'duplicate-id');
     const strikes = this.strikes.get(id) ?? 0;
     if (strikes >= this.job.cfg.cluster.maxRejections) throw new WorkerRefused(`worker id ${id} sent bad messages in ${strikes} sessions; it is refused for the rest of the job`);
-    this.joined++;
     const { data } = this.job;
-    const session = new WorkerSession(id, msg.backend, channel, this.trainable, [this.gradientDtype], { train: data.train.labels.length, val: data.val.labels.length });
+    // float16 jobs also take float32: a worker sends a tensor that would overflow float16 as float32.
+    const dtypes = this.gradientDtype === DType.FLOAT16 ? [DType.FLOAT16, DType.FLOAT32] : [DType.FLOAT32];
+    const session = new WorkerSession(id, msg.backend, channel, this.trainable, dtypes, { train: data.train.labels.length, val: data.val.labels.length });
     this.sessions.set(id, session);
     void session.send({ kind: { $case: 'welcome', value: this.welcome(id) } });
     log.info('worker joined', { worker: id, backend: msg.backend, device: msg.device, live: this.live().length });
@@ -114,7 +128,7 @@ export class Cluster implements Compute, Fleet {
   drop(id: string, err: Error): void {
     const reason = rejectReason(err);
     if (reason) this.job.metrics.rejected(reason);
-    if (err instanceof WireInvalid) this.strikes.set(id, (this.strikes.get(id) ?? 0) + 1);
+    if (err instanceof WireInvalid) this.strike(id);
     const s = this.sessions.get(id);
     if (!s?.alive) return;
     log.warn('worker dropped', { worker: id, details: endedBecause(err) });
@@ -122,10 +136,12 @@ export class Cluster implements Compute, Fleet {
     s.fail(err);
   }
 
+  /** The session ends; it is forgotten (its buffers freed), and its outstanding slices go to others. */
   leave(id: string, reason: string): void {
     const s = this.sessions.get(id);
     if (!s || !s.alive) return;
     s.alive = false;
+    this.sessions.delete(id);
     this.deadlines.clear(id);
     const type = this.finished ? 'worker.left' : 'worker.lost';
     log.info(type.replace('.', ' '), { worker: id, reason, live: this.live().length });
@@ -138,6 +154,22 @@ export class Cluster implements Compute, Fleet {
       log.info('waiting for workers', { live: this.live().length, needed: n });
       await new Promise<void>((r) => this.joinWaiters.push(r));
     }
+  }
+
+  /** An id no one can guess, so hostile sessions cannot run up strikes against the id an honest worker will get. */
+  private newId(): string {
+    for (;;) {
+      const id = `worker-${randomBytes(6).toString('hex')}`;
+      if (!this.sessions.has(id) && !this.strikes.has(id)) return id;
+    }
+  }
+
+  /** One more rejected session for `id`. The oldest entries go past MAX_STRUCK_IDS, so a flood of made-up ids cannot grow it without bound. */
+  private strike(id: string): void {
+    const n = (this.strikes.get(id) ?? 0) + 1;
+    this.strikes.delete(id); // re-inserted last: the Map's order is by most recent strike
+    this.strikes.set(id, n);
+    if (this.strikes.size > MAX_STRUCK_IDS) this.strikes.delete(this.strikes.keys().next().value!);
   }
 
   private welcome(workerId: string): Welcome {

@@ -1,6 +1,7 @@
 // `tunefleet coordinator`: set the job up, serve gRPC, wait for the first
 // workers, then run the shared training loop with the fleet as its Compute.
 import * as grpc from '@grpc/grpc-js';
+import { describeError } from '../core/errors';
 import { JobConfig } from '../core/job/config';
 import { EventBus } from '../core/observe/events';
 import { startHttpServer } from '../core/observe/http-server';
@@ -21,16 +22,22 @@ export async function runCoordinator(cfg: JobConfig, opts: CoordinatorOptions = 
   const job = await setupJob(cfg, opts.resume ?? false, opts.events);
   const cluster = new Cluster(job, { localData: cfg.cluster.workerData === 'local' });
   const c = cfg.cluster;
-  const security = { token: readToken(c.tokenFile), cert: c.tlsCert, key: c.tlsKey, clientCa: c.tlsClientCa };
-  const { server, port } = await startServer(cluster, c.host, c.port, security);
+  const { server, port } = await startServer(cluster, {
+    host: c.host, port: c.port, joinTimeoutSeconds: c.joinTimeoutSeconds,
+    token: readToken(c.tokenFile), cert: c.tlsCert, key: c.tlsKey, clientCa: c.tlsClientCa,
+  });
   const http = cfg.metrics.port === null ? null : await startHttpServer(job.metrics, cfg.metrics.port, () => true);
   opts.onListening?.(port, cluster);
+  let ending = 'job finished';
   try {
     await cluster.waitForWorkers(cfg.cluster.workers);
     const result = await runTraining(job, cluster);
     return { ...result, cluster };
+  } catch (err) {
+    ending = `job failed: ${describeError(err)}`;
+    throw err;
   } finally {
-    cluster.finish('job finished');
+    cluster.finish(ending);
     await shutdown(server);
     http?.close();
     await job.nats?.close(); // after the workers' leave events

@@ -11,6 +11,9 @@
 //   therefore still the mean over exactly the global batch, and the ledger
 //   records each slice once, under the worker that computed it.
 // - With no live worker left, orphaned slices wait for the next worker to join.
+// - A slice whose gradient is NaN/Inf is blamed on its worker once (its
+//   session ends, the slice goes to another); the same slice non-finite a
+//   second time means the model diverged, and the round is aborted (step.ts).
 // - Results are weighted by example count by whoever consumes them, so the
 //   outcome does not depend on how slices were split or reassigned.
 // - A worker processes its slices in the order sent, so a result always
@@ -28,11 +31,19 @@ export class Round<R> {
   private readonly orphans: Task[] = [];
   private remaining: number;
   private resolve!: () => void;
+  private reject!: (err: Error) => void;
+  private aborted = false;
   readonly done: Promise<void>;
 
   constructor(private readonly dispatch: Dispatch, private readonly accept: (workerId: string, task: Task, result: R) => void) {
     this.remaining = 0;
-    this.done = new Promise((r) => { this.resolve = r; });
+    this.done = new Promise((resolve, reject) => { this.resolve = resolve; this.reject = reject; });
+  }
+
+  /** End the round without a result (the job cannot go on): `done` rejects with `err`; later results are refused. */
+  abort(err: Error): void {
+    this.aborted = true;
+    this.reject(err);
   }
 
   /** Start the round: slice i goes to workers[i]. */
@@ -56,7 +67,7 @@ export class Round<R> {
    */
   complete(workerId: string, result: R): boolean {
     const queue = this.queues.get(workerId);
-    if (!queue?.length) return false;
+    if (!queue?.length || this.aborted) return false;
     this.accept(workerId, queue[0], result);
     queue.shift();
     if (--this.remaining === 0) this.resolve();

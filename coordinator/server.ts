@@ -4,7 +4,7 @@
 // throws ends that worker's session, and the job goes on with the others
 // (see round.ts).
 import * as grpc from '@grpc/grpc-js';
-import { DeadlineExceeded, endedBecause, JobFailed, rejectReason, Unauthenticated, WireInvalid, WorkerRefused } from '../core/errors';
+import { DeadlineExceeded, endedBecause, JobDiverged, JobFailed, rejectReason, Unauthenticated, WireInvalid, WorkerRefused } from '../core/errors';
 import { logger } from '../core/observe/log';
 import { authorized, serverCredentials, ServerTls } from '../core/wire/security';
 import { MAX_MESSAGE_BYTES } from '../core/wire/tensors';
@@ -27,7 +27,7 @@ function statusCode(err: unknown): grpc.status {
   if (err instanceof DeadlineExceeded) return grpc.status.DEADLINE_EXCEEDED;
   if (err instanceof Unauthenticated) return grpc.status.UNAUTHENTICATED;
   if (err instanceof WorkerRefused) return grpc.status.PERMISSION_DENIED;
-  if (err instanceof JobFailed) return grpc.status.FAILED_PRECONDITION;
+  if (err instanceof JobFailed || err instanceof JobDiverged) return grpc.status.FAILED_PRECONDITION;
   return grpc.status.INTERNAL;
 }
 
@@ -51,19 +51,24 @@ function streamChannel(call: SessionCall): Channel {
   };
 }
 
-function handleSession(cluster: Cluster, token: string | null, call: SessionCall): void {
+function handleSession(cluster: Cluster, opts: ServerOptions, call: SessionCall): void {
   // Messages are matched to this stream's own session, so a reconnected
   // worker's new session is never touched by its old stream's late messages.
   let session: WorkerSession | null = null;
+  let closed = false;
   const fail = (err: unknown) => {
     if (session) return cluster.drop(session.id, err instanceof Error ? err : new Error(String(err)));
+    if (closed) return;
+    closed = true;
+    clearTimeout(joinTimer);
     const status = toStatus(err);
     const reason = rejectReason(err) ?? 'internal'; // before Join no slice, so no deadline
     logRefusal(reason, status.details);
     cluster.metrics.rejected(reason);
     call.emit('error', status);
   };
-  if (!authorized(token, call.metadata)) return fail(new Unauthenticated('missing or wrong worker token (--token-file or TUNEFLEET_TOKEN)'));
+  const joinTimer = setTimeout(() => fail(new WireInvalid(`no Join within ${opts.joinTimeoutSeconds} s`, 'no-join')), opts.joinTimeoutSeconds * 1000);
+  if (!authorized(opts.token, call.metadata)) return fail(new Unauthenticated('missing or wrong worker token (--token-file or TUNEFLEET_TOKEN)'));
   call.on('data', (msg: Incoming) => {
     try {
       if (msg.invalid) throw msg.invalid;
@@ -71,6 +76,7 @@ function handleSession(cluster: Cluster, token: string | null, call: SessionCall
       if (!session) {
         if (kind?.$case !== 'join') throw new WireInvalid('the first message must be Join', 'no-join');
         session = cluster.join(kind.value, streamChannel(call));
+        clearTimeout(joinTimer);
         return;
       }
       if (!session.alive) return; // dropped: the stream is closing
@@ -84,15 +90,27 @@ function handleSession(cluster: Cluster, token: string | null, call: SessionCall
       fail(err);
     }
   });
-  const gone = (reason: string) => () => { if (session?.alive) cluster.leave(session.id, reason); };
-  call.on('end', gone('stream ended'));
+  const gone = (reason: string) => () => {
+    clearTimeout(joinTimer);
+    if (session?.alive) cluster.leave(session.id, reason);
+  };
+  call.on('end', () => {
+    // The worker half-closed its side: end ours too, so the call gets a
+    // status rather than hanging open; before Join that is a refused session.
+    if (!session) return fail(new WireInvalid('the stream ended before Join', 'no-join'));
+    gone('stream ended')();
+    if (!call.writableEnded) call.end();
+  });
   call.on('cancelled', gone('cancelled'));
   call.on('close', gone('stream closed'));
   call.on('error', gone('stream error'));
 }
 
-export interface ServerSecurity extends ServerTls {
+export interface ServerOptions extends ServerTls {
+  host: string;
+  port: number;
   token: string | null;
+  joinTimeoutSeconds: number;
 }
 
 /**
@@ -120,17 +138,18 @@ function checkedService(): typeof CoordinatorService {
   return { ...CoordinatorService, session: { ...session, requestDeserialize } };
 }
 
-export async function startServer(cluster: Cluster, host: string, port: number, security: ServerSecurity): Promise<{ server: grpc.Server; port: number }> {
+export async function startServer(cluster: Cluster, opts: ServerOptions): Promise<{ server: grpc.Server; port: number }> {
+  const { host, port } = opts;
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 2 * MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES });
   server.addService(checkedService(), {
-    session: (call: SessionCall) => handleSession(cluster, security.token, call),
+    session: (call: SessionCall) => handleSession(cluster, opts, call),
     getLedger: (call: grpc.ServerUnaryCall<{ epoch: number }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-      if (!authorized(security.token, call.metadata)) return cb(toStatus(new Unauthenticated('missing or wrong token')));
+      if (!authorized(opts.token, call.metadata)) return cb(toStatus(new Unauthenticated('missing or wrong token')));
       cb(null, cluster.ledger.report(call.request.epoch));
     },
   });
   const bound = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host}:${port}`, serverCredentials(security), (err, p) => (err ? reject(err) : resolve(p))));
-  log.info('listening', { address: `${host}:${bound}`, tls: security.cert ? (security.clientCa ? 'mutual' : 'server') : 'off', token: security.token ? 'required' : 'off' });
+    server.bindAsync(`${host}:${port}`, serverCredentials(opts), (err, p) => (err ? reject(err) : resolve(p))));
+  log.info('listening', { address: `${host}:${bound}`, tls: opts.cert ? (opts.clientCa ? 'mutual' : 'server') : 'off', token: opts.token ? 'required' : 'off' });
   return { server, port: bound };
 }

@@ -12,9 +12,13 @@
 //
 // Every message a worker sends for the step is checked before it changes any
 // state; a bad one throws WireInvalid, which ends that worker's session
-// (server.ts) and so reassigns its slice. No transport and no timers here:
+// (server.ts) and so reassigns its slice. A NaN/Inf gradient or loss is
+// blamed on the worker the first time; when the same slice is non-finite a
+// second time (on another worker, or the same one rejoined) it is the model,
+// not the worker: the step fails with JobDiverged, and with it the job, rather
+// than striking every worker in turn and waiting forever. No transport and no timers here:
 // workers are reached through the Fleet, time comes from a Clock.
-import { WireInvalid } from '../core/errors';
+import { JobDiverged, WireInvalid } from '../core/errors';
 import { Metrics, Phase } from '../core/observe/metrics';
 import { Ledger } from '../core/train/ledger';
 import { Tensors } from '../core/train/optimizer';
@@ -44,7 +48,7 @@ export interface StepResult {
 }
 
 export class Steps {
-  private current: { step: number; version: number; round: Round<StepDone> } | null = null;
+  private current: { step: number; version: number; round: Round<StepDone>; nonFinite: Set<Task> } | null = null;
 
   constructor(
     private readonly fleet: Fleet,
@@ -66,7 +70,7 @@ export class Steps {
         this.accept(w, step, task, done);
       },
     );
-    this.current = { step, version, round };
+    this.current = { step, version, round, nonFinite: new Set() };
     try {
       await this.fleet.distribute(round, indices, epochs);
     } finally {
@@ -87,10 +91,24 @@ export class Steps {
 
   /** One chunk of worker `w`'s gradient for its current slice. */
   onGradient(w: string, chunk: TensorChunk): void {
-    if (!this.current?.round.outstanding(w)) throw new WireInvalid('gradient chunk while no step is assigned to this worker', 'unexpected');
+    const task = this.current?.round.outstanding(w);
+    if (!task) throw new WireInvalid('gradient chunk while no step is assigned to this worker', 'unexpected');
     const uploads = this.fleet.session(w).uploads;
     const completed = uploads.add(chunk);
-    if (completed && !allFinite(uploads.tensors.get(completed)!)) throw new WireInvalid(`${completed}: gradient holds NaN or Inf`, 'non-finite');
+    if (completed && !allFinite(uploads.tensors.get(completed)!)) this.nonFinite(task, `${completed}: gradient holds NaN or Inf`);
+  }
+
+  /** A slice's gradient or loss is NaN/Inf: the worker's fault the first time, the model's the second (see the header). */
+  private nonFinite(task: Task, what: string): never {
+    const current = this.current!;
+    if (!current.nonFinite.has(task)) {
+      current.nonFinite.add(task);
+      throw new WireInvalid(what, 'non-finite');
+    }
+    const diverged = new JobDiverged(`step ${current.step}: ${what} for the same ${task.indices.length} examples twice: the model has diverged. ` +
+      'Lower optimizer.lr (or the head\'s lrMult), add warmup, or resume from an earlier checkpoint');
+    current.round.abort(diverged);
+    throw diverged;
   }
 
   /** Worker `w` says its gradient for its oldest slice is complete. */
@@ -101,7 +119,7 @@ export class Steps {
     if (msg.step !== current.step || msg.version !== current.version) {
       throw new WireInvalid(`StepDone for step ${msg.step} at version ${msg.version}; expected step ${current.step} at version ${current.version}`, 'stale');
     }
-    if (!Number.isFinite(msg.loss)) throw new WireInvalid(`StepDone reports loss ${msg.loss}`, 'non-finite');
+    if (!Number.isFinite(msg.loss)) this.nonFinite(task, `StepDone reports loss ${msg.loss}`);
     if (!(Number.isFinite(msg.computeSeconds) && msg.computeSeconds >= 0)) throw new WireInvalid(`StepDone reports compute_seconds ${msg.computeSeconds}`, 'non-finite');
     if (msg.examples !== task.indices.length) throw new WireInvalid(`StepDone reports ${msg.examples} examples for a slice of ${task.indices.length}`, 'examples');
     if (!this.fleet.session(w).uploads.complete()) throw new WireInvalid('StepDone before every trainable gradient arrived', 'incomplete');

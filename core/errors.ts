@@ -49,7 +49,8 @@ export const REJECT_REASONS = {
   'auth': 'no or wrong token',
   'undecodable': 'the bytes are not a WorkerMessage',
   'oversized': 'a message over the 8 MiB limit',
-  'no-join': 'the first message was not Join',
+  'no-join': 'the first message was not Join, or none came in time',
+  'bad-join': 'a Join whose worker id, backend or device is too long or has other characters than [A-Za-z0-9._:@/-]',
   'unknown-name': 'a tensor that is not a trainable variable',
   'shape': 'a shape other than the variable\'s',
   'dtype': 'a dtype the job does not send',
@@ -82,6 +83,9 @@ export class WorkerRefused extends TunefleetError {}
 /** The distributed job cannot go on (no workers left, coordinator gone, or it has finished). */
 export class JobFailed extends TunefleetError {}
 
+/** The model diverged: the same examples gave NaN/Inf on two workers (or twice on one). */
+export class JobDiverged extends TunefleetError {}
+
 /** A worker did not answer its slice within the slice deadline (coordinator/slice-deadline.ts). */
 export class DeadlineExceeded extends TunefleetError {}
 
@@ -92,9 +96,9 @@ export function endedBecause(err: Error): string {
   return err.message;
 }
 
-/** The reason a refused message or session is counted under; null for a missed deadline (no message was refused). */
+/** The reason a refused message or session is counted under; null when no message was refused (a missed deadline, a diverged job). */
 export function rejectReason(err: unknown): RejectReason | null {
-  if (err instanceof DeadlineExceeded) return null;
+  if (err instanceof DeadlineExceeded || err instanceof JobDiverged) return null;
   if (err instanceof WireInvalid) return err.reason;
   if (err instanceof Unauthenticated) return 'auth';
   if (err instanceof WorkerRefused) return 'refused';

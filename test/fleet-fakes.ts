@@ -4,7 +4,7 @@
 import { Clock } from '../coordinator/clock';
 import { FakeClock } from './fake-clock';
 import { Cluster } from '../coordinator/cluster';
-import { Channel } from '../coordinator/session';
+import { Channel, WorkerSession } from '../coordinator/session';
 import { Dataset } from '../core/data/dataset';
 import { parseJob } from '../core/job/config';
 import { EventBus } from '../core/observe/events';
@@ -54,8 +54,11 @@ export class FakeWorker implements Channel {
     this.failedWith = err;
   }
 
+  /** Set by joinWorker. */
+  session: WorkerSession | null = null;
+
   get gone(): boolean {
-    return !this.cluster.sessions.get(this.id)?.alive;
+    return !this.session?.alive;
   }
 
   /** Step and Eval assignments received and not acted on yet. */
@@ -134,7 +137,7 @@ export function fakeCluster(clock: Clock = new FakeClock(), valSize = 8, cluster
 
 export function joinWorker(cluster: Cluster, id: string, behaviour: Behaviour = 'ok'): FakeWorker {
   const w = new FakeWorker(id, cluster, behaviour);
-  cluster.join({ workerId: id, backend: 'fake', device: 'fake', capacity: 1 }, w);
+  w.session = cluster.join({ workerId: id, backend: 'fake', device: 'fake', capacity: 1 }, w);
   return w;
 }
 

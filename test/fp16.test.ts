@@ -1,7 +1,9 @@
 // fp16 – half-precision conversion for gradients on the wire.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fromFloat16, toFloat16 } from '../core/wire/fp16';
+import { fitsFloat16, fromFloat16, toFloat16 } from '../core/wire/fp16';
+import { chunksOf, TensorAssembler } from '../core/wire/tensors';
+import { DType } from '../proto/gen/tunefleet/v1/tunefleet';
 
 test('fp16 – every half converts to float32 and back exactly; midpoints round to even; out of range gives ±Inf or ±0', () => {
   const all = Uint16Array.from({ length: 65536 }, (_, i) => i);
@@ -19,4 +21,17 @@ test('fp16 – every half converts to float32 and back exactly; midpoints round 
     assert.deepEqual(Array.from(got), [even, h, h + 1], `around the midpoint of 0x${h.toString(16)}`);
   }
   assert.deepEqual(Array.from(toFloat16(Float32Array.of(65520, -1e6, 2 ** -26, -(2 ** -26)))), [0x7c00, 0xfc00, 0, 0x8000]);
+});
+
+test('fp16 – fitsFloat16 is exactly "no finite value becomes ±Inf"; a float16 job accepts a tensor sent as float32 instead', () => {
+  const justFits = Float32Array.of(65519.99, -65519.99, 1e-9);
+  const overflows = Float32Array.of(1, 65520);
+  assert.equal(fitsFloat16(justFits), true);
+  assert.ok(fromFloat16(toFloat16(justFits)).every(Number.isFinite));
+  assert.equal(fitsFloat16(overflows), false);
+  assert.equal(fromFloat16(toFloat16(overflows))[1], Infinity, 'what float16 would have sent');
+  assert.equal(fitsFloat16(Float32Array.of(-3e38)), false);
+  const asm = new TensorAssembler([{ name: 'w', shape: [2] }], [DType.FLOAT16, DType.FLOAT32]);
+  for (const c of chunksOf('w', [2], overflows, 1 << 20, DType.FLOAT32)) asm.add(c);
+  assert.deepEqual(asm.tensors.get('w'), overflows, 'sent as float32, exact');
 });

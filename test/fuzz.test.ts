@@ -15,11 +15,11 @@ import { REJECT_REASONS, RejectReason } from '../core/errors';
 import { parseJob } from '../core/job/config';
 import { EventBus } from '../core/observe/events';
 import { rng } from '../core/util/rng';
-import { AUTH_HEADER } from '../core/wire/security';
 import { runCoordinator } from '../coordinator/coordinator';
 import { CoordinatorClient, CoordinatorMessage, DType, TensorChunk, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
 import { spawnWorker } from './cluster-helpers';
 import { tempDir } from './fixtures';
+import { auth, ended } from './grpc-clients';
 import { product } from '../core/util/numbers';
 
 const skip = !existsSync('/usr/share/datasets/fashion-mnist') && 'apt-get install dataset-fashion-mnist';
@@ -41,21 +41,6 @@ const job = () => parseJob({
   cluster: { workers: 2, host: '127.0.0.1', port: 0, tokenFile, maxRejections: 3 },
   metrics: { port: null },
 });
-
-const auth = (token: string | null) => {
-  const md = new grpc.Metadata();
-  if (token) md.set(AUTH_HEADER, `Bearer ${token}`);
-  return md;
-};
-
-/** How a hostile call ended: its gRPC status code. */
-function ended<A, B>(call: grpc.ClientDuplexStream<A, B>): Promise<number> {
-  return new Promise((resolve) => {
-    call.on('data', () => {});
-    call.on('error', (e: grpc.ServiceError) => resolve(e.code));
-    call.on('status', (s: grpc.StatusObject) => resolve(s.code));
-  });
-}
 
 /** One session that sends `bytes` as its only message, unparsed. */
 function rawSession(address: string, bytes: Buffer, token: string | null = TOKEN): Promise<number> {

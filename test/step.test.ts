@@ -5,7 +5,7 @@
 // hand, and the ledger must hold every example once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DeadlineExceeded, WireInvalid } from '../core/errors';
+import { DeadlineExceeded, JobDiverged, WireInvalid } from '../core/errors';
 import { FakeClock } from './fake-clock';
 import { Behaviour, fakeCluster, FakeWorker, joinWorker, settle } from './fleet-fakes';
 
@@ -158,4 +158,32 @@ test('evaluation – an EvalDone must name this evaluation and add up', async ()
   assert.throws(() => cluster.onEvalDone('w0', good), (e: WireInvalid) => e.reason === 'stale', "the first evaluation's id is stale in the second");
   cluster.onEvalDone('w0', { ...good, evalId: 2 });
   await second;
+});
+
+test('step – the same slice non-finite twice is the model, not the workers: the step fails with JobDiverged', async () => {
+  const clock = new FakeClock();
+  const cluster = fakeCluster(clock);
+  const first = [joinWorker(cluster, 'w0', 'nan-gradient'), joinWorker(cluster, 'w1', 'nan-gradient')];
+  const step = cluster.gradients(4, BATCH, EPOCHS);
+  step.catch(() => {});
+  for (let i = 0; i < 3; i++) { await settle(); first.forEach((w) => w.act()); }
+  assert.ok(first.every((w) => w.failedWith instanceof WireInvalid), 'each first report is blamed on its worker');
+  const rejoined = joinWorker(cluster, 'w0', 'nan-gradient'); // a worker reconnects and is handed the orphaned slices
+  await settle();
+  rejoined.act();
+  await assert.rejects(step, (e: Error) => e instanceof JobDiverged && /step 4: dense\/bias: gradient holds NaN or Inf for the same 4 examples twice: the model has diverged\. Lower optimizer\.lr/.test(e.message));
+  assert.equal(cluster.ledger.report(0).examplesUsed, 0, 'nothing of the step was recorded');
+});
+
+test('step – a non-finite loss counts the same way: once the worker, twice the model', async () => {
+  const clock = new FakeClock();
+  const cluster = fakeCluster(clock);
+  joinWorker(cluster, 'w0', 'straggle');
+  const step = cluster.gradients(0, BATCH, EPOCHS);
+  step.catch(() => {});
+  await settle();
+  const done = { step: 0, version: 0, examples: 8, loss: NaN, computeSeconds: 0.1 };
+  assert.throws(() => cluster.onStepDone('w0', done), (e: WireInvalid) => e.reason === 'non-finite');
+  assert.throws(() => cluster.onStepDone('w0', done), (e: Error) => e instanceof JobDiverged);
+  await assert.rejects(step, JobDiverged);
 });

@@ -25,8 +25,8 @@ test('wire-tensors – chunks reassemble exactly; every bad chunk is rejected wi
   for (const [chunk, reason] of bad) {
     assert.throws(() => asm.add(chunk as typeof ok), (e: unknown) => e instanceof WireInvalid && e.reason === reason, reason);
   }
-  // One transfer carries each tensor once: re-sending chunks overflows it.
-  assert.throws(() => chunks.forEach((c) => asm.add(c)), (e: unknown) => e instanceof WireInvalid && e.reason === 'size' && /more than all 1 tensors hold/.test(e.message));
+  // One transfer carries each tensor once: re-sending a chunk is refused.
+  assert.throws(() => asm.add(chunks[0]), (e: unknown) => e instanceof WireInvalid && e.reason === 'size' && /next must start at element 1000/.test(e.message));
   asm.reset();
   chunks.forEach((c) => asm.add(c));
   assert.ok(asm.complete(), 'after a reset the next transfer is accepted');
@@ -46,4 +46,33 @@ test('wire-tensors – float16 chunks carry half the bytes and land as float32 w
   const got = asm.tensors.get('w')!;
   for (let i = 0; i < values.length; i++) assert.ok(Math.abs(got[i] - values[i]) <= Math.abs(values[i]) * 2 ** -11 + 2 ** -25, `element ${i}`);
   assert.throws(() => asm.add({ ...chunks[0], offset: 1 }), (e: unknown) => e instanceof WireInvalid && e.reason === 'size');
+});
+
+test('wire-tensors – coverage, not a byte count: overlapping, out-of-order or skipped chunks are refused even when their sizes add up', () => {
+  const values = Float32Array.from({ length: 144 }, (_, i) => i);
+  const asm = () => new TensorAssembler([{ name: 'w', shape: [144] }]);
+  const part = (offset: number, bytes: number) => ({ name: 'w', dtype: DType.FLOAT32, shape: [144], offset, data: new Uint8Array(values.buffer, offset, bytes) });
+  // The outside client's case: [0,288), [288,572), [288,292) adds up to 576 bytes but never sent [572,576).
+  const a = asm();
+  a.add(part(0, 288));
+  a.add(part(288, 284));
+  assert.throws(() => a.add(part(288, 4)), (e: unknown) => e instanceof WireInvalid && e.reason === 'size');
+  assert.equal(a.complete(), false);
+  const b = asm();
+  assert.throws(() => b.add(part(288, 288)), (e: unknown) => e instanceof WireInvalid && e.reason === 'size', 'a gap before the first chunk');
+  const c = asm();
+  c.add(part(0, 288));
+  assert.throws(() => c.add(part(0, 288)), (e: unknown) => e instanceof WireInvalid && e.reason === 'size', 'the same chunk twice');
+  assert.throws(() => c.add(part(288, 0)), (e: unknown) => e instanceof WireInvalid && e.reason === 'size', 'an empty chunk of a non-empty tensor');
+  c.add(part(288, 288));
+  assert.ok(c.complete());
+  assert.deepEqual(c.tensors.get('w'), values);
+});
+
+test('wire-tensors – an empty tensor completes with its one empty chunk, once', () => {
+  const asm = new TensorAssembler([{ name: 'e', shape: [0, 3] }]);
+  const [chunk] = [...chunksOf('e', [0, 3], new Float32Array(0))];
+  assert.equal(asm.add(chunk), 'e');
+  assert.ok(asm.complete());
+  assert.throws(() => asm.add(chunk), (e: unknown) => e instanceof WireInvalid && e.reason === 'size');
 });

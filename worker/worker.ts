@@ -10,6 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { hostname } from 'node:os';
 import { BackendName, initBackend } from '../core/backend/backends';
 import { writeWithBackpressure } from '../core/wire/backpressure';
+import { fitsFloat16 } from '../core/wire/fp16';
 import { parseJob } from '../core/job/config';
 import { JobFailed } from '../core/errors';
 import { computeGradients, evaluateRange, makeBatch } from '../core/train/gradients';
@@ -20,7 +21,7 @@ import { clientCredentials, ClientTls, tokenMetadata } from '../core/wire/securi
 import { Metrics } from '../core/observe/metrics';
 import { paramSpecs, writeParams } from '../core/model/params';
 import { CHUNK_BYTES, chunksOf, MAX_MESSAGE_BYTES, TensorAssembler } from '../core/wire/tensors';
-import { CoordinatorClient, CoordinatorMessage, Eval, Split, Step, Welcome, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
+import { CoordinatorClient, CoordinatorMessage, DType, Eval, Split, Step, Welcome, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
 import { ExampleCache } from './example-cache';
 import { backoffSeconds, isRetryable } from './reconnect';
 
@@ -28,7 +29,7 @@ const log = logger('worker');
 
 type Call = grpc.ClientDuplexStream<WorkerMessage, CoordinatorMessage>;
 
-class WorkerJob {
+export class WorkerJob {
   /** Each variable's shape, by name (looked up per gradient tensor, so built once). */
   private readonly shapes: Map<string, number[]>;
 
@@ -54,6 +55,16 @@ class WorkerJob {
     return new WorkerJob(model, w, new TensorAssembler(paramSpecs(model)), train, val);
   }
 
+  /** The job of a new session's Welcome; the previous session's model is freed first (tfjs tensors are not garbage collected). */
+  static async replace(previous: WorkerJob | null, w: Welcome): Promise<WorkerJob> {
+    previous?.dispose();
+    return WorkerJob.create(w);
+  }
+
+  dispose(): void {
+    this.model.dispose();
+  }
+
   get norm() {
     return { mean: this.welcome.normMean, std: this.welcome.normStd };
   }
@@ -71,7 +82,8 @@ class WorkerJob {
     metrics.examplesComputed(s.indices.length);
     metrics.workerCompute(this.welcome.workerId, computeSeconds, s.indices.length);
     for (const [name, g] of grads) {
-      for (const chunk of chunksOf(name, this.shapes.get(name)!, g, CHUNK_BYTES, this.welcome.gradientDtype)) {
+      const dtype = this.welcome.gradientDtype === DType.FLOAT16 && !fitsFloat16(g) ? DType.FLOAT32 : this.welcome.gradientDtype;
+      for (const chunk of chunksOf(name, this.shapes.get(name)!, g, CHUNK_BYTES, dtype)) {
         metrics.traffic('sent', 'gradients', chunk.data.length);
         await send({ kind: { $case: 'gradient', value: chunk } });
       }
@@ -123,6 +135,7 @@ export async function runWorker(address: string, opts: WorkerOptions = {}): Prom
         return await runSession(call, address, backend, state, metrics);
       } catch (err) {
         call.cancel(); // the session is over on our side too, whatever ended it
+        state.job?.dispose();
         state.job = null;
         if (state.joins > joinsBefore) { attempt = 0; lostAt = Date.now(); }
         if (!isRetryable(err) || Date.now() - lostAt >= giveUpAfter) throw asJobFailed(err, address);
@@ -155,7 +168,7 @@ async function runSession(call: Call, address: string, backend: string, state: S
   for await (const msg of call as AsyncIterable<CoordinatorMessage>) {
     const kind = msg.kind;
     if (kind?.$case === 'welcome') {
-      state.job = await WorkerJob.create(kind.value);
+      state.job = await WorkerJob.replace(state.job, kind.value);
       state.id = kind.value.workerId;
       state.joins++;
       metrics.setJob(kind.value.job);

@@ -92,6 +92,7 @@ const cluster = z.object({
     joinSeconds: z.number().positive().default(120).describe("a worker's first slice after joining (model build, cache fill) has this long"),
   }).strict().default({}).describe('a worker that misses it (in a step or an evaluation) is dropped and its slice reassigned within the round (coordinator/slice-deadline.ts)'),
   gradientDtype: z.enum(['float32', 'float16']).default('float32').describe('how workers send gradients: float16 halves the bytes (rounded to ~3 significant digits; the coordinator averages in float64)'),
+  joinTimeoutSeconds: z.number().positive().default(10).describe('a session that has not sent Join within this long is closed (and counted as no-join)'),
   maxRejections: positiveInt.default(3).describe('sessions of one worker id ended for bad messages before that id is refused for the rest of the job'),
   workerData: z.enum(['coordinator', 'local']).default('coordinator').describe("'coordinator' = workers receive examples from the coordinator (only it needs the dataset); 'local' = workers load the same dataset themselves and receive only indices"),
 }).strict();

@@ -16,6 +16,8 @@ export type TrafficKind = 'parameters' | 'gradients' | 'data';
 export class Metrics {
   readonly registry = new client.Registry();
   private readonly m;
+  /** The backend each live worker's tunefleet_worker_info series is labelled with. */
+  private readonly backends = new Map<string, string>();
 
   constructor(job: string, role: 'coordinator' | 'worker') {
     this.registry.setDefaultLabels({ job_name: job, role });
@@ -66,12 +68,26 @@ export class Metrics {
       case 'evaluation': m.valAccuracy.set(e.valAccuracy); m.valLoss.set(e.valLoss); break;
       case 'target.reached': m.targetIteration.set(e.iteration); m.targetSeconds.set(e.wallSeconds); break;
       case 'checkpoint.written': m.ckptSeconds.observe(e.seconds); m.ckptBytes.set(e.bytes); break;
-      case 'worker.joined': m.joins.inc(); m.workersLive.set(e.live); m.workerInfo.set({ worker: e.worker, backend: e.backend }, 1); break;
-      case 'worker.left': m.leaves.inc(); m.workersLive.set(e.live); break;
-      case 'worker.lost': m.losses.inc(); m.workersLive.set(e.live); break;
+      case 'worker.joined': m.joins.inc(); m.workersLive.set(e.live); m.workerInfo.set({ worker: e.worker, backend: e.backend }, 1); this.backends.set(e.worker, e.backend); break;
+      case 'worker.left': m.leaves.inc(); m.workersLive.set(e.live); this.forgetWorker(e.worker); break;
+      case 'worker.lost': m.losses.inc(); m.workersLive.set(e.live); this.forgetWorker(e.worker); break;
       default: break;
     }
   };
+
+  /**
+   * Drop a gone worker's series, so a coordinator that sees thousands of
+   * sessions over a job (or a flood of hostile ones) keeps only the live
+   * workers' (Prometheus keeps their history).
+   */
+  private forgetWorker(worker: string): void {
+    const m = this.m;
+    m.workerCompute.remove({ worker });
+    m.workerThroughput.remove({ worker });
+    const backend = this.backends.get(worker);
+    if (backend !== undefined) m.workerInfo.remove({ worker, backend });
+    this.backends.delete(worker);
+  }
 
   stepDone(iteration: number, epoch: number, examples: number, seconds: number, gradNorm: number): void {
     this.m.iteration.set(iteration);

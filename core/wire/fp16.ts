@@ -59,3 +59,17 @@ export function fromFloat16(bits: Uint16Array, out: Float32Array = new Float32Ar
   for (let i = 0; i < bits.length; i++) out[i] = HALF_TO_FLOAT[bits[i]];
   return out;
 }
+
+/** Magnitudes from here up round to ±Inf in float16 (65504 is the largest half; 65520 is the tie above it, rounding to even: up). */
+export const FLOAT16_OVERFLOW = 65520;
+
+/**
+ * Whether `values` survive float16 without turning finite numbers into ±Inf.
+ * A worker sends a gradient that does not as float32 instead (the coordinator
+ * accepts either when the job asks for float16), so a large but finite
+ * gradient is never mistaken for a diverged model or a bad worker.
+ */
+export function fitsFloat16(values: Float32Array): boolean {
+  for (let i = 0; i < values.length; i++) if (Math.abs(values[i]) >= FLOAT16_OVERFLOW) return false;
+  return true;
+}

@@ -29,16 +29,17 @@ export function* chunksOf(name: string, shape: number[], values: Float32Array, c
 /**
  * Reassembles chunks into preallocated tensors, one per expected name, and
  * reuses those buffers for every later transfer of the same tensor.
- * `complete()` says whether every byte of every tensor has arrived.
+ * Within one transfer (between resets) each tensor's chunks must arrive in
+ * order, each element exactly once: every chunk starts where the previous one
+ * ended. So coverage, not a byte count, decides when a tensor is complete —
+ * overlapping chunks whose sizes add up are refused — and a peer cannot keep
+ * a stream busy by re-sending. `complete()` says whether every tensor arrived.
  */
 export class TensorAssembler {
   readonly tensors = new Map<string, Float32Array>();
   private readonly shapes = new Map<string, string>();
+  /** Elements received so far in this transfer, by tensor: where its next chunk must start. */
   private received = new Map<string, number>();
-  // The stream limit: one transfer (between resets) may carry each tensor's
-  // bytes once, so a peer cannot keep a stream busy by re-sending chunks.
-  private readonly limit: number;
-  private total = 0;
 
   /** `dtypes`: what the wire may carry (float32 always lands as float32). */
   constructor(specs: ParamSpec[], private readonly dtypes: DType[] = [DType.FLOAT32]) {
@@ -46,13 +47,11 @@ export class TensorAssembler {
       this.tensors.set(s.name, new Float32Array(product(s.shape)));
       this.shapes.set(s.name, s.shape.join('x'));
     }
-    this.limit = [...this.tensors.values()].reduce((a, t) => a + t.byteLength, 0);
   }
 
-  /** Forget what arrived (the buffers are reused for the next round). */
+  /** Forget what arrived (the buffers are reused for the next transfer). */
   reset(): void {
     this.received = new Map();
-    this.total = 0;
   }
 
   /** Place one chunk; returns the tensor's name when that chunk completed it. */
@@ -69,8 +68,12 @@ export class TensorAssembler {
     if (!Number.isInteger(start) || !Number.isInteger(count) || start + count > target.length) {
       throw new WireInvalid(`${chunk.name}: bytes [${chunk.offset}, ${chunk.offset + data.length}) do not fit a ${target.length}-element ${DType[chunk.dtype]} tensor`, 'size');
     }
-    this.total += count * 4;
-    if (this.limit > 0 && this.total > this.limit) throw new WireInvalid(`${this.total} bytes in one transfer, more than all ${this.tensors.size} tensors hold (${this.limit})`, 'size');
+    const sofar = this.received.get(chunk.name); // undefined: nothing of it yet in this transfer
+    const next = sofar ?? 0;
+    // An empty chunk only for an empty tensor, once (chunksOf sends one so it completes).
+    if (start !== next || (count === 0 && (target.length > 0 || sofar !== undefined))) {
+      throw new WireInvalid(`${chunk.name}: a chunk of ${count} elements at element ${start}; the next must start at element ${next} (in order, each element once)`, 'size');
+    }
     if (chunk.dtype === DType.FLOAT16) {
       // Copied into an aligned buffer of its own: received bytes may sit at an
       // odd offset, and are often a Buffer, whose slice() is a view, not a copy.
@@ -78,16 +81,12 @@ export class TensorAssembler {
     } else {
       new Uint8Array(target.buffer, target.byteOffset + start * 4, data.length).set(data);
     }
-    // Chunks of one transfer arrive in order, so offset 0 starts a new transfer
-    // of that tensor (the next parameter version, or the next slice's gradient).
-    const got = (start === 0 ? 0 : this.received.get(chunk.name) ?? 0) + count * 4;
-    this.received.set(chunk.name, got);
-    if (got > target.byteLength) throw new WireInvalid(`${chunk.name}: more bytes than the tensor holds`, 'size');
-    return got === target.byteLength ? chunk.name : null;
+    this.received.set(chunk.name, next + count);
+    return next + count === target.length ? chunk.name : null;
   }
 
   complete(names: Iterable<string> = this.tensors.keys()): boolean {
-    for (const n of names) if ((this.received.get(n) ?? 0) !== this.tensors.get(n)!.byteLength) return false;
+    for (const n of names) if (!this.received.has(n) || this.received.get(n) !== this.tensors.get(n)!.length) return false;
     return true;
   }
 }

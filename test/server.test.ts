@@ -1,0 +1,94 @@
+// server – the coordinator's gRPC edge against outside clients, over real
+// gRPC on loopback (with the fake job of fleet-fakes.ts behind it): sessions
+// that never join, half-close or send oversized ids end with a status and
+// are counted; a flood of join-and-leave sessions leaves nothing behind.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as grpc from '@grpc/grpc-js';
+import { startServer } from '../coordinator/server';
+import { CoordinatorClient, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
+import { FakeClock } from './fake-clock';
+import { fakeCluster } from './fleet-fakes';
+import { auth, statusOf } from './grpc-clients';
+
+async function serve(joinTimeoutSeconds = 0.3) {
+  const cluster = fakeCluster(new FakeClock());
+  const { server, port } = await startServer(cluster, { host: '127.0.0.1', port: 0, token: null, cert: null, key: null, clientCa: null, joinTimeoutSeconds });
+  const client = new CoordinatorClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const close = () => { client.close(); server.forceShutdown(); };
+  return { cluster, client, close };
+}
+
+const join = (workerId: string): WorkerMessage => ({ kind: { $case: 'join', value: { workerId, backend: 'test', device: 'test', capacity: 1 } } });
+
+function rejected(text: string, reason: string): number {
+  const m = text.match(new RegExp(`^tunefleet_rejected_messages_total\\{[^}]*reason="${reason}"[^}]*\\} (\\d+)`, 'm'));
+  return m ? Number(m[1]) : 0;
+}
+
+test('server – a session that sends nothing is closed at the join timeout with a status, and counted', async () => {
+  const { cluster, client, close } = await serve(0.3);
+  const started = Date.now();
+  const status = await statusOf(client.session(auth(null)));
+  assert.equal(status.code, grpc.status.INVALID_ARGUMENT);
+  assert.match(status.details, /^no-join: no Join within 0.3 s$/);
+  assert.ok(Date.now() - started < 3000);
+  assert.equal(rejected(await cluster.metrics.text(), 'no-join'), 1);
+  close();
+});
+
+test('server – a half-closed stream gets a status: refused before Join; after Join the worker leaves', async () => {
+  const { cluster, client, close } = await serve(30);
+  const early = client.session(auth(null));
+  const earlyStatus = statusOf(early);
+  early.end();
+  assert.equal((await earlyStatus).code, grpc.status.INVALID_ARGUMENT);
+  const joined = client.session(auth(null));
+  const joinedStatus = statusOf(joined);
+  joined.write(join('w1'));
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(cluster.live(), ['w1']);
+  joined.end();
+  assert.equal((await joinedStatus).code, grpc.status.OK);
+  assert.deepEqual(cluster.live(), []);
+  close();
+});
+
+test('server – Join strings are bounded: a 1 MiB worker id is refused (bad-join), not kept', async () => {
+  const { cluster, client, close } = await serve(30);
+  for (const id of ['x'.repeat(1 << 20), 'has space', 'ok-id'.padEnd(129, 'x')]) {
+    const call = client.session(auth(null));
+    const status = statusOf(call);
+    call.write(join(id));
+    const s = await status;
+    assert.equal(s.code, grpc.status.INVALID_ARGUMENT, id.slice(0, 20));
+    assert.match(s.details, /^bad-join: worker id of \d+ characters: at most 128/);
+  }
+  const text = await cluster.metrics.text();
+  assert.equal(rejected(text, 'bad-join'), 3);
+  assert.ok(text.length < 100_000, 'no megabyte label in the metrics');
+  close();
+});
+
+test('server – 1,000 join-and-cancel sessions leave no session, no metric series behind; automatic ids are unguessable', async () => {
+  const { cluster, client, close } = await serve(30);
+  const ids = new Set<string>();
+  for (let batch = 0; batch < 20; batch++) {
+    await Promise.all(Array.from({ length: 50 }, () => new Promise<void>((resolve) => {
+      const call = client.session(auth(null));
+      call.on('data', (m) => {
+        if (m.kind?.$case !== 'welcome') return;
+        ids.add(m.kind.value.workerId);
+        call.cancel();
+      });
+      call.on('error', () => resolve());
+      call.write(join(''));
+    })));
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(ids.size, 1000, 'every automatic id distinct');
+  for (const id of ids) assert.match(id, /^worker-[0-9a-f]{12}$/);
+  assert.equal(cluster.sessions.size, 0, 'no session kept');
+  assert.doesNotMatch(await cluster.metrics.text(), /worker="worker-/, 'no per-worker series kept');
+  close();
+});
