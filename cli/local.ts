@@ -41,7 +41,7 @@ export async function runLocal(cfg: JobConfig, workers: number, opts: LocalOptio
       const args = [join(__dirname, 'main.js'), 'worker', '--coordinator', `127.0.0.1:${port}`, '--id', `worker-${i}`];
       if (cfg.cluster.tokenFile) args.push('--token-file', cfg.cluster.tokenFile);
       const metricsPort = cfg.metrics.workerPort === null ? 'off' : String(cfg.metrics.workerPort + i);
-      args.push('--metrics-port', metricsPort);
+      args.push('--metrics-port', metricsPort, '--metrics-host', cfg.metrics.host);
       const backend = opts.backend ?? cfg.backend;
       if (backend !== 'auto') args.push('--backend', backend);
       const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });

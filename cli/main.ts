@@ -27,7 +27,7 @@ Usage:
       job's pretrain stage, if it has one; --fresh redoes that stage).
   tunefleet coordinator --config job.yaml [--port P] [--workers N] [--resume]
       Serve the job over gRPC; steps start once N workers (cluster.workers) are live.
-  tunefleet worker --coordinator HOST:PORT [--backend B] [--id ID] [--metrics-port P|off]
+  tunefleet worker --coordinator HOST:PORT [--backend B] [--id ID] [--metrics-port P|off] [--metrics-host ADDR]
                    [--token-file F] [--tls-ca CA.pem [--tls-cert C.pem --tls-key K.pem]]
                    [--reconnect-for SECONDS]
       Join a coordinator and compute until the job finishes. A lost session is
@@ -51,7 +51,7 @@ Docs: README.md, docs/config.md.`;
 export const FLAGS: Record<string, FlagSpec> = {
   train: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', fresh: 'boolean' },
   coordinator: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', port: 'string', workers: 'string' },
-  worker: { coordinator: 'string', backend: 'string', id: 'string', 'metrics-port': 'string', 'token-file': 'string', 'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string', 'reconnect-for': 'string' },
+  worker: { coordinator: 'string', backend: 'string', id: 'string', 'metrics-port': 'string', 'metrics-host': 'string', 'token-file': 'string', 'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string', 'reconnect-for': 'string' },
   local: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', fresh: 'boolean', workers: 'string' },
   compare: { config: 'string', workers: 'string', out: 'string', fresh: 'boolean', backend: 'string' },
   watch: { nats: 'string', job: 'string' },
@@ -98,7 +98,7 @@ async function main(argv: string[]): Promise<void> {
       const tls = { ca: args['tls-ca'] as string | undefined, cert: args['tls-cert'] as string | undefined, key: args['tls-key'] as string | undefined };
       const reconnectSeconds = Number(args['reconnect-for'] ?? 300);
       if (!(reconnectSeconds >= 0)) throw new ConfigInvalid(`--reconnect-for must be a number of seconds >= 0, not ${args['reconnect-for']}`);
-      return runWorker(String(args.coordinator), { backend, id: args.id as string | undefined, metricsPort, token: readToken(args['token-file'] as string | undefined), tls, reconnectSeconds });
+      return runWorker(String(args.coordinator), { backend, id: args.id as string | undefined, metricsPort, metricsHost: args['metrics-host'] as string | undefined, token: readToken(args['token-file'] as string | undefined), tls, reconnectSeconds });
     }
     case 'local': {
       const args = parseArgs(rest, FLAGS.local);

@@ -17,6 +17,7 @@ import { EvalResult } from '../core/train/gradients';
 import { Ledger, LedgerEntry } from '../core/train/ledger';
 import { Compute } from '../core/train/loop';
 import { shard } from '../core/train/sampler';
+import { redactJob } from '../core/util/redact';
 import { CoordinatorMessage, DType, EvalDone, Join, Split, StepDone, TensorChunk, Welcome } from '../proto/gen/tunefleet/v1/tunefleet';
 import { GradientAverager } from './aggregator';
 import { Clock, systemClock } from './clock';
@@ -182,7 +183,7 @@ export class Cluster implements Compute, Fleet {
       normMean: data.norm.mean, normStd: data.norm.std,
       trainSize: data.train.labels.length, valSize: data.val.labels.length,
       localData: this.localData,
-      jobConfigJson: JSON.stringify(cfg),
+      jobConfigJson: JSON.stringify(redactJob(cfg)), // workers need its data section, never its credentials
       gradientDtype: this.gradientDtype,
     };
   }

@@ -26,7 +26,7 @@ export async function runCoordinator(cfg: JobConfig, opts: CoordinatorOptions = 
     host: c.host, port: c.port, joinTimeoutSeconds: c.joinTimeoutSeconds,
     token: readToken(c.tokenFile), cert: c.tlsCert, key: c.tlsKey, clientCa: c.tlsClientCa,
   });
-  const http = cfg.metrics.port === null ? null : await startHttpServer(job.metrics, cfg.metrics.port, () => true);
+  const http = cfg.metrics.port === null ? null : await startHttpServer(job.metrics, cfg.metrics.host, cfg.metrics.port, () => true);
   opts.onListening?.(port, cluster);
   let ending = 'job finished';
   try {

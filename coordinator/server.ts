@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { DeadlineExceeded, endedBecause, JobDiverged, JobFailed, rejectReason, Unauthenticated, WireInvalid, WorkerRefused } from '../core/errors';
 import { logger } from '../core/observe/log';
-import { authorized, serverCredentials, ServerTls } from '../core/wire/security';
+import { authorized, cleartextTokenWarning, serverCredentials, ServerTls } from '../core/wire/security';
 import { MAX_MESSAGE_BYTES } from '../core/wire/tensors';
 import { writeWithBackpressure } from '../core/wire/backpressure';
 import { CoordinatorMessage, CoordinatorService, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
@@ -150,6 +150,8 @@ export async function startServer(cluster: Cluster, opts: ServerOptions): Promis
   });
   const bound = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${host}:${port}`, serverCredentials(opts), (err, p) => (err ? reject(err) : resolve(p))));
+  const cleartext = cleartextTokenWarning(opts.token, Boolean(opts.cert), 'coordinator');
+  if (cleartext) log.warn('INSECURE', { problem: cleartext });
   log.info('listening', { address: `${host}:${bound}`, tls: opts.cert ? (opts.clientCa ? 'mutual' : 'server') : 'off', token: opts.token ? 'required' : 'off' });
   return { server, port: bound };
 }

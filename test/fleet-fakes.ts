@@ -119,9 +119,9 @@ export class FakeWorker implements Channel {
 }
 
 /** A Cluster over eight 1×1×1 training examples (`valSize` for validation) and two trainable tensors. */
-export function fakeCluster(clock: Clock = new FakeClock(), valSize = 8, cluster: Record<string, unknown> = {}): Cluster {
+export function fakeCluster(clock: Clock = new FakeClock(), valSize = 8, job: { cluster?: object; metrics?: object } = {}): Cluster {
   const ds = (n: number): Dataset => ({ images: Uint8Array.from({ length: n }, (_, i) => i), labels: Int32Array.from({ length: n }, (_, i) => i % 2), shape: [1, 1, 1], numClasses: 2 });
-  const cfg = parseJob({ name: 'fake', cluster: { sliceDeadline: { seconds: 10 }, ...cluster }, metrics: { port: null } });
+  const cfg = parseJob({ name: 'fake', cluster: { sliceDeadline: { seconds: 10 }, ...job.cluster }, metrics: { port: null, ...job.metrics } });
   return new Cluster({
     cfg,
     data: { train: ds(8), val: ds(valSize), norm: { mean: [0], std: [1] } },

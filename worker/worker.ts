@@ -17,7 +17,7 @@ import { computeGradients, evaluateRange, makeBatch } from '../core/train/gradie
 import { prepareData } from '../core/job/data';
 import { startHttpServer } from '../core/observe/http-server';
 import { logger } from '../core/observe/log';
-import { clientCredentials, ClientTls, tokenMetadata } from '../core/wire/security';
+import { cleartextTokenWarning, clientCredentials, ClientTls, tokenMetadata } from '../core/wire/security';
 import { Metrics } from '../core/observe/metrics';
 import { paramSpecs, writeParams } from '../core/model/params';
 import { CHUNK_BYTES, chunksOf, MAX_MESSAGE_BYTES, TensorAssembler } from '../core/wire/tensors';
@@ -103,6 +103,8 @@ export interface WorkerOptions {
   id?: string;
   /** Port for /metrics, /healthz, /readyz; null = off. */
   metricsPort?: number | null;
+  /** Address that server binds (default every interface). */
+  metricsHost?: string;
   /** The shared token (see core/wire/security.ts); null = none. */
   token?: string | null;
   tls?: ClientTls;
@@ -121,10 +123,12 @@ export async function runWorker(address: string, opts: WorkerOptions = {}): Prom
   const backend = await initBackend(opts.backend);
   const metrics = new Metrics('', 'worker');
   const state: SessionState = { id: opts.id ?? '', job: null, joins: 0 };
-  const http = opts.metricsPort === null || opts.metricsPort === undefined ? null : await startHttpServer(metrics, opts.metricsPort, () => state.job !== null);
+  const http = opts.metricsPort === null || opts.metricsPort === undefined ? null : await startHttpServer(metrics, opts.metricsHost ?? '0.0.0.0', opts.metricsPort, () => state.job !== null);
   const client = new CoordinatorClient(address, clientCredentials(opts.tls ?? {}), {
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
   });
+  const cleartext = cleartextTokenWarning(opts.token ?? null, Boolean(opts.tls?.ca || opts.tls?.cert), 'worker');
+  if (cleartext) log.warn('INSECURE', { problem: cleartext });
   const giveUpAfter = (opts.reconnectSeconds ?? 300) * 1000;
   let attempt = 0, lostAt = Date.now();
   try {

@@ -6,6 +6,8 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend/backends';
 import { latestCheckpoint, loadCheckpoint, TrainingState } from '../model/checkpoint';
 import { JobConfig, outDirOf } from './config';
+import { differences, Fingerprint, fingerprint } from './fingerprint';
+import { CheckpointInvalid } from '../errors';
 import { count } from '../data/dataset';
 import { EventBus } from '../observe/events';
 import { Metrics } from '../observe/metrics';
@@ -33,6 +35,8 @@ export interface JobSetup {
   sgd: Sgd;
   sampler: Sampler;
   startIteration: number;
+  /** What checkpoints record of this job, so a resume can tell it is the same job. */
+  fingerprint: Fingerprint;
   /** The ledger as of the checkpoint resumed from (empty for a fresh start). */
   ledger: LedgerEntry[];
   outDir: string;
@@ -42,10 +46,15 @@ export interface JobSetup {
   nats: NatsPublisher | null;
 }
 
-async function startingPoint(cfg: JobConfig, data: JobData, resume: boolean): Promise<{ model: tf.LayersModel; state: TrainingState }> {
+async function startingPoint(cfg: JobConfig, data: JobData, resume: boolean, print: Fingerprint): Promise<{ model: tf.LayersModel; state: TrainingState }> {
   const latest = resume ? latestCheckpoint(outDirOf(cfg)) : null;
   if (latest) {
     const { model, state } = await loadCheckpoint(latest);
+    const differ = differences(state.fingerprint, print);
+    if (differ.length > 0) {
+      model.dispose();
+      throw new CheckpointInvalid(`${latest} was written by a different job (${differ.join('; ')}); resume with the config it was written with, or start afresh without --resume or with another train.outDir`);
+    }
     log.info('resuming', { checkpoint: latest, iteration: state.iteration });
     return { model, state };
   }
@@ -57,7 +66,8 @@ export async function setupJob(cfg: JobConfig, resume = false, events = new Even
   events.job = cfg.name;
   const backend = await initBackend(cfg.backend);
   const data = await prepareData(cfg);
-  const { model, state } = await startingPoint(cfg, data, resume);
+  const print = fingerprint(cfg, count(data.train));
+  const { model, state } = await startingPoint(cfg, data, resume, print);
   const specs = paramSpecs(model);
   const multipliers = resolveMultipliers(specs.map((s) => s.name), cfg.optimizer.layers);
   const trainable = specs.map((s) => s.name).filter((n) => !isFrozen(multipliers.get(n)!));
@@ -68,6 +78,7 @@ export async function setupJob(cfg: JobConfig, resume = false, events = new Even
     params: readParams(model),
     sampler: new Sampler(count(data.train), cfg.seed, state.sampler),
     startIteration: state.iteration,
+    fingerprint: print,
     ledger: state.ledger,
     outDir: outDirOf(cfg),
     events,

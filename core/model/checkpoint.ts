@@ -25,6 +25,8 @@ export interface TrainingState {
   sampler: SamplerPosition;
   velocity: Tensors;
   ledger: LedgerEntry[];
+  /** What the job that wrote it was (core/job/fingerprint.ts); absent in older checkpoints. */
+  fingerprint?: Record<string, string | number>;
 }
 
 interface StateFile {
@@ -32,6 +34,7 @@ interface StateFile {
   seed: number;
   job: string;
   sampler: SamplerPosition;
+  fingerprint?: Record<string, string | number>;
   velocity: { name: string; offset: number; length: number }[];
   sha256: Record<string, string>;
 }

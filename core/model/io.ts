@@ -2,45 +2,96 @@
 // weight shards), from a local path or an http(s) URL, without tfjs-node's
 // file:// handler (which the wasm and cpu backends do not have).
 import * as tf from '@tensorflow/tfjs';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { writeDirAtomic } from '../util/atomic';
 import { ModelInvalid } from '../errors';
+import { product } from '../util/numbers';
 
-type Reader = (relative: string) => Promise<Buffer>;
+type Reader = (relative: string, maxBytes: number) => Promise<Buffer>;
 
-/** Reads model.json and its weight shards, which are named relative to it. */
-function readerFor(source: string): { reader: Reader; file: string } {
+/** How long one file may take to fetch, and how large model.json may be (weights are bounded by what the manifest declares). */
+export interface FetchLimits {
+  seconds: number;
+  modelJsonBytes: number;
+}
+const LIMITS: FetchLimits = { seconds: 300, modelJsonBytes: 64 << 20 };
+
+/**
+ * Reads model.json and its weight shards, which are named relative to it and
+ * must stay beside it: a manifest naming `../x` or another host is refused
+ * (a model.from is often someone else's file).
+ */
+function readerFor(source: string, limits: FetchLimits): { reader: Reader; file: string } {
   if (/^https?:\/\//.test(source)) {
     const base = new URL(source);
+    const folder = new URL('.', base);
     return {
       file: basename(base.pathname),
-      reader: async (rel) => {
+      reader: async (rel, maxBytes) => {
         const url = new URL(rel, base);
-        const res = await fetch(url);
-        if (!res.ok) throw new ModelInvalid(`${url}: HTTP ${res.status} ${res.statusText}`);
-        return Buffer.from(await res.arrayBuffer());
+        if (url.origin !== folder.origin || !url.pathname.startsWith(folder.pathname)) throw new ModelInvalid(`${source}: weight path '${rel}' leaves the model's folder ${folder}`);
+        return fetchBounded(url, maxBytes, limits.seconds);
       },
     };
   }
   const path = resolve(source.replace(/^file:\/\//, ''));
-  return { file: basename(path), reader: async (rel) => readFileSync(join(dirname(path), rel)) };
+  const folder = dirname(path);
+  return {
+    file: basename(path),
+    reader: async (rel, maxBytes) => {
+      const file = resolve(folder, rel);
+      const inside = relative(folder, file);
+      if (inside.startsWith('..') || isAbsolute(inside)) throw new ModelInvalid(`${source}: weight path '${rel}' leaves the model's folder ${folder}`);
+      if (statSync(file).size > maxBytes) throw new ModelInvalid(`${file}: larger than the ${maxBytes} bytes its manifest declares`);
+      return readFileSync(file);
+    },
+  };
+}
+
+/** GET `url`, refusing more than `maxBytes` and giving up after `seconds`. */
+async function fetchBounded(url: URL, maxBytes: number, seconds: number): Promise<Buffer> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(seconds * 1000) }).catch((err: Error) => {
+    throw new ModelInvalid(`${url}: ${err.name === 'TimeoutError' ? `no answer within ${seconds} s` : err.message}`, { cause: err });
+  });
+  if (!res.ok) throw new ModelInvalid(`${url}: HTTP ${res.status} ${res.statusText}`);
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for await (const part of res.body as AsyncIterable<Uint8Array>) {
+      size += part.length;
+      if (size > maxBytes) throw new ModelInvalid(`${url}: more than the ${maxBytes} bytes expected`);
+      parts.push(part);
+    }
+  } catch (err) {
+    if (err instanceof ModelInvalid) throw err;
+    throw new ModelInvalid(`${url}: ${(err as Error).name === 'TimeoutError' ? `not complete within ${seconds} s` : (err as Error).message}`, { cause: err });
+  }
+  return Buffer.concat(parts);
+}
+
+/** Bytes the manifest's weights take (what all its shards together hold). */
+function manifestBytes(manifest: tf.io.WeightsManifestConfig): number {
+  const size: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, float16: 2, complex64: 8, string: 0 };
+  return manifest.flatMap((g) => g.weights).reduce((a, w) => a + product(w.shape) * (w.quantization ? 2 : size[w.dtype] ?? 4), 0);
 }
 
 /** Load a LayersModel from a model.json path or URL; `cutAt` keeps layers up to and including that one. */
-export async function loadModel(source: string, cutAt?: string): Promise<tf.LayersModel> {
-  const { reader, file } = readerFor(source);
+export async function loadModel(source: string, cutAt?: string, limits: FetchLimits = LIMITS): Promise<tf.LayersModel> {
+  const { reader, file } = readerFor(source, limits);
   let modelJson: tf.io.ModelJSON;
   try {
-    modelJson = JSON.parse((await reader(file)).toString('utf8'));
+    modelJson = JSON.parse((await reader(file, limits.modelJsonBytes)).toString('utf8'));
   } catch (err) {
+    if (err instanceof ModelInvalid) throw err;
     throw new ModelInvalid(`${source}: cannot read model.json (${(err as Error).message}); pass a tfjs LayersModel model.json path or URL`, { cause: err });
   }
   if (!modelJson.modelTopology || !modelJson.weightsManifest) {
     throw new ModelInvalid(`${source}: not a tfjs LayersModel (no modelTopology or weightsManifest)`);
   }
   const artifacts = await tf.io.getModelArtifactsForJSON(modelJson, async (manifest) => {
-    const shards = await Promise.all(manifest.flatMap((g) => g.paths).map(reader));
+    const total = manifestBytes(manifest);
+    const shards = await Promise.all(manifest.flatMap((g) => g.paths).map((p) => reader(p, total)));
     const data = tf.io.CompositeArrayBuffer.join(shards.map((b) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer));
     return [tf.io.getWeightSpecs(manifest), data];
   });

@@ -10,7 +10,7 @@ import { Metrics } from './metrics';
 
 const log = logger('http');
 
-export async function startHttpServer(metrics: Metrics, port: number, ready: () => boolean): Promise<Server | null> {
+export async function startHttpServer(metrics: Metrics, host: string, port: number, ready: () => boolean): Promise<Server | null> {
   const server = createServer(async (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/metrics') {
@@ -28,13 +28,13 @@ export async function startHttpServer(metrics: Metrics, port: number, ready: () 
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, resolve);
+      server.listen(port, host, resolve);
     });
   } catch (err) {
-    log.warn('metrics server not started', { port, error: (err as Error).message });
+    log.warn('metrics server not started', { host, port, error: (err as Error).message });
     return null;
   }
   server.unref();
-  log.info('metrics listening', { port: (server.address() as AddressInfo).port, paths: '/metrics /healthz /readyz' });
+  log.info('metrics listening', { host, port: (server.address() as AddressInfo).port, paths: '/metrics /healthz /readyz' });
   return server;
 }

@@ -9,6 +9,7 @@
 import { connect, JSONCodec, NatsConnection } from 'nats';
 import { TrainingEvent } from './events';
 import { logger } from './log';
+import { redactUrl } from '../util/redact';
 
 const log = logger('nats');
 const codec = JSONCodec<TrainingEvent>();
@@ -30,12 +31,12 @@ export class NatsPublisher {
     try {
       this.nc = await connect({ servers: this.url, name: 'tunefleet-coordinator', waitOnFirstConnect: true, maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: 2000 });
     } catch (err) {
-      log.warn('cannot connect', { url: this.url, error: (err as Error).message });
+      log.warn('cannot connect', { url: redactUrl(this.url), error: (err as Error).message });
       return;
     }
     if (this.closed) return void this.nc.close();
     this.connected = true;
-    log.info('connected', { url: this.url });
+    log.info('connected', { url: redactUrl(this.url) });
     for await (const s of this.nc.status()) {
       if (s.type === 'disconnect' || s.type === 'staleConnection') this.connected = false;
       if (s.type === 'reconnect') this.connected = true;

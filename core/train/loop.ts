@@ -107,7 +107,7 @@ async function loop(job: JobSetup, compute: Compute): Promise<TrainResult> {
     if (done % t.checkpointEvery === 0 || done === t.iterations) {
       const t0 = Date.now();
       writeParams(model, params);
-      const dir = await saveCheckpoint(outDir, model, { iteration: done, seed: cfg.seed, job: cfg.name, sampler: sampler.position, velocity: sgd.velocity, ledger: compute.ledgerEntries?.() ?? [] }, t.keepCheckpoints);
+      const dir = await saveCheckpoint(outDir, model, { iteration: done, seed: cfg.seed, job: cfg.name, fingerprint: job.fingerprint, sampler: sampler.position, velocity: sgd.velocity, ledger: compute.ledgerEntries?.() ?? [] }, t.keepCheckpoints);
       log.info('checkpoint', { iteration: done, dir });
       events.emit({ type: 'checkpoint.written', iteration: done, dir, bytes: folderBytes(dir), seconds: (Date.now() - t0) / 1000 });
     }
