@@ -18,6 +18,7 @@ export function describeEvent(e: TrainingEvent): string {
     case 'evaluation': return `iteration ${e.iteration}: validation accuracy ${pct(e.valAccuracy)}, loss ${e.valLoss.toFixed(4)}`;
     case 'checkpoint.written': return `checkpoint at iteration ${e.iteration}: ${e.dir} (${(e.bytes / 2 ** 20).toFixed(1)} MiB, ${e.seconds.toFixed(2)} s)`;
     case 'lr.changed': return `learning rate ${e.lr} from iteration ${e.iteration}`;
+    case 'step.skipped': return `step ${e.iteration} SKIPPED: gradient norm ${e.gradNorm.toPrecision(3)} against a recent median of ${e.medianNorm.toPrecision(3)}`;
     case 'target.reached': return `TARGET ${pct(e.target)} reached at iteration ${e.iteration} (${pct(e.valAccuracy)}) after ${e.wallSeconds.toFixed(0)} s`;
   }
 }

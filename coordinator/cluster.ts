@@ -71,7 +71,7 @@ export class Cluster implements Compute, Fleet {
     this.localData = opts.localData;
     this.ledger = new Ledger(job.data.train.labels.length, job.ledger);
     this.sync = new WorkerSync(job.params, { all: job.specs, trainable }, opts.localData ? null : job.data, job.metrics);
-    this.steps = new Steps(this, new GradientAverager(trainable), this.ledger, job.metrics, clock);
+    this.steps = new Steps(this, new GradientAverager(trainable), this.ledger, job.metrics, clock, job.cfg.train.spikeGuard);
     this.evaluations = new Evaluations(this);
     this.deadlines = new Deadlines(job.cfg.cluster.sliceDeadline, (w, seconds, kind) =>
       this.drop(w, new DeadlineExceeded(`no result within the ${kind} deadline of ${seconds.toFixed(1)} s`)), clock);

@@ -21,6 +21,7 @@
 import { JobDiverged, WireInvalid } from '../core/errors';
 import { Metrics, Phase } from '../core/observe/metrics';
 import { Ledger } from '../core/train/ledger';
+import { l2Norm, NormHistory, SpikeGuardConfig } from '../core/train/spike-guard';
 import { Tensors } from '../core/train/optimizer';
 import { CoordinatorMessage, StepDone, TensorChunk } from '../proto/gen/tunefleet/v1/tunefleet';
 import { GradientAverager } from './aggregator';
@@ -39,6 +40,7 @@ export interface Fleet {
   /** `w` answered its oldest slice of `round`: stop that slice's deadline (and start the next one's). */
   answered<R>(w: string, round: Round<R>, kind: SliceKind): void;
   session(w: string): WorkerSession;
+  live(): string[];
 }
 
 export interface StepResult {
@@ -50,13 +52,19 @@ export interface StepResult {
 export class Steps {
   private current: { step: number; version: number; round: Round<StepDone>; nonFinite: Set<Task> } | null = null;
 
+  /** Recent workers' gradient norms, to reject one far above its peers' (spike-guard.ts). */
+  private readonly contributions: NormHistory;
+
   constructor(
     private readonly fleet: Fleet,
     private readonly averager: GradientAverager,
     private readonly ledger: Ledger,
     private readonly metrics: Metrics,
     private readonly clock: Clock,
-  ) {}
+    spikeGuard: SpikeGuardConfig,
+  ) {
+    this.contributions = new NormHistory(spikeGuard);
+  }
 
   async run(step: number, version: number, indices: Uint32Array, epochs: Uint32Array): Promise<StepResult> {
     const timer = new StepTimer(this.clock);
@@ -98,6 +106,18 @@ export class Steps {
     if (completed && !allFinite(uploads.tensors.get(completed)!)) this.nonFinite(task, `${completed}: gradient holds NaN or Inf`);
   }
 
+  /**
+   * With three or more live workers the others outvote one bad gradient: one
+   * whose norm is far above recent workers' is refused. With fewer, the
+   * step's own guard (core/train/loop.ts) has to catch it.
+   */
+  private checkNotOutlier(grads: Iterable<Float32Array>): void {
+    if (!this.contributions.on || this.fleet.live().length < 3) return;
+    const norm = l2Norm(grads);
+    const { spike, median } = this.contributions.judge(norm);
+    if (spike) throw new WireInvalid(`gradient norm ${norm.toPrecision(3)} is far above the recent median of ${median.toPrecision(3)}`, 'outlier');
+  }
+
   /** A slice's gradient or loss is NaN/Inf: the worker's fault the first time, the model's the second (see the header). */
   private nonFinite(task: Task, what: string): never {
     const current = this.current!;
@@ -122,7 +142,9 @@ export class Steps {
     if (!Number.isFinite(msg.loss)) this.nonFinite(task, `StepDone reports loss ${msg.loss}`);
     if (!(Number.isFinite(msg.computeSeconds) && msg.computeSeconds >= 0)) throw new WireInvalid(`StepDone reports compute_seconds ${msg.computeSeconds}`, 'non-finite');
     if (msg.examples !== task.indices.length) throw new WireInvalid(`StepDone reports ${msg.examples} examples for a slice of ${task.indices.length}`, 'examples');
-    if (!this.fleet.session(w).uploads.complete()) throw new WireInvalid('StepDone before every trainable gradient arrived', 'incomplete');
+    const uploads = this.fleet.session(w).uploads;
+    if (!uploads.complete()) throw new WireInvalid('StepDone before every trainable gradient arrived', 'incomplete');
+    this.checkNotOutlier(uploads.tensors.values());
     current.round.complete(w, msg);
     this.fleet.answered(w, current.round, 'step');
   }

@@ -59,6 +59,7 @@ export const REJECT_REASONS = {
   'stale': 'a result for another step or parameter version',
   'examples': 'an example count other than the slice\'s',
   'incomplete': 'StepDone before every trainable gradient arrived',
+  'outlier': "a worker's gradient norm far above its peers' recent ones (train.spikeGuard, with 3 or more live workers)",
   'unexpected': 'a message that does not fit the session now (e.g. a gradient while it holds no slice)',
   'duplicate-id': 'a worker id that is live in another session',
   'refused': 'a worker id refused for repeated bad sessions',

@@ -35,7 +35,8 @@ export type Behaviour =
   | 'fail-mid-gradient' // one chunk, then its session ends
   | 'fail-after-done' // answers, then its session ends
   | 'straggle' // never answers
-  | 'nan-gradient'; // sends a NaN (a bad message)
+  | 'nan-gradient' // sends a NaN (a bad message)
+  | 'poison'; // sends a finite but absurd gradient (every value 3e38)
 
 export class FakeWorker implements Channel {
   readonly inbox: CoordinatorMessage[] = [];
@@ -96,18 +97,26 @@ export class FakeWorker implements Channel {
     if (b === 'fail-before-sending') return c.leave(this.id, 'stream ended');
     const grads = sliceGradient(step.indices);
     if (b === 'nan-gradient') grads.get('dense/bias')![0] = NaN;
+    if (b === 'poison') for (const g of grads.values()) g.fill(3e38);
     const chunks = SPECS.flatMap((s) => [...chunksOf(s.name, s.shape, grads.get(s.name)!, 4, DType.FLOAT32)]);
     for (const chunk of chunks) {
-      try {
-        c.onGradient(this.id, chunk);
-      } catch (err) {
-        return c.drop(this.id, err as Error); // what server.ts does with a handler's throw
-      }
+      if (!this.deliver(() => c.onGradient(this.id, chunk))) return;
       if (b === 'fail-mid-gradient') return c.leave(this.id, 'stream ended');
     }
     const loss = sliceGradient(step.indices).get('dense/kernel')![0];
-    c.onStepDone(this.id, { step: step.step, version: step.version, examples: step.indices.length, loss, computeSeconds: 0.01 });
+    if (!this.deliver(() => c.onStepDone(this.id, { step: step.step, version: step.version, examples: step.indices.length, loss, computeSeconds: 0.01 }))) return;
     if (b === 'fail-after-done') c.leave(this.id, 'stream ended');
+  }
+
+  /** Hand one message to the cluster as server.ts does: a throw ends this session. False if it did. */
+  private deliver(handle: () => void): boolean {
+    try {
+      handle();
+      return true;
+    } catch (err) {
+      this.cluster.drop(this.id, err as Error);
+      return false;
+    }
   }
 
   /** How many times each parameter's bytes were sent to this worker. */
@@ -119,9 +128,9 @@ export class FakeWorker implements Channel {
 }
 
 /** A Cluster over eight 1×1×1 training examples (`valSize` for validation) and two trainable tensors. */
-export function fakeCluster(clock: Clock = new FakeClock(), valSize = 8, job: { cluster?: object; metrics?: object } = {}): Cluster {
+export function fakeCluster(clock: Clock = new FakeClock(), valSize = 8, job: { cluster?: object; metrics?: object; train?: object } = {}): Cluster {
   const ds = (n: number): Dataset => ({ images: Uint8Array.from({ length: n }, (_, i) => i), labels: Int32Array.from({ length: n }, (_, i) => i % 2), shape: [1, 1, 1], numClasses: 2 });
-  const cfg = parseJob({ name: 'fake', cluster: { sliceDeadline: { seconds: 10 }, ...job.cluster }, metrics: { port: null, ...job.metrics } });
+  const cfg = parseJob({ name: 'fake', cluster: { sliceDeadline: { seconds: 10 }, ...job.cluster }, metrics: { port: null, ...job.metrics }, train: job.train });
   return new Cluster({
     cfg,
     data: { train: ds(8), val: ds(valSize), norm: { mean: [0], std: [1] } },

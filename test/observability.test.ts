@@ -28,7 +28,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function job(overrides: Record<string, unknown> = {}) {
   return parseJob({
     name: 'obs', backend: 'wasm', data: { path: dataDir, download: false },
-    train: { iterations: 12, batchSize: 32, evalEvery: 4, logEvery: 2, checkpointEvery: 6, outDir: tempDir(), targetAccuracy: 0.01 },
+    // A spike guard so tight that some step is judged a spike (step.skipped).
+    train: { iterations: 12, batchSize: 32, evalEvery: 4, logEvery: 2, checkpointEvery: 6, outDir: tempDir(), targetAccuracy: 0.01, spikeGuard: { factor: 1.01, window: 2, warmup: 1 } },
     optimizer: { lr: 0.02, layers: [{ match: 'head/*', lrMult: 10 }], policy: { type: 'step', gamma: 0.5, stepSize: 5 } },
     metrics: { port: null, workerPort: null },
     ...overrides,
@@ -58,6 +59,7 @@ const PAYLOAD: Record<string, string[]> = {
   evaluation: ['iteration', 'valAccuracy', 'valLoss', 'trainLoss', 'wallSeconds'],
   'checkpoint.written': ['iteration', 'dir', 'bytes', 'seconds'],
   'lr.changed': ['iteration', 'lr'],
+  'step.skipped': ['iteration', 'gradNorm', 'medianNorm'],
   'target.reached': ['iteration', 'valAccuracy', 'target', 'wallSeconds'],
 };
 
@@ -91,6 +93,7 @@ test('observability – a real nats-server receives every event kind with its do
   assert.match(watched, /obs: iteration 4: validation accuracy \d+\.\d+%/);
   assert.match(watched, /obs: worker w2 LOST/);
   assert.match(watched, /obs: TARGET 1\.00% reached at iteration 4/);
+  assert.match(watched, /obs: step \d+ SKIPPED: gradient norm/);
   assert.doesNotMatch(watched, /obs-fail/, '--job filters other jobs out');
   for (const type of EVENT_TYPES) {
     const hit = got.find((g) => g.e.type === type);

@@ -187,3 +187,15 @@ test('step – a non-finite loss counts the same way: once the worker, twice the
   assert.throws(() => cluster.onStepDone('w0', done), (e: Error) => e instanceof JobDiverged);
   await assert.rejects(step, JobDiverged);
 });
+
+test('step – with three or more workers a poisoned (finite, absurd) gradient is an outlier: refused, its slice redone, the mean unharmed', async () => {
+  const clock = new FakeClock();
+  const cluster = fakeCluster(clock, 8, { train: { spikeGuard: { factor: 10, window: 50, warmup: 4 } } });
+  const workers = ['ok', 'ok', 'ok', 'ok'].map((b, i) => joinWorker(cluster, `w${i}`, b as Behaviour));
+  for (let step = 0; step < 2; step++) await drive(cluster.gradients(step, BATCH, EPOCHS), workers, clock); // 8 honest norms: warm
+  workers[2].behaviour = 'poison';
+  const mean = await drive(cluster.gradients(2, BATCH, EPOCHS), workers, clock);
+  assert.ok(workers[2].failedWith instanceof WireInvalid && workers[2].failedWith.reason === 'outlier', String(workers[2].failedWith));
+  assert.ok(Math.abs(mean.grads.get('dense/kernel')![1] - EXPECTED.kernel[1]) < 1e-5, 'the mean over the batch, without the poison');
+  assert.match(await cluster.metrics.text(), /tunefleet_rejected_messages_total\{[^}]*reason="outlier"[^}]*\} 1/);
+});

@@ -20,6 +20,7 @@ export type TrainingEvent = Base & (
   | { type: 'evaluation'; iteration: number; valAccuracy: number; valLoss: number; trainLoss: number; wallSeconds: number }
   | { type: 'checkpoint.written'; iteration: number; dir: string; bytes: number; seconds: number }
   | { type: 'lr.changed'; iteration: number; lr: number }
+  | { type: 'step.skipped'; iteration: number; gradNorm: number; medianNorm: number }
   | { type: 'target.reached'; iteration: number; valAccuracy: number; target: number; wallSeconds: number }
 );
 
@@ -28,7 +29,7 @@ export type EventType = TrainingEvent['type'];
 // is listed here too (and with it in the tests that iterate EVENT_TYPES).
 const EVERY_TYPE: Record<EventType, true> = {
   'job.started': true, 'job.finished': true, 'job.failed': true, 'worker.joined': true, 'worker.left': true, 'worker.lost': true,
-  'progress': true, 'evaluation': true, 'checkpoint.written': true, 'lr.changed': true, 'target.reached': true,
+  'progress': true, 'evaluation': true, 'checkpoint.written': true, 'lr.changed': true, 'step.skipped': true, 'target.reached': true,
 };
 export const EVENT_TYPES = Object.keys(EVERY_TYPE) as EventType[];
 

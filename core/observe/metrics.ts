@@ -44,6 +44,7 @@ export class Metrics {
       targetSeconds: gauge('tunefleet_target_reached_seconds', 'Wall seconds from job start until train.targetAccuracy was first reached.'),
       lr: gauge('tunefleet_learning_rate', 'Effective learning rate per layer group (base rate × lr_mult; group = the matching rule).', ['group']),
       gradNorm: gauge('tunefleet_gradient_norm', 'L2 norm of the averaged gradient of the last step.'),
+      skipped: counter('tunefleet_steps_skipped_total', 'Steps not applied because their gradient norm was a spike (train.spikeGuard).'),
       workersLive: gauge('tunefleet_workers_live', 'Workers with an open session.'),
       joins: counter('tunefleet_worker_joins_total', 'Workers that joined.'),
       leaves: counter('tunefleet_worker_leaves_total', 'Workers that left when the job finished.'),
@@ -68,6 +69,7 @@ export class Metrics {
       case 'evaluation': m.valAccuracy.set(e.valAccuracy); m.valLoss.set(e.valLoss); break;
       case 'target.reached': m.targetIteration.set(e.iteration); m.targetSeconds.set(e.wallSeconds); break;
       case 'checkpoint.written': m.ckptSeconds.observe(e.seconds); m.ckptBytes.set(e.bytes); break;
+      case 'step.skipped': m.skipped.inc(); break;
       case 'worker.joined': m.joins.inc(); m.workersLive.set(e.live); m.workerInfo.set({ worker: e.worker, backend: e.backend }, 1); this.backends.set(e.worker, e.backend); break;
       case 'worker.left': m.leaves.inc(); m.workersLive.set(e.live); this.forgetWorker(e.worker); break;
       case 'worker.lost': m.losses.inc(); m.workersLive.set(e.live); this.forgetWorker(e.worker); break;

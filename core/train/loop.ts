@@ -1,7 +1,8 @@
 // The training loop, shared by `tunefleet train` (gradients computed in this
 // process) and the coordinator (gradients from workers over gRPC). One loop,
-// top to bottom: learning rate → batch → gradients → SGD step → log → maybe
-// evaluate → maybe checkpoint. Iteration-based, like Caffe.
+// top to bottom: learning rate → batch → gradients → SGD step (unless the
+// gradient is a spike: spike-guard.ts) → log → maybe evaluate → maybe
+// checkpoint. Iteration-based, like Caffe.
 import * as tf from '@tensorflow/tfjs';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { LedgerEntry } from './ledger';
 import { logger } from '../observe/log';
 import { groupRates } from './lr-rules';
 import { learningRate } from './lr-schedule';
+import { l2Norm, NormHistory } from './spike-guard';
 import { Phase } from '../observe/metrics';
 import { saveModel } from '../model/io';
 import { writeParams } from '../model/params';
@@ -65,6 +67,7 @@ async function loop(job: JobSetup, compute: Compute): Promise<TrainResult> {
   const curve: CurvePoint[] = [];
   const started = Date.now();
   const scaler = new BatchScaler({ policy: t.batchPolicy, batchSize: t.batchSize, plannedWorkers: cfg.cluster.workers, warmup: t.scaleWarmup });
+  const stepNorms = new NormHistory(t.spikeGuard);
   let lossSum = 0, lossCount = 0, windowExamples = 0, windowStart = Date.now(), lastLr = NaN, targetReached = false;
   events.emit({ type: 'job.started', backend: job.backend, iterations: t.iterations, startIteration: job.startIteration, batchSize: t.batchSize, trainExamples: job.data.train.labels.length });
   for (let it = job.startIteration; it < t.iterations; it++) {
@@ -79,11 +82,18 @@ async function loop(job: JobSetup, compute: Compute): Promise<TrainResult> {
     const { indices, epochs } = sampler.next(batchSize);
     const { loss, grads, phases = {} } = await compute.gradients(it, indices, epochs);
     const updateStart = performance.now();
-    sgd.step(params, grads, lr);
-    compute.paramsChanged(params);
+    const gradNorm = l2Norm(grads.values());
+    const { spike, median } = stepNorms.judge(gradNorm);
+    if (spike) {
+      log.warn('step skipped: gradient spike', { iteration: it + 1, gradNorm, median });
+      events.emit({ type: 'step.skipped', iteration: it + 1, gradNorm, medianNorm: median });
+    } else {
+      sgd.step(params, grads, lr);
+      compute.paramsChanged(params);
+    }
     phases.aggregate_update = (phases.aggregate_update ?? 0) + (performance.now() - updateStart) / 1000;
     for (const [phase, seconds] of Object.entries(phases)) metrics.phase(phase as Phase, seconds);
-    metrics.stepDone(it + 1, sampler.position.epoch, batchSize, (performance.now() - stepStart) / 1000, l2Norm(grads));
+    metrics.stepDone(it + 1, sampler.position.epoch, batchSize, (performance.now() - stepStart) / 1000, gradNorm);
     lossSum += loss; lossCount++; windowExamples += batchSize;
 
     const done = it + 1;
@@ -118,12 +128,6 @@ async function loop(job: JobSetup, compute: Compute): Promise<TrainResult> {
   log.info('finished', { model: join(outDir, 'model', 'model.json'), seconds });
   events.emit({ type: 'job.finished', iteration: t.iterations, valAccuracy: curve.length ? curve[curve.length - 1].valAccuracy : null, seconds });
   return { backend: job.backend, curve, outDir, model };
-}
-
-function l2Norm(grads: Tensors): number {
-  let sum = 0;
-  for (const g of grads.values()) for (let i = 0; i < g.length; i++) sum += g[i] * g[i];
-  return Math.sqrt(sum);
 }
 
 function folderBytes(dir: string): number {
