@@ -39,7 +39,7 @@ const job = (outDir: string, port: number, tokenFile: string | null) => parseJob
 async function memory(metricsPort: number): Promise<{ heapAndExternal: number; rss: number }> {
   const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   const value = (name: string) => Number(text.match(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'm'))![1]);
-  return { heapAndExternal: value('tunefleet_process_nodejs_heap_size_used_bytes') + value('tunefleet_process_nodejs_external_memory_bytes'), rss: value('tunefleet_process_resident_memory_bytes') };
+  return { heapAndExternal: value('tunefleet_process_nodejs_heap_size_used_bytes') + value('tunefleet_process_nodejs_external_memory_bytes'), rss: value('tunefleet_process_process_resident_memory_bytes') };
 }
 
 function ledger(address: string, epoch: number): Promise<LedgerReport> {
@@ -68,7 +68,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('soak – 8 workers, 30+ faults and a coordinator restart in one job: it finishes, exactly once, accurate, memory flat', { skip, timeout: 900_000 }, async () => {
   await initBackend('wasm');
-  const calm = await runJob(job(tempDir(), 0, null), 2);
+  const calm = await runJob(job(tempDir(), 0, null), WORKERS);
   const calmAccuracy = calm.curve[calm.curve.length - 1].valAccuracy;
 
   const dir = tempDir();
@@ -86,6 +86,7 @@ test('soak – 8 workers, 30+ faults and a coordinator restart in one job: it fi
     p.stderr!.on('data', (d: Buffer) => {
       for (const m of String(d).matchAll(/progress iteration=(\d+)/g)) iteration = Number(m[1]);
       for (const m of String(d).matchAll(new RegExp(`evaluation iteration=${ITERATIONS} valAccuracy=(\\S+)`, 'g'))) finalAccuracy = Number(m[1]);
+      for (const line of String(d).split('\n')) if (/ warn (coordinator|trainer): /.test(line)) console.log(line); // drops, skipped steps
     });
     return p;
   };
@@ -100,13 +101,11 @@ test('soak – 8 workers, 30+ faults and a coordinator restart in one job: it fi
 
   // Exactly once: ask the ledger about each epoch as soon as the next has begun (it keeps only two).
   const complete = new Map<number, boolean>();
+  let next = 0;
   const checking = setInterval(async () => {
     if (finishedCoordinator) return;
     try {
-      for (let e = 0; ; e++) {
-        if ((await ledger(address, e + 1)).examplesUsed === 0) break;
-        if (!complete.has(e) || !complete.get(e)) complete.set(e, (await ledger(address, e)).complete);
-      }
+      while ((await ledger(address, next + 1)).examplesUsed > 0) complete.set(next, (await ledger(address, next++)).complete);
     } catch { /* the coordinator is restarting */ }
   }, 300);
 
@@ -167,7 +166,7 @@ test('soak – 8 workers, 30+ faults and a coordinator restart in one job: it fi
   assert.ok(events.length >= 30, logs);
   assert.equal(welcomed, 1000, 'every flood session was let in, then left');
   const epochs = [...complete.values()];
-  assert.ok(epochs.length >= 6 && epochs.every(Boolean), `every completed epoch exactly once: ${[...complete]}`);
+  assert.ok(epochs.length === Math.floor((ITERATIONS * 64) / 2000) && epochs.every(Boolean), `every completed epoch exactly once: ${[...complete]}`);
   assert.ok(after.heapAndExternal - before.heapAndExternal <= 50 * 2 ** 20, `coordinator memory ${mib(before.heapAndExternal)} → ${mib(after.heapAndExternal)} MiB`);
   assert.ok(afterFlood.heapAndExternal - beforeFlood.heapAndExternal <= 50 * 2 ** 20, `flood: ${mib(beforeFlood.heapAndExternal)} → ${mib(afterFlood.heapAndExternal)} MiB`);
   assert.ok(calmAccuracy > 0.6, `the undisturbed run learned (${calmAccuracy})`);

@@ -48,7 +48,7 @@ const train = z.object({
   targetAccuracy: z.number().gt(0).max(1).nullable().default(null).describe('validation accuracy whose first crossing is reported (event target.reached, metric); null = none'),
   batchPolicy: z.enum(['global', 'per-worker']).default('global').describe("when workers join or leave: 'global' = batchSize stays the global batch; 'per-worker' = batchSize per live worker, and the learning rate scales with live ÷ cluster.workers (Goyal et al.), ramped over scaleWarmup iterations (core/train/batch-policy.ts)"),
   spikeGuard: z.object({
-    factor: z.number().gt(1).nullable().default(10).describe("a step whose averaged gradient's L2 norm is over factor × the median of recent steps is skipped; with ≥ 3 live workers one worker's gradient over factor × the median of recent ones is rejected (reason outlier); null = off"),
+    factor: z.number().gt(1).nullable().default(100).describe("a step whose averaged gradient's L2 norm is over factor × the median of recent steps is skipped; with ≥ 3 live workers one worker's gradient over factor × the median of recent ones is rejected (reason outlier); null = off"),
     window: positiveInt.default(50).describe('how many recent norms the median is over'),
     warmup: z.number().int().nonnegative().default(20).describe('judge only once this many norms are known'),
   }).strict().default({}).describe('guard against a poisoned or spiking gradient (core/train/spike-guard.ts)'),

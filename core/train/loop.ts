@@ -84,6 +84,7 @@ async function loop(job: JobSetup, compute: Compute): Promise<TrainResult> {
     const updateStart = performance.now();
     const gradNorm = l2Norm(grads.values());
     const { spike, median } = stepNorms.judge(gradNorm);
+    log.debug('gradient norm', { iteration: it + 1, gradNorm, median }); // TUNEFLEET_DEBUG=trainer: the series bench/spike-guard.ts replays
     if (spike) {
       log.warn('step skipped: gradient spike', { iteration: it + 1, gradNorm, median });
       events.emit({ type: 'step.skipped', iteration: it + 1, gradNorm, medianNorm: median });
