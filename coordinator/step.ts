@@ -21,7 +21,7 @@
 import { JobDiverged, WireInvalid } from '../core/errors';
 import { Metrics, Phase } from '../core/observe/metrics';
 import { Ledger } from '../core/train/ledger';
-import { l2Norm, NormHistory, SpikeGuardConfig } from '../core/train/spike-guard';
+import { NormHistory, SpikeGuardConfig, sumOfSquares } from '../core/train/spike-guard';
 import { Tensors } from '../core/train/optimizer';
 import { CoordinatorMessage, StepDone, TensorChunk } from '../proto/gen/tunefleet/v1/tunefleet';
 import { GradientAverager } from './aggregator';
@@ -54,6 +54,8 @@ export class Steps {
 
   /** Recent workers' gradient norms, to reject one far above its peers' (spike-guard.ts). */
   private readonly contributions: NormHistory;
+  /** The squared norm of each worker's upload in progress. */
+  private readonly squares = new WeakMap<WorkerSession, number>();
 
   constructor(
     private readonly fleet: Fleet,
@@ -90,20 +92,43 @@ export class Steps {
   }
 
   private accept(w: string, step: number, task: Task, done: StepDone): void {
-    const uploads = this.fleet.session(w).uploads;
+    const session = this.fleet.session(w);
     this.metrics.workerCompute(w, done.computeSeconds, done.examples);
-    this.averager.add(uploads.tensors, task.indices.length, done.loss);
+    this.averager.add(session.uploads.tensors, task.indices.length, done.loss);
     this.ledger.record(step, w, task.indices, task.epochs!);
-    uploads.reset();
+    session.uploads.reset();
+    this.squares.delete(session);
   }
 
   /** One chunk of worker `w`'s gradient for its current slice. */
   onGradient(w: string, chunk: TensorChunk): void {
     const task = this.current?.round.outstanding(w);
     if (!task) throw new WireInvalid('gradient chunk while no step is assigned to this worker', 'unexpected');
-    const uploads = this.fleet.session(w).uploads;
-    const completed = uploads.add(chunk);
-    if (completed && !allFinite(uploads.tensors.get(completed)!)) this.nonFinite(task, `${completed}: gradient holds NaN or Inf`);
+    const session = this.fleet.session(w);
+    const completed = session.uploads.add(chunk);
+    if (!completed) return;
+    // One pass over the finished tensor: NaN/Inf anywhere makes the sum non-finite; otherwise it is this upload's squared norm so far.
+    const squares = sumOfSquares(session.uploads.tensors.get(completed)!);
+    if (!Number.isFinite(squares)) this.nonFinite(task, `${completed}: gradient holds NaN or Inf`);
+    this.squares.set(session, (this.squares.get(session) ?? 0) + squares);
+  }
+
+  /** Worker `w` says its gradient for its oldest slice is complete. */
+  onStepDone(w: string, msg: StepDone): void {
+    const current = this.current;
+    const task = current?.round.outstanding(w);
+    if (!current || !task) throw new WireInvalid(`StepDone for step ${msg.step} while no step is assigned to this worker`, 'unexpected');
+    if (msg.step !== current.step || msg.version !== current.version) {
+      throw new WireInvalid(`StepDone for step ${msg.step} at version ${msg.version}; expected step ${current.step} at version ${current.version}`, 'stale');
+    }
+    if (!Number.isFinite(msg.loss)) this.nonFinite(task, `StepDone reports loss ${msg.loss}`);
+    if (!(Number.isFinite(msg.computeSeconds) && msg.computeSeconds >= 0)) throw new WireInvalid(`StepDone reports compute_seconds ${msg.computeSeconds}`, 'non-finite');
+    if (msg.examples !== task.indices.length) throw new WireInvalid(`StepDone reports ${msg.examples} examples for a slice of ${task.indices.length}`, 'examples');
+    const session = this.fleet.session(w);
+    if (!session.uploads.complete()) throw new WireInvalid('StepDone before every trainable gradient arrived', 'incomplete');
+    this.checkNotOutlier(Math.sqrt(this.squares.get(session) ?? 0));
+    current.round.complete(w, msg);
+    this.fleet.answered(w, current.round, 'step');
   }
 
   /**
@@ -111,9 +136,8 @@ export class Steps {
    * whose norm is far above recent workers' is refused. With fewer, the
    * step's own guard (core/train/loop.ts) has to catch it.
    */
-  private checkNotOutlier(grads: Iterable<Float32Array>): void {
+  private checkNotOutlier(norm: number): void {
     if (!this.contributions.on || this.fleet.live().length < 3) return;
-    const norm = l2Norm(grads);
     const { spike, median } = this.contributions.judge(norm);
     if (spike) throw new WireInvalid(`gradient norm ${norm.toPrecision(3)} is far above the recent median of ${median.toPrecision(3)}`, 'outlier');
   }
@@ -130,27 +154,4 @@ export class Steps {
     current.round.abort(diverged);
     throw diverged;
   }
-
-  /** Worker `w` says its gradient for its oldest slice is complete. */
-  onStepDone(w: string, msg: StepDone): void {
-    const current = this.current;
-    const task = current?.round.outstanding(w);
-    if (!current || !task) throw new WireInvalid(`StepDone for step ${msg.step} while no step is assigned to this worker`, 'unexpected');
-    if (msg.step !== current.step || msg.version !== current.version) {
-      throw new WireInvalid(`StepDone for step ${msg.step} at version ${msg.version}; expected step ${current.step} at version ${current.version}`, 'stale');
-    }
-    if (!Number.isFinite(msg.loss)) this.nonFinite(task, `StepDone reports loss ${msg.loss}`);
-    if (!(Number.isFinite(msg.computeSeconds) && msg.computeSeconds >= 0)) throw new WireInvalid(`StepDone reports compute_seconds ${msg.computeSeconds}`, 'non-finite');
-    if (msg.examples !== task.indices.length) throw new WireInvalid(`StepDone reports ${msg.examples} examples for a slice of ${task.indices.length}`, 'examples');
-    const uploads = this.fleet.session(w).uploads;
-    if (!uploads.complete()) throw new WireInvalid('StepDone before every trainable gradient arrived', 'incomplete');
-    this.checkNotOutlier(uploads.tensors.values());
-    current.round.complete(w, msg);
-    this.fleet.answered(w, current.round, 'step');
-  }
-}
-
-function allFinite(values: Float32Array): boolean {
-  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return false;
-  return true;
 }

@@ -45,9 +45,16 @@ export class NormHistory {
   }
 }
 
+/** Σ v², in float64; NaN or Inf when any value is not finite. */
+export function sumOfSquares(values: Float32Array): number {
+  let sum = 0;
+  for (let i = 0; i < values.length; i++) sum += values[i] * values[i];
+  return sum;
+}
+
 /** The L2 norm of a set of gradients, as one vector. */
 export function l2Norm(grads: Iterable<Float32Array>): number {
   let sum = 0;
-  for (const g of grads) for (let i = 0; i < g.length; i++) sum += g[i] * g[i];
+  for (const g of grads) sum += sumOfSquares(g);
   return Math.sqrt(sum);
 }
