@@ -21,14 +21,26 @@ export class WorkerSession {
   version = -1;
   /** Which examples of each split the worker has cached. */
   readonly cached: Record<Split.TRAIN | Split.VALIDATION, Uint8Array>;
-  readonly uploads: TensorAssembler;
   alive = true;
   private sending: Promise<void> = Promise.resolve();
   private handing: Promise<void> = Promise.resolve();
+  private assembler: TensorAssembler | null = null;
 
-  constructor(readonly id: string, readonly backend: string, private readonly channel: Channel, trainable: ParamSpec[], gradientDtypes: DType[], sizes: { train: number; val: number }) {
-    this.uploads = new TensorAssembler(trainable, gradientDtypes);
+  constructor(
+    readonly id: string,
+    readonly backend: string,
+    private readonly channel: Channel,
+    private readonly trainable: ParamSpec[],
+    private readonly gradientDtypes: DType[],
+    sizes: { train: number; val: number },
+  ) {
     this.cached = { [Split.TRAIN]: new Uint8Array(sizes.train), [Split.VALIDATION]: new Uint8Array(sizes.val) };
+  }
+
+  /** The gradient upload in progress. Its model-sized buffers are made on first use, so a session that never uploads costs none. */
+  get uploads(): TensorAssembler {
+    this.assembler ??= new TensorAssembler(this.trainable, this.gradientDtypes);
+    return this.assembler;
   }
 
   /** Queue a message; resolves once the channel has accepted it. Messages go out in call order. */

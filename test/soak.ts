@@ -30,7 +30,9 @@ const job = (outDir: string, port: number, tokenFile: string | null) => parseJob
   name: 'soak', seed: 4, backend: 'wasm',
   data: { dataset: 'fashion-mnist', download: false, limitTotal: 2000, validation: 5000, normalize: 'none' },
   train: { iterations: ITERATIONS, batchSize: 64, logEvery: 1, evalEvery: ITERATIONS, checkpointEvery: 40, outDir },
-  optimizer: { lr: 0.02, momentum: 0.9 },
+  // The rate drops for the last quarter, so the final model is a settled one and
+  // the accuracy comparison is not at the mercy of where the last steps bounced.
+  optimizer: { lr: 0.02, momentum: 0.9, policy: { type: 'step', gamma: 0.1, stepSize: 180 } },
   cluster: { workers: WORKERS, host: '127.0.0.1', port, tokenFile, sliceDeadline: { minSeconds: 2, factor: 5, joinSeconds: 60 } },
   metrics: { port: null },
 });
@@ -81,12 +83,13 @@ test('soak – 8 workers, 30+ faults and a coordinator restart in one job: it fi
   writeFileSync(file, JSON.stringify({ ...cfg, metrics: { ...cfg.metrics, port: metricsPort } }));
 
   let iteration = 0, finishedCoordinator = false, finalAccuracy = NaN;
+  const warnings: string[] = [];
   const startCoordinator = (resume: boolean) => {
     const p = spawn(process.execPath, [CLI, 'coordinator', '--config', file, ...(resume ? ['--resume'] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
     p.stderr!.on('data', (d: Buffer) => {
       for (const m of String(d).matchAll(/progress iteration=(\d+)/g)) iteration = Number(m[1]);
       for (const m of String(d).matchAll(new RegExp(`evaluation iteration=${ITERATIONS} valAccuracy=(\\S+)`, 'g'))) finalAccuracy = Number(m[1]);
-      for (const line of String(d).split('\n')) if (/ warn (coordinator|trainer): /.test(line)) console.log(line); // drops, skipped steps
+      for (const line of String(d).split('\n')) if (/ warn (coordinator|trainer): /.test(line)) warnings.push(line); // drops, skipped steps
     });
     return p;
   };
@@ -99,14 +102,22 @@ test('soak – 8 workers, 30+ faults and a coordinator restart in one job: it fi
   const until = async (it: number) => { while (iteration < it) await sleep(50); };
   for (let i = 0; i < WORKERS; i++) start(`w${i}`);
 
-  // Exactly once: ask the ledger about each epoch as soon as the next has begun (it keeps only two).
+  // Exactly once: ask the ledger about each epoch once the next has begun (it keeps only two). The
+  // step that crosses into the next epoch may still be in flight, so an incomplete answer is asked
+  // again; an epoch dropped from the ledger before it was ever seen complete counts as a failure.
   const complete = new Map<number, boolean>();
-  let next = 0;
+  let next = 0, asking = false;
   const checking = setInterval(async () => {
-    if (finishedCoordinator) return;
+    if (finishedCoordinator || asking) return;
+    asking = true;
     try {
-      while ((await ledger(address, next + 1)).examplesUsed > 0) complete.set(next, (await ledger(address, next++)).complete);
+      while ((await ledger(address, next + 1)).examplesUsed > 0) {
+        const r = await ledger(address, next);
+        if (!r.complete && r.examplesUsed > 0) break;
+        complete.set(next++, r.complete);
+      }
     } catch { /* the coordinator is restarting */ }
+    asking = false;
   }, 300);
 
   // Phase 1: coordinator #1.
@@ -118,7 +129,7 @@ test('soak – 8 workers, 30+ faults and a coordinator restart in one job: it fi
   const [a, b, c] = kill(3); // three in one step: two come back as new workers, one as itself
   start(`${a}-new`); start(`${b}-new`); start(c);
   await until(35);
-  const [stopped] = live().slice(-1);
+  const stopped = 'w7'; // a worker that has computed slices, so it holds one now
   workers.get(stopped)!.kill('SIGSTOP'); events.push(`stop ${stopped}`);
   await until(45);
   workers.get(stopped)!.kill('SIGCONT'); events.push(`cont ${stopped}`);
@@ -130,7 +141,7 @@ test('soak – 8 workers, 30+ faults and a coordinator restart in one job: it fi
   const beforeFlood = await memory(metricsPort);
   const welcomed = await flood(address);
   events.push('flood of 1,000 join-and-leave sessions');
-  await sleep(500);
+  await sleep(2000);
   const afterFlood = await memory(metricsPort);
   await until(90);
   coordinator.kill('SIGKILL'); events.push('kill the coordinator');
@@ -143,7 +154,7 @@ test('soak – 8 workers, 30+ faults and a coordinator restart in one job: it fi
   await until(110);
   for (const id of kill(3)) start(`${id}-b`);
   await until(120);
-  const stragglers = live().slice(-2);
+  const stragglers = ['w6', 'w7']; // rejoined after the restart at ~90 and computing since
   for (const id of stragglers) { workers.get(id)!.kill('SIGSTOP'); events.push(`stop ${id}`); }
   await until(135);
   for (const id of stragglers) { workers.get(id)!.kill('SIGCONT'); events.push(`cont ${id}`); }
@@ -160,10 +171,13 @@ test('soak – 8 workers, 30+ faults and a coordinator restart in one job: it fi
   await Promise.all([...workers.values()].map((p) => (running(p) ? exitOf(p) : null)));
   const logs = `${events.length} events: ${events.join(', ')}`;
   console.log(logs);
+  for (const line of warnings) console.log(line);
   const mib = (x: number) => +(x / 2 ** 20).toFixed(1);
   console.log(JSON.stringify({ accuracy: { soak: finalAccuracy, undisturbed: calmAccuracy }, memoryMiB: { before: mib(before.heapAndExternal), beforeFlood: mib(beforeFlood.heapAndExternal), afterFlood: mib(afterFlood.heapAndExternal), after: mib(after.heapAndExternal), rssBefore: mib(before.rss), rssAfter: mib(after.rss) }, epochsChecked: [...complete] }));
 
   assert.ok(events.length >= 30, logs);
+  const deadlineDrops = warnings.filter((l) => /worker dropped .*deadline: no result within the step deadline/.test(l));
+  assert.ok(deadlineDrops.length >= 3, `every straggler dropped at its deadline: ${deadlineDrops.length} drops`);
   assert.equal(welcomed, 1000, 'every flood session was let in, then left');
   const epochs = [...complete.values()];
   assert.ok(epochs.length === Math.floor((ITERATIONS * 64) / 2000) && epochs.every(Boolean), `every completed epoch exactly once: ${[...complete]}`);
