@@ -70,6 +70,7 @@ function handleSession(cluster: Cluster, opts: ServerOptions, call: SessionCall)
   const joinTimer = setTimeout(() => fail(new WireInvalid(`no Join within ${opts.joinTimeoutSeconds} s`, 'no-join')), opts.joinTimeoutSeconds * 1000);
   if (!authorized(opts.token, call.metadata)) return fail(new Unauthenticated('missing or wrong worker token (--token-file or TUNEFLEET_TOKEN)'));
   call.on('data', (msg: Incoming) => {
+    if (closed) return; // refused before Join: nothing after counts, not even a Join
     try {
       if (msg.invalid) throw msg.invalid;
       const kind = msg.kind;

@@ -54,7 +54,7 @@ test('server – a half-closed stream gets a status: refused before Join; after 
   close();
 });
 
-test('server – Join strings are bounded: a 1 MiB worker id is refused (bad-join), not kept', async () => {
+test('server – Join strings are bounded: a 1 MiB worker id is refused (bad-join), not kept; a refused session stays refused', async () => {
   const { cluster, client, close } = await serve(30);
   for (const id of ['x'.repeat(1 << 20), 'has space', 'ok-id'.padEnd(129, 'x')]) {
     const call = client.session(auth(null));
@@ -64,6 +64,14 @@ test('server – Join strings are bounded: a 1 MiB worker id is refused (bad-joi
     assert.equal(s.code, grpc.status.INVALID_ARGUMENT, id.slice(0, 20));
     assert.match(s.details, /^bad-join: worker id of \d+ characters: at most 128/);
   }
+  // A session refused before Join stays refused: a Join after it is not let in.
+  const late = client.session(auth(null));
+  const lateStatus = statusOf(late);
+  late.write({ kind: { $case: 'stepDone', value: { step: 0, version: 0, examples: 1, loss: 0, computeSeconds: 0 } } });
+  late.write(join('sneaky'));
+  assert.equal((await lateStatus).code, grpc.status.INVALID_ARGUMENT);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.deepEqual(cluster.live(), []);
   const text = await cluster.metrics.text();
   assert.equal(rejected(text, 'bad-join'), 3);
   assert.ok(text.length < 100_000, 'no megabyte label in the metrics');
