@@ -2,6 +2,7 @@
 // The `tunefleet` command. Each subcommand parses its flags, loads the job
 // config and hands off to core/; errors are printed as one line
 // (`Name: what to do`) and exit non-zero, never as a stack trace.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadJobFile, parseJob, JobConfig } from '../core/job/config';
 import { defaultsYaml } from '../core/job/config-docs';
@@ -17,35 +18,8 @@ import { FlagSpec, parseArgs } from './args';
 import { runCompare } from './compare';
 import { summaryTables } from './compare-report';
 import { runLocal } from './local';
+import { HELP, USAGE } from './usage';
 import { runWatch } from './watch';
-
-const HELP = `tunefleet — distributed fine-tuning with per-layer learning rates
-
-Usage:
-  tunefleet train --config job.yaml [--backend B] [--data DIR] [--resume] [--fresh]
-      Train in this process: pretrain, or fine-tune from model.from (after the
-      job's pretrain stage, if it has one; --fresh redoes that stage).
-  tunefleet coordinator --config job.yaml [--port P] [--workers N] [--resume]
-      Serve the job over gRPC; steps start once N workers (cluster.workers) are live.
-  tunefleet worker --coordinator HOST:PORT [--backend B] [--id ID] [--metrics-port P|off] [--metrics-host ADDR]
-                   [--token-file F] [--tls-ca CA.pem [--tls-cert C.pem --tls-key K.pem]]
-                   [--reconnect-for SECONDS]
-      Join a coordinator and compute until the job finishes. A lost session is
-      joined again with backoff for up to SECONDS (default 300; 0 = never).
-  tunefleet local --workers N --config job.yaml [--backend B] [--resume] [--fresh]
-      The coordinator here and N worker processes on this machine (loopback).
-  tunefleet compare --config experiment.yaml [--workers N] [--out DIR] [--fresh]
-      Pretrain on the source task, then fine-tune and train from scratch on the
-      target task (each arm, each seed, a run with N local workers); writes
-      results.json, report.md, accuracy.svg and accuracy.png into DIR.
-  tunefleet watch --nats URL [--job NAME]
-      Live view of running jobs from their NATS event stream.
-  tunefleet config
-      Print every job-config field with its default and meaning.
-  tunefleet help
-
-Backends (--backend or TUNEFLEET_BACKEND): auto, tensorflow-gpu, tensorflow, wasm, cpu.
-Docs: README.md, docs/config.md.`;
 
 /** Every command's flags: the parser rejects anything else (and deploy tests check manifests against this). */
 export const FLAGS: Record<string, FlagSpec> = {
@@ -76,6 +50,10 @@ function report(result: TrainResult): void {
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
+  if (command in USAGE && (rest.includes('--help') || rest.includes('-h'))) {
+    process.stdout.write(`Usage:\n  ${USAGE[command]}\n`);
+    return;
+  }
   switch (command) {
     case 'train': {
       const args = parseArgs(rest, FLAGS.train);
@@ -127,6 +105,9 @@ async function main(argv: string[]): Promise<void> {
       return;
     case undefined: case 'help': case '--help': case '-h':
       process.stdout.write(HELP + '\n');
+      return;
+    case '--version': case 'version':
+      process.stdout.write(`tunefleet ${(JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version}\n`);
       return;
     default:
       throw new ConfigInvalid(`unknown command '${command}'; run tunefleet help`);

@@ -1,0 +1,37 @@
+// What `tunefleet help` and `tunefleet <command> --help` print: each
+// command's usage, written once. A test checks every flag a command accepts
+// (FLAGS in main.ts) is named in its usage.
+
+export const USAGE: Record<string, string> = {
+  train: `tunefleet train --config job.yaml [--backend B] [--data DIR] [--resume] [--fresh]
+    Train in this process: pretrain, or fine-tune from model.from (after the
+    job's pretrain stage, if it has one; --fresh redoes that stage). --resume
+    continues from the newest checkpoint in the job's outDir.`,
+  coordinator: `tunefleet coordinator --config job.yaml [--port P] [--workers N] [--backend B] [--data DIR] [--resume]
+    Serve the job over gRPC (default port 7070); steps start once N workers
+    (cluster.workers) are live. --resume continues from the newest checkpoint.`,
+  worker: `tunefleet worker --coordinator HOST:PORT [--backend B] [--id ID] [--metrics-port P|off] [--metrics-host ADDR]
+                 [--token-file F] [--tls-ca CA.pem [--tls-cert C.pem --tls-key K.pem]]
+                 [--reconnect-for SECONDS]
+    Join a coordinator and compute until the job finishes. A lost session is
+    joined again with backoff for up to SECONDS (default 300; 0 = never).`,
+  local: `tunefleet local --workers N --config job.yaml [--backend B] [--data DIR] [--resume] [--fresh]
+    The coordinator here and N worker processes on this machine (loopback).`,
+  compare: `tunefleet compare --config experiment.yaml [--workers N] [--out DIR] [--backend B] [--fresh]
+    Pretrain on the source task, then fine-tune and train from scratch on the
+    target task (each arm, each seed, a run with N local workers); writes
+    results.json, report.md, accuracy.svg and accuracy.png into DIR.`,
+  watch: `tunefleet watch --nats URL [--job NAME]
+    Live view of running jobs from their NATS event stream.`,
+  config: `tunefleet config
+    Print every job-config field with its default and meaning.`,
+};
+
+export const HELP = `tunefleet — distributed fine-tuning with per-layer learning rates
+
+Usage:
+${Object.values(USAGE).map((u) => `  ${u.replace(/\n/g, '\n  ')}`).join('\n')}
+  tunefleet help | --help | --version
+
+Every command takes --help. Backends (--backend or TUNEFLEET_BACKEND): auto,
+tensorflow-gpu, tensorflow, wasm, cpu. Docs: README.md, docs/config.md.`;
