@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { tempDir, writeIdxSet } from './fixtures';
 import { CLI } from './cluster-helpers';
+import { missing } from './needs';
 
 const run = promisify(execFile);
 const root = join(__dirname, '..', '..');
@@ -44,7 +45,7 @@ test('cli-local – pretrains, fine-tunes with 2 worker processes, and reuses th
   assert.doesNotMatch(second.stderr, /stage stage="pretrain"/);
 });
 
-test('cli-local – Ctrl-C stops the coordinator and every worker', async () => {
+test('cli-local – Ctrl-C stops the coordinator and every worker', { skip: missing('pgrep') }, async () => {
   const dir = tempDir();
   const child = spawn('node', [CLI, 'local', '--workers', '2', '--config', jobFile(dir, 100000)], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
@@ -57,7 +58,7 @@ test('cli-local – Ctrl-C stops the coordinator and every worker', async () => 
   for (const pid of workerPids) assert.throws(() => process.kill(pid, 0), 'worker process still running');
 });
 
-test('proto – generated code is up to date with proto/ (run npm run proto)', () => {
+test('proto – generated code is up to date with proto/ (run npm run proto)', { skip: missing('protoc') }, () => {
   const out = tempDir();
   execFileSync('bash', [join(root, 'proto', 'generate.sh'), out]);
   const fresh = readFileSync(join(out, 'tunefleet', 'v1', 'tunefleet.ts'), 'utf8');

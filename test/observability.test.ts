@@ -13,6 +13,7 @@ import { parseJob } from '../core/job/config';
 import { EVENT_TYPES, TrainingEvent } from '../core/observe/events';
 import { CLI, freePort, runJob } from './cluster-helpers';
 import { tempDir, writeIdxSet } from './fixtures';
+import { missing } from './needs';
 
 let dataDir = '';
 const servers: ChildProcess[] = [];
@@ -63,7 +64,7 @@ const PAYLOAD: Record<string, string[]> = {
   'target.reached': ['iteration', 'valAccuracy', 'target', 'wallSeconds'],
 };
 
-test('observability – a real nats-server receives every event kind with its documented payload', async () => {
+test('observability – a real nats-server receives every event kind with its documented payload', { skip: missing('nats-server') }, async () => {
   const { url } = await startNats();
   const nc = await connect({ servers: url });
   const got: { subject: string; e: TrainingEvent }[] = [];
@@ -104,7 +105,7 @@ test('observability – a real nats-server receives every event kind with its do
   assert.ok(got.filter((g) => g.e.type === 'lr.changed').length >= 3, 'step policy changes the rate at 5 and 10');
 });
 
-test('observability – nats-server killed in the middle of a run: the run completes and drops are counted', async () => {
+test('observability – nats-server killed in the middle of a run: the run completes and drops are counted', { skip: missing('nats-server') }, async () => {
   const { url, proc } = await startNats();
   const metricsPort = await freePort();
   let metricsText = '';
@@ -123,7 +124,7 @@ function promtool(text: string): string {
   return execFileSync('promtool', ['check', 'metrics'], { input: text }).toString();
 }
 
-test('observability – a real Prometheus scrapes a run; every dashboard query returns data; promtool approves the metrics', async () => {
+test('observability – a real Prometheus scrapes a run; every dashboard query returns data; promtool approves the metrics', { skip: missing('prometheus', 'promtool') }, async () => {
   const [coordPort, w0, w1, promPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
   const dir = tempDir();
   writeFileSync(join(dir, 'prometheus.yml'), `global: { scrape_interval: 250ms, evaluation_interval: 1s }
