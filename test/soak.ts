@@ -68,7 +68,7 @@ async function flood(address: string): Promise<number> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-test('soak – 8 workers, 30+ faults and a coordinator restart in one job: it finishes, exactly once, accurate, memory flat', { skip, timeout: 900_000 }, async () => {
+test('soak – 8 workers, 30+ faults and a coordinator restart in one job: it finishes, exactly once, accurate, memory flat', { skip, timeout: 900_000 }, async (t) => {
   await initBackend('wasm');
   const calm = await runJob(job(tempDir(), 0, null), WORKERS);
   const calmAccuracy = calm.curve[calm.curve.length - 1].valAccuracy;
@@ -107,6 +107,10 @@ test('soak – 8 workers, 30+ faults and a coordinator restart in one job: it fi
   // again; an epoch dropped from the ledger before it was ever seen complete counts as a failure.
   const complete = new Map<number, boolean>();
   let next = 0, asking = false;
+  t.after(() => { // a failed soak leaves no process or timer behind
+    clearInterval(checking);
+    for (const p of [coordinator, ...workers.values()]) if (running(p)) p.kill('SIGKILL');
+  });
   const checking = setInterval(async () => {
     if (finishedCoordinator || asking) return;
     asking = true;
