@@ -89,8 +89,9 @@ export class Cluster implements Compute, Fleet {
     return this.sync.traffic;
   }
 
+  /** The live workers (a session leaves the map when it ends). */
   live(): string[] {
-    return [...this.sessions.values()].filter((s) => s.alive).map((s) => s.id);
+    return [...this.sessions.keys()];
   }
 
   session(id: string): WorkerSession {
