@@ -19,6 +19,7 @@ import { runCompare } from './compare';
 import { summaryTables } from './compare-report';
 import { runLocal } from './local';
 import { HELP, USAGE } from './usage';
+import { fetchStatus, statusText } from './status';
 import { runWatch } from './watch';
 
 /** Every command's flags: the parser rejects anything else (and deploy tests check manifests against this). */
@@ -28,6 +29,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   worker: { coordinator: 'string', backend: 'string', id: 'string', 'metrics-port': 'string', 'metrics-host': 'string', 'token-file': 'string', 'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string', 'reconnect-for': 'string' },
   local: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', fresh: 'boolean', workers: 'string' },
   compare: { config: 'string', workers: 'string', out: 'string', fresh: 'boolean', backend: 'string' },
+  status: { coordinator: 'string', 'token-file': 'string', 'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string', json: 'boolean' },
   watch: { nats: 'string', job: 'string' },
 };
 
@@ -41,6 +43,9 @@ function jobFrom(args: Record<string, string | boolean | undefined>): JobConfig 
   if (args.data) cfg.data.path = String(args.data);
   return cfg;
 }
+
+const tlsFlags = (args: Record<string, string | boolean | undefined>) =>
+  ({ ca: args['tls-ca'] as string | undefined, cert: args['tls-cert'] as string | undefined, key: args['tls-key'] as string | undefined });
 
 /** The one stdout line a finished job prints: where its output is and its last evaluation. */
 function report(result: TrainResult): void {
@@ -73,7 +78,7 @@ async function main(argv: string[]): Promise<void> {
       const backend = args.backend ? backendFlag(args.backend) : undefined;
       const port = args['metrics-port'] ?? '9401';
       const metricsPort = port === 'off' ? null : parseJob({ metrics: { port: Number(port) } }, '--metrics-port').metrics.port;
-      const tls = { ca: args['tls-ca'] as string | undefined, cert: args['tls-cert'] as string | undefined, key: args['tls-key'] as string | undefined };
+      const tls = tlsFlags(args);
       const reconnectSeconds = Number(args['reconnect-for'] ?? 300);
       if (!(reconnectSeconds >= 0)) throw new ConfigInvalid(`--reconnect-for must be a number of seconds >= 0, not ${args['reconnect-for']}`);
       return runWorker(String(args.coordinator), { backend, id: args.id as string | undefined, metricsPort, metricsHost: args['metrics-host'] as string | undefined, token: readToken(args['token-file'] as string | undefined), tls, reconnectSeconds });
@@ -93,6 +98,13 @@ async function main(argv: string[]): Promise<void> {
       const out = String(args.out ?? join('runs', `compare-${exp.job.name}`));
       const results = await runCompare(exp, { workers, out, fresh: Boolean(args.fresh) });
       process.stdout.write(`\n${summaryTables(results)}\nReport: ${join(out, 'report.md')} (results.json, accuracy.svg, accuracy.png beside it)\n`);
+      return;
+    }
+    case 'status': {
+      const args = parseArgs(rest, FLAGS.status);
+      if (!args.coordinator) throw new ConfigInvalid('--coordinator HOST:PORT is required');
+      const status = await fetchStatus(String(args.coordinator), readToken(args['token-file'] as string | undefined), tlsFlags(args));
+      process.stdout.write(args.json ? `${JSON.stringify(status)}\n` : statusText(status));
       return;
     }
     case 'watch': {

@@ -21,6 +21,10 @@ export const USAGE: Record<string, string> = {
     Pretrain on the source task, then fine-tune and train from scratch on the
     target task (each arm, each seed, a run with N local workers); writes
     results.json, report.md, accuracy.svg and accuracy.png into DIR.`,
+  status: `tunefleet status --coordinator HOST:PORT [--token-file F] [--tls-ca CA.pem [--tls-cert C.pem --tls-key K.pem]] [--json]
+    A running job at a glance: state, iteration, examples/s, ETA, the last
+    validation accuracy, and each worker (slices, time per example, last seen),
+    stragglers marked.`,
   watch: `tunefleet watch --nats URL [--job NAME]
     Live view of running jobs from their NATS event stream.`,
   config: `tunefleet config

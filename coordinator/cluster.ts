@@ -25,6 +25,7 @@ import { Evaluations } from './evaluation';
 import { Round, Task } from './round';
 import { Channel, WorkerSession } from './session';
 import { Deadlines, SliceKind } from './slice-deadline';
+import { StatusBoard } from './status';
 import { Fleet, Steps } from './step';
 import { Traffic, WorkerSync } from './sync';
 
@@ -53,6 +54,8 @@ type Listening = Pick<Round<unknown>, 'workerJoined' | 'workerLost'>;
 export class Cluster implements Compute, Fleet {
   readonly sessions = new Map<string, WorkerSession>();
   readonly ledger: Ledger;
+  /** What `tunefleet status` shows. */
+  readonly status: StatusBoard;
   private readonly sync: WorkerSync;
   private readonly steps: Steps;
   private readonly evaluations: Evaluations;
@@ -70,6 +73,8 @@ export class Cluster implements Compute, Fleet {
     const trainable = (this.trainable = job.specs.filter((s) => job.trainable.includes(s.name)));
     this.localData = opts.localData;
     this.ledger = new Ledger(job.data.train.labels.length, job.ledger);
+    this.status = new StatusBoard(job.cfg.name, clock);
+    job.events.subscribe(this.status.onEvent);
     this.sync = new WorkerSync(job.params, { all: job.specs, trainable }, opts.localData ? null : job.data, job.metrics);
     this.steps = new Steps(this, new GradientAverager(trainable), this.ledger, job.metrics, clock, job.cfg.train.spikeGuard);
     this.evaluations = new Evaluations(this);
@@ -113,6 +118,7 @@ export class Cluster implements Compute, Fleet {
     const dtypes = this.gradientDtype === DType.FLOAT16 ? [DType.FLOAT16, DType.FLOAT32] : [DType.FLOAT32];
     const session = new WorkerSession(id, msg.backend, channel, this.trainable, dtypes, { train: data.train.labels.length, val: data.val.labels.length });
     this.sessions.set(id, session);
+    this.status.joined(id, msg.backend, msg.device);
     void session.send({ kind: { $case: 'welcome', value: this.welcome(id) } });
     log.info('worker joined', { worker: id, backend: msg.backend, device: msg.device, live: this.live().length });
     this.job.events.emit({ type: 'worker.joined', worker: id, backend: msg.backend, live: this.live().length });
@@ -144,6 +150,7 @@ export class Cluster implements Compute, Fleet {
     if (!s || !s.alive) return;
     s.alive = false;
     this.sessions.delete(id);
+    this.status.left(id);
     this.deadlines.clear(id);
     const type = this.finished ? 'worker.left' : 'worker.lost';
     log.info(type.replace('.', ' '), { worker: id, reason, live: this.live().length });
@@ -221,7 +228,8 @@ export class Cluster implements Compute, Fleet {
 
   answered<R>(w: string, round: Round<R>, kind: SliceKind): void {
     const next = round.outstanding(w);
-    this.deadlines.answered(w, next && { kind, examples: next.indices.length, joining: false });
+    const took = this.deadlines.answered(w, next && { kind, examples: next.indices.length, joining: false });
+    if (took?.kind === 'step') this.status.sliceDone(w, took.seconds, took.examples);
   }
 
   // ---- messages from workers (server.ts) ------------------------------------

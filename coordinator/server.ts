@@ -9,7 +9,7 @@ import { logger } from '../core/observe/log';
 import { authorized, cleartextTokenWarning, serverCredentials, ServerTls } from '../core/wire/security';
 import { MAX_MESSAGE_BYTES } from '../core/wire/tensors';
 import { writeWithBackpressure } from '../core/wire/backpressure';
-import { CoordinatorMessage, CoordinatorService, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
+import { CoordinatorMessage, CoordinatorService, LedgerRequest, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
 import { Cluster } from './cluster';
 import { Channel, WorkerSession } from './session';
 
@@ -107,6 +107,14 @@ function handleSession(cluster: Cluster, opts: ServerOptions, call: SessionCall)
   call.on('error', gone('stream error'));
 }
 
+/** A unary RPC that answers only calls carrying the token. */
+function guarded<Req, Res>(token: string | null, answer: (request: Req) => Res) {
+  return (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => {
+    if (!authorized(token, call.metadata)) return cb(toStatus(new Unauthenticated('missing or wrong token')));
+    cb(null, answer(call.request));
+  };
+}
+
 export interface ServerOptions extends ServerTls {
   host: string;
   port: number;
@@ -144,10 +152,8 @@ export async function startServer(cluster: Cluster, opts: ServerOptions): Promis
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 2 * MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES });
   server.addService(checkedService(), {
     session: (call: SessionCall) => handleSession(cluster, opts, call),
-    getLedger: (call: grpc.ServerUnaryCall<{ epoch: number }, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-      if (!authorized(opts.token, call.metadata)) return cb(toStatus(new Unauthenticated('missing or wrong token')));
-      cb(null, cluster.ledger.report(call.request.epoch));
-    },
+    getLedger: guarded(opts.token, (r: LedgerRequest) => cluster.ledger.report(r.epoch)),
+    getStatus: guarded(opts.token, () => cluster.status.report()),
   });
   const bound = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${host}:${port}`, serverCredentials(opts), (err, p) => (err ? reject(err) : resolve(p))));

@@ -75,16 +75,22 @@ export class Deadlines {
     this.timers.set(worker, { at: this.clock.now(), slice, cancel });
   }
 
-  /** `worker` answered its oldest slice; `next`: the slice it still holds, whose clock starts now. */
-  answered(worker: string, next?: Slice): void {
+  /**
+   * `worker` answered its oldest slice; `next`: the slice it still holds,
+   * whose clock starts now. Returns how long the answered slice took, from
+   * being written to its answer (null if its clock was not running).
+   */
+  answered(worker: string, next?: Slice): (SliceTime & { kind: SliceKind }) | null {
     const t = this.timers.get(worker);
-    if (!t) return;
+    if (!t) return null;
     this.clear(worker);
-    if (t.slice.kind === 'step') {
-      this.recent.push({ seconds: (this.clock.now() - t.at) / 1000, examples: t.slice.examples });
+    const took = { kind: t.slice.kind, seconds: (this.clock.now() - t.at) / 1000, examples: t.slice.examples };
+    if (took.kind === 'step') {
+      this.recent.push(took);
       if (this.recent.length > this.policy.window) this.recent.shift();
     }
     if (next) this.arm(worker, next);
+    return took;
   }
 
   clear(worker: string): void {

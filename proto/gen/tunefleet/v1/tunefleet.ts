@@ -249,6 +249,42 @@ export interface LedgerReport {
   entries: LedgerEntry[];
 }
 
+export interface StatusRequest {
+}
+
+export interface JobStatus {
+  job: string;
+  /** waiting for workers | training | finished | failed */
+  state: string;
+  /** steps completed */
+  iteration: number;
+  /** steps in the job */
+  iterations: number;
+  /** over the last logging window */
+  examplesPerSecond: number;
+  /** at that rate; 0 when unknown */
+  etaSeconds: number;
+  /** whether validation_accuracy is set */
+  evaluated: boolean;
+  /** at the last evaluation */
+  validationAccuracy: number;
+  workers: WorkerStatus[];
+}
+
+export interface WorkerStatus {
+  workerId: string;
+  backend: string;
+  device: string;
+  /** training slices accepted this session */
+  slicesDone: number;
+  /** of its recent slices' compute */
+  medianSecondsPerExample: number;
+  /** since its last accepted result (or its join) */
+  secondsSinceSeen: number;
+  /** over twice the other workers' median seconds per example */
+  straggler: boolean;
+}
+
 function createBaseTensorChunk(): TensorChunk {
   return { name: "", dtype: 0, shape: [], offset: 0, data: new Uint8Array(0) };
 }
@@ -2242,6 +2278,468 @@ export const LedgerReport: MessageFns<LedgerReport> = {
   },
 };
 
+function createBaseStatusRequest(): StatusRequest {
+  return {};
+}
+
+export const StatusRequest: MessageFns<StatusRequest> = {
+  encode(_: StatusRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): StatusRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseStatusRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): StatusRequest {
+    return {};
+  },
+
+  toJSON(_: StatusRequest): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<StatusRequest>, I>>(base?: I): StatusRequest {
+    return StatusRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<StatusRequest>, I>>(_: I): StatusRequest {
+    const message = createBaseStatusRequest();
+    return message;
+  },
+};
+
+function createBaseJobStatus(): JobStatus {
+  return {
+    job: "",
+    state: "",
+    iteration: 0,
+    iterations: 0,
+    examplesPerSecond: 0,
+    etaSeconds: 0,
+    evaluated: false,
+    validationAccuracy: 0,
+    workers: [],
+  };
+}
+
+export const JobStatus: MessageFns<JobStatus> = {
+  encode(message: JobStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.job !== "") {
+      writer.uint32(10).string(message.job);
+    }
+    if (message.state !== "") {
+      writer.uint32(18).string(message.state);
+    }
+    if (message.iteration !== 0) {
+      writer.uint32(24).uint64(message.iteration);
+    }
+    if (message.iterations !== 0) {
+      writer.uint32(32).uint64(message.iterations);
+    }
+    if (message.examplesPerSecond !== 0) {
+      writer.uint32(41).double(message.examplesPerSecond);
+    }
+    if (message.etaSeconds !== 0) {
+      writer.uint32(49).double(message.etaSeconds);
+    }
+    if (message.evaluated !== false) {
+      writer.uint32(56).bool(message.evaluated);
+    }
+    if (message.validationAccuracy !== 0) {
+      writer.uint32(65).double(message.validationAccuracy);
+    }
+    for (const v of message.workers) {
+      WorkerStatus.encode(v!, writer.uint32(74).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): JobStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseJobStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.job = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.state = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.iteration = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.iterations = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.examplesPerSecond = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.etaSeconds = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.evaluated = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.validationAccuracy = reader.double();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.workers.push(WorkerStatus.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): JobStatus {
+    return {
+      job: isSet(object.job) ? globalThis.String(object.job) : "",
+      state: isSet(object.state) ? globalThis.String(object.state) : "",
+      iteration: isSet(object.iteration) ? globalThis.Number(object.iteration) : 0,
+      iterations: isSet(object.iterations) ? globalThis.Number(object.iterations) : 0,
+      examplesPerSecond: isSet(object.examplesPerSecond)
+        ? globalThis.Number(object.examplesPerSecond)
+        : isSet(object.examples_per_second)
+        ? globalThis.Number(object.examples_per_second)
+        : 0,
+      etaSeconds: isSet(object.etaSeconds)
+        ? globalThis.Number(object.etaSeconds)
+        : isSet(object.eta_seconds)
+        ? globalThis.Number(object.eta_seconds)
+        : 0,
+      evaluated: isSet(object.evaluated) ? globalThis.Boolean(object.evaluated) : false,
+      validationAccuracy: isSet(object.validationAccuracy)
+        ? globalThis.Number(object.validationAccuracy)
+        : isSet(object.validation_accuracy)
+        ? globalThis.Number(object.validation_accuracy)
+        : 0,
+      workers: globalThis.Array.isArray(object?.workers)
+        ? object.workers.map((e: any) => WorkerStatus.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: JobStatus): unknown {
+    const obj: any = {};
+    if (message.job !== "") {
+      obj.job = message.job;
+    }
+    if (message.state !== "") {
+      obj.state = message.state;
+    }
+    if (message.iteration !== 0) {
+      obj.iteration = Math.round(message.iteration);
+    }
+    if (message.iterations !== 0) {
+      obj.iterations = Math.round(message.iterations);
+    }
+    if (message.examplesPerSecond !== 0) {
+      obj.examplesPerSecond = floatToJson(message.examplesPerSecond);
+    }
+    if (message.etaSeconds !== 0) {
+      obj.etaSeconds = floatToJson(message.etaSeconds);
+    }
+    if (message.evaluated !== false) {
+      obj.evaluated = message.evaluated;
+    }
+    if (message.validationAccuracy !== 0) {
+      obj.validationAccuracy = floatToJson(message.validationAccuracy);
+    }
+    if (message.workers?.length) {
+      obj.workers = message.workers.map((e) => WorkerStatus.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<JobStatus>, I>>(base?: I): JobStatus {
+    return JobStatus.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<JobStatus>, I>>(object: I): JobStatus {
+    const message = createBaseJobStatus();
+    message.job = object.job ?? "";
+    message.state = object.state ?? "";
+    message.iteration = object.iteration ?? 0;
+    message.iterations = object.iterations ?? 0;
+    message.examplesPerSecond = object.examplesPerSecond ?? 0;
+    message.etaSeconds = object.etaSeconds ?? 0;
+    message.evaluated = object.evaluated ?? false;
+    message.validationAccuracy = object.validationAccuracy ?? 0;
+    message.workers = object.workers?.map((e) => WorkerStatus.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseWorkerStatus(): WorkerStatus {
+  return {
+    workerId: "",
+    backend: "",
+    device: "",
+    slicesDone: 0,
+    medianSecondsPerExample: 0,
+    secondsSinceSeen: 0,
+    straggler: false,
+  };
+}
+
+export const WorkerStatus: MessageFns<WorkerStatus> = {
+  encode(message: WorkerStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.workerId !== "") {
+      writer.uint32(10).string(message.workerId);
+    }
+    if (message.backend !== "") {
+      writer.uint32(18).string(message.backend);
+    }
+    if (message.device !== "") {
+      writer.uint32(26).string(message.device);
+    }
+    if (message.slicesDone !== 0) {
+      writer.uint32(32).uint32(message.slicesDone);
+    }
+    if (message.medianSecondsPerExample !== 0) {
+      writer.uint32(41).double(message.medianSecondsPerExample);
+    }
+    if (message.secondsSinceSeen !== 0) {
+      writer.uint32(49).double(message.secondsSinceSeen);
+    }
+    if (message.straggler !== false) {
+      writer.uint32(56).bool(message.straggler);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WorkerStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWorkerStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.workerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.backend = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.device = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.slicesDone = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.medianSecondsPerExample = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.secondsSinceSeen = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.straggler = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WorkerStatus {
+    return {
+      workerId: isSet(object.workerId)
+        ? globalThis.String(object.workerId)
+        : isSet(object.worker_id)
+        ? globalThis.String(object.worker_id)
+        : "",
+      backend: isSet(object.backend) ? globalThis.String(object.backend) : "",
+      device: isSet(object.device) ? globalThis.String(object.device) : "",
+      slicesDone: isSet(object.slicesDone)
+        ? globalThis.Number(object.slicesDone)
+        : isSet(object.slices_done)
+        ? globalThis.Number(object.slices_done)
+        : 0,
+      medianSecondsPerExample: isSet(object.medianSecondsPerExample)
+        ? globalThis.Number(object.medianSecondsPerExample)
+        : isSet(object.median_seconds_per_example)
+        ? globalThis.Number(object.median_seconds_per_example)
+        : 0,
+      secondsSinceSeen: isSet(object.secondsSinceSeen)
+        ? globalThis.Number(object.secondsSinceSeen)
+        : isSet(object.seconds_since_seen)
+        ? globalThis.Number(object.seconds_since_seen)
+        : 0,
+      straggler: isSet(object.straggler) ? globalThis.Boolean(object.straggler) : false,
+    };
+  },
+
+  toJSON(message: WorkerStatus): unknown {
+    const obj: any = {};
+    if (message.workerId !== "") {
+      obj.workerId = message.workerId;
+    }
+    if (message.backend !== "") {
+      obj.backend = message.backend;
+    }
+    if (message.device !== "") {
+      obj.device = message.device;
+    }
+    if (message.slicesDone !== 0) {
+      obj.slicesDone = Math.round(message.slicesDone);
+    }
+    if (message.medianSecondsPerExample !== 0) {
+      obj.medianSecondsPerExample = floatToJson(message.medianSecondsPerExample);
+    }
+    if (message.secondsSinceSeen !== 0) {
+      obj.secondsSinceSeen = floatToJson(message.secondsSinceSeen);
+    }
+    if (message.straggler !== false) {
+      obj.straggler = message.straggler;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WorkerStatus>, I>>(base?: I): WorkerStatus {
+    return WorkerStatus.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WorkerStatus>, I>>(object: I): WorkerStatus {
+    const message = createBaseWorkerStatus();
+    message.workerId = object.workerId ?? "";
+    message.backend = object.backend ?? "";
+    message.device = object.device ?? "";
+    message.slicesDone = object.slicesDone ?? 0;
+    message.medianSecondsPerExample = object.medianSecondsPerExample ?? 0;
+    message.secondsSinceSeen = object.secondsSinceSeen ?? 0;
+    message.straggler = object.straggler ?? false;
+    return message;
+  },
+};
+
 export type CoordinatorService = typeof CoordinatorService;
 export const CoordinatorService = {
   /**
@@ -2251,7 +2749,7 @@ export const CoordinatorService = {
    * A message that breaks this contract ends the stream with INVALID_ARGUMENT
    * ("<reason>: <details>"); a worker id rejected too often is refused at Join
    * with PERMISSION_DENIED; a worker that misses the step deadline is dropped
-   * with DEADLINE_EXCEEDED. See docs/failure-model.md.
+   * with DEADLINE_EXCEEDED (the slice deadline). See docs/failure-model.md.
    */
   session: {
     path: "/tunefleet.v1.Coordinator/Session" as const,
@@ -2272,6 +2770,19 @@ export const CoordinatorService = {
     responseSerialize: (value: LedgerReport): Buffer => Buffer.from(LedgerReport.encode(value).finish()),
     responseDeserialize: (value: Buffer): LedgerReport => LedgerReport.decode(value),
   },
+  /**
+   * The job at a glance, for `tunefleet status`: progress and each worker.
+   * Authenticated like the others (token, TLS).
+   */
+  getStatus: {
+    path: "/tunefleet.v1.Coordinator/GetStatus" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: StatusRequest): Buffer => Buffer.from(StatusRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): StatusRequest => StatusRequest.decode(value),
+    responseSerialize: (value: JobStatus): Buffer => Buffer.from(JobStatus.encode(value).finish()),
+    responseDeserialize: (value: Buffer): JobStatus => JobStatus.decode(value),
+  },
 } as const;
 
 export interface CoordinatorServer extends UntypedServiceImplementation {
@@ -2282,11 +2793,16 @@ export interface CoordinatorServer extends UntypedServiceImplementation {
    * A message that breaks this contract ends the stream with INVALID_ARGUMENT
    * ("<reason>: <details>"); a worker id rejected too often is refused at Join
    * with PERMISSION_DENIED; a worker that misses the step deadline is dropped
-   * with DEADLINE_EXCEEDED. See docs/failure-model.md.
+   * with DEADLINE_EXCEEDED (the slice deadline). See docs/failure-model.md.
    */
   session: handleBidiStreamingCall<WorkerMessage, CoordinatorMessage>;
   /** Which examples each step consumed, for one epoch. */
   getLedger: handleUnaryCall<LedgerRequest, LedgerReport>;
+  /**
+   * The job at a glance, for `tunefleet status`: progress and each worker.
+   * Authenticated like the others (token, TLS).
+   */
+  getStatus: handleUnaryCall<StatusRequest, JobStatus>;
 }
 
 export interface CoordinatorClient extends Client {
@@ -2297,7 +2813,7 @@ export interface CoordinatorClient extends Client {
    * A message that breaks this contract ends the stream with INVALID_ARGUMENT
    * ("<reason>: <details>"); a worker id rejected too often is refused at Join
    * with PERMISSION_DENIED; a worker that misses the step deadline is dropped
-   * with DEADLINE_EXCEEDED. See docs/failure-model.md.
+   * with DEADLINE_EXCEEDED (the slice deadline). See docs/failure-model.md.
    */
   session(): ClientDuplexStream<WorkerMessage, CoordinatorMessage>;
   session(options: Partial<CallOptions>): ClientDuplexStream<WorkerMessage, CoordinatorMessage>;
@@ -2317,6 +2833,25 @@ export interface CoordinatorClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: LedgerReport) => void,
+  ): ClientUnaryCall;
+  /**
+   * The job at a glance, for `tunefleet status`: progress and each worker.
+   * Authenticated like the others (token, TLS).
+   */
+  getStatus(
+    request: StatusRequest,
+    callback: (error: ServiceError | null, response: JobStatus) => void,
+  ): ClientUnaryCall;
+  getStatus(
+    request: StatusRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: JobStatus) => void,
+  ): ClientUnaryCall;
+  getStatus(
+    request: StatusRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: JobStatus) => void,
   ): ClientUnaryCall;
 }
 

@@ -1,0 +1,92 @@
+// status – `tunefleet status` and the StatusBoard behind GetStatus: progress
+// from the job's events, each worker's slices, stragglers; against a real
+// running job, and refused without the token.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { StatusBoard } from '../coordinator/status';
+import { statusText } from '../cli/status';
+import { runCoordinator } from '../coordinator/coordinator';
+import { initBackend } from '../core/backend/backends';
+import { parseJob } from '../core/job/config';
+import { EventBus } from '../core/observe/events';
+import { CLI, spawnWorker } from './cluster-helpers';
+import { FakeClock } from './fake-clock';
+import { tempDir, writeIdxSet } from './fixtures';
+
+const run = promisify(execFile);
+let dataDir = '';
+before(async () => {
+  await initBackend('wasm');
+  dataDir = tempDir();
+  writeIdxSet(dataDir, 200, 50);
+});
+
+test('status – progress and ETA from the events; per-worker slices; a worker over twice the others\' median time per example is a straggler', () => {
+  const clock = new FakeClock();
+  const board = new StatusBoard('j', clock);
+  const events = new EventBus('j');
+  events.subscribe(board.onEvent);
+  assert.equal(board.report().state, 'waiting for workers');
+  events.emit({ type: 'job.started', backend: 'wasm', iterations: 100, startIteration: 0, batchSize: 64, trainExamples: 1000 });
+  events.emit({ type: 'progress', iteration: 50, iterations: 100, loss: 1, lr: 0.1, examplesPerSec: 320 });
+  for (const w of ['a', 'b', 'c']) board.joined(w, 'wasm', `host/${w}`);
+  for (let i = 0; i < 3; i++) { board.sliceDone('a', 0.2, 20); board.sliceDone('b', 0.22, 20); board.sliceDone('c', 0.9, 20); }
+  clock.advance(1500);
+  board.sliceDone('a', 0.2, 20);
+  board.left('b');
+  const r = board.report();
+  assert.equal(r.state, 'training');
+  assert.equal(r.iteration, 50);
+  assert.equal(r.etaSeconds, (50 * 64) / 320, 'steps left × batch ÷ examples/s');
+  assert.equal(r.evaluated, false);
+  assert.deepEqual(r.workers.map((w) => [w.workerId, w.slicesDone, w.straggler, w.secondsSinceSeen]), [['a', 4, false, 0], ['c', 3, true, 1.5]]);
+  const text = statusText(r);
+  assert.match(text, /^job j: training, iteration 50\/100, 320 examples\/s, ETA 10 s\n/);
+  assert.match(text, /\| c \(STRAGGLER\) \| wasm \| host\/c \| 3 \| 45\.00 ms \| 1\.5 s ago \|/);
+  events.emit({ type: 'evaluation', iteration: 60, valAccuracy: 0.8, valLoss: 0.5, trainLoss: 0.6, wallSeconds: 9 });
+  events.emit({ type: 'job.finished', iteration: 100, valAccuracy: 0.8, seconds: 10 });
+  assert.deepEqual([board.report().state, board.report().validationAccuracy, board.report().etaSeconds], ['finished', 0.8, 0]);
+});
+
+test('status – `tunefleet status` against a running job: its progress and both workers; refused without the token', async () => {
+  const dir = tempDir();
+  const tokenFile = join(dir, 'token');
+  writeFileSync(tokenFile, 'status-token\n');
+  const cfg = parseJob({
+    name: 'stat', backend: 'wasm', data: { path: dataDir, download: false },
+    train: { iterations: 150, batchSize: 16, evalEvery: 20, logEvery: 5, checkpointEvery: 150, outDir: tempDir() },
+    cluster: { workers: 2, host: '127.0.0.1', port: 0, tokenFile }, metrics: { port: null, workerPort: null },
+  });
+  const events = new EventBus();
+  let asked: Promise<[string, { code: number; stderr: string }]> | undefined;
+  await runCoordinator(cfg, {
+    events,
+    onListening: (port) => {
+      for (const id of ['w0', 'w1']) spawnWorker(port, id, 'off', ['--token-file', tokenFile]);
+      events.subscribe((e) => {
+        if (e.type !== 'evaluation' || asked) return;
+        const address = `127.0.0.1:${port}`;
+        asked = Promise.all([
+          run('node', [CLI, 'status', '--coordinator', address, '--token-file', tokenFile, '--json']).then((r) => r.stdout),
+          run('node', [CLI, 'status', '--coordinator', address]).then(() => ({ code: 0, stderr: '' }), (err) => err),
+        ]);
+      });
+    },
+  });
+  assert.ok(asked, 'status was asked during the job');
+  const [json, refused] = await asked!;
+  const status = JSON.parse(json);
+  assert.equal(status.job, 'stat');
+  assert.equal(status.state, 'training');
+  assert.equal(status.iterations, 150);
+  assert.ok(status.iteration >= 20, `iteration ${status.iteration}`);
+  assert.equal(status.evaluated, true);
+  assert.deepEqual(status.workers.map((w: { workerId: string; backend: string }) => [w.workerId, w.backend]).sort(), [['w0', 'wasm'], ['w1', 'wasm']]);
+  assert.ok(status.workers.every((w: { slicesDone: number }) => w.slicesDone > 0));
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /JobFailed: no status from the coordinator at 127\.0\.0\.1:\d+: missing or wrong token; pass the job's token with --token-file/);
+});
