@@ -10,6 +10,7 @@ import { describeError, ConfigInvalid, TunefleetError } from '../core/errors';
 import { loadExperiment } from '../core/job/experiment';
 import { readToken } from '../core/wire/security';
 import { runStages } from '../core/job/stages';
+import { EventBus } from '../core/observe/events';
 import { train } from '../core/train/trainer';
 import { TrainResult } from '../core/train/loop';
 import { runCoordinator } from '../coordinator/coordinator';
@@ -20,6 +21,7 @@ import { summaryTables } from './compare-report';
 import { runLocal } from './local';
 import { HELP, USAGE } from './usage';
 import { fetchStatus, statusText } from './status';
+import { ProgressLine } from './progress';
 import { runWatch } from './watch';
 
 /** Every command's flags: the parser rejects anything else (and deploy tests check manifests against this). */
@@ -47,6 +49,22 @@ function jobFrom(args: Record<string, string | boolean | undefined>): JobConfig 
 const tlsFlags = (args: Record<string, string | boolean | undefined>) =>
   ({ ca: args['tls-ca'] as string | undefined, cert: args['tls-cert'] as string | undefined, key: args['tls-key'] as string | undefined });
 
+/**
+ * Run a command's stages with a live progress line on a terminal (iteration,
+ * accuracy, examples/s, ETA; see progress.ts); elsewhere the usual log lines.
+ * `begin(stage)` names each stage as it starts.
+ */
+async function withProgress<T>(run: (events: EventBus, begin: (stage: JobConfig) => void) => Promise<T>): Promise<T> {
+  const progress = new ProgressLine();
+  const events = new EventBus();
+  events.subscribe(progress.onEvent);
+  try {
+    return await run(events, (stage) => progress.begin(`${stage.name}${stage.model.from ? ' (fine-tune)' : ''}`));
+  } finally {
+    progress.end();
+  }
+}
+
 /** The one stdout line a finished job prints: where its output is and its last evaluation. */
 function report(result: TrainResult): void {
   const last = result.curve[result.curve.length - 1];
@@ -62,7 +80,8 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case 'train': {
       const args = parseArgs(rest, FLAGS.train);
-      return report(await runStages(jobFrom(args), (stage) => train(stage, { resume: Boolean(args.resume) }), { fresh: Boolean(args.fresh) }));
+      return report(await withProgress((events, begin) =>
+        runStages(jobFrom(args), (stage) => { begin(stage); return train(stage, { resume: Boolean(args.resume), events }); }, { fresh: Boolean(args.fresh) })));
     }
     case 'coordinator': {
       const args = parseArgs(rest, FLAGS.coordinator);
@@ -86,8 +105,10 @@ async function main(argv: string[]): Promise<void> {
     case 'local': {
       const args = parseArgs(rest, FLAGS.local);
       const workers = workersFlag(args.workers ?? 1);
-      const local = (stage: JobConfig) => runLocal(stage, workers, { resume: Boolean(args.resume), backend: args.backend as string | undefined });
-      return report(await runStages(jobFrom(args), local, { fresh: Boolean(args.fresh) }));
+      return report(await withProgress((events, begin) => runStages(jobFrom(args), (stage) => {
+        begin(stage);
+        return runLocal(stage, workers, { resume: Boolean(args.resume), backend: args.backend as string | undefined, events });
+      }, { fresh: Boolean(args.fresh) })));
     }
     case 'compare': {
       const args = parseArgs(rest, FLAGS.compare);

@@ -5,7 +5,8 @@ import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { tempDir } from './fixtures';
+import { tempDir, writeIdxSet } from './fixtures';
+import { missing } from './needs';
 
 const run = promisify(execFile);
 const CLI = join(__dirname, '..', 'cli', 'main.js');
@@ -34,4 +35,18 @@ test('cli – every command answers --help and -h with its usage, naming every f
   }
   const { stdout } = await run('node', [CLI, '--version']);
   assert.equal(stdout, `tunefleet ${JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')).version}\n`);
+});
+
+test('cli – train on a terminal shows one live progress line (iteration, accuracy, examples/s, ETA); elsewhere the log lines', { skip: missing('script') }, async () => {
+  const dir = tempDir();
+  writeIdxSet(dir, 100, 20);
+  const job = join(dir, 'job.yaml');
+  writeFileSync(job, JSON.stringify({ name: 'live', backend: 'wasm', data: { path: dir, download: false }, train: { iterations: 6, batchSize: 16, evalEvery: 3, logEvery: 1, checkpointEvery: 6, outDir: join(dir, 'out') } }));
+  const command = `node ${CLI} train --config ${job}`;
+  const onTerminal = (await run('script', ['-qfec', command, '/dev/null'])).stdout; // a pseudo-terminal
+  assert.match(onTerminal, /\r\x1b\[2Klive {2}it 6\/6 {2}acc \d+\.\d% {2}\d+ ex\/s {2}ETA \d+:\d\d/);
+  assert.doesNotMatch(onTerminal, /info trainer: progress/, 'info lines are hidden behind the live line');
+  const plain = await run('node', [CLI, 'train', '--config', job]);
+  assert.match(plain.stderr, /info trainer: progress iteration=6/);
+  assert.doesNotMatch(plain.stderr, /\x1b\[2K/);
 });

@@ -10,6 +10,7 @@ const HOW: Record<string, string> = {
   'protoc': 'apt-get install protobuf-compiler',
   'openssl': 'apt-get install openssl',
   'pgrep': 'apt-get install procps',
+  'script': 'apt-get install bsdutils',
 };
 
 function onPath(program: string): boolean {
