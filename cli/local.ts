@@ -66,7 +66,7 @@ export async function runLocal(cfg: JobConfig, workers: number, opts: LocalOptio
 const exited = (c: ChildProcess) => c.exitCode !== null || c.signalCode !== null;
 
 /** SIGTERM every worker still running and wait until all have exited (SIGKILL after 5 s). */
-async function stopAll(children: ChildProcess[]): Promise<void> {
+export async function stopAll(children: ChildProcess[]): Promise<void> {
   await Promise.all(children.filter((c) => !exited(c)).map((c) => new Promise<void>((resolve) => {
     const kill = setTimeout(() => c.kill('SIGKILL'), 5000);
     c.once('exit', () => { clearTimeout(kill); resolve(); });

@@ -22,13 +22,14 @@ import { runLocal } from './local';
 import { HELP, USAGE } from './usage';
 import { fetchStatus, statusText } from './status';
 import { ProgressLine } from './progress';
+import { runWorkerGroup } from './gpus';
 import { runWatch } from './watch';
 
 /** Every command's flags: the parser rejects anything else (and deploy tests check manifests against this). */
 export const FLAGS: Record<string, FlagSpec> = {
   train: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', fresh: 'boolean' },
   coordinator: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', port: 'string', workers: 'string' },
-  worker: { coordinator: 'string', backend: 'string', id: 'string', 'metrics-port': 'string', 'metrics-host': 'string', 'token-file': 'string', 'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string', 'reconnect-for': 'string' },
+  worker: { coordinator: 'string', gpus: 'string', backend: 'string', id: 'string', 'metrics-port': 'string', 'metrics-host': 'string', 'token-file': 'string', 'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string', 'reconnect-for': 'string' },
   local: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', fresh: 'boolean', workers: 'string' },
   compare: { config: 'string', workers: 'string', out: 'string', fresh: 'boolean', backend: 'string' },
   status: { coordinator: 'string', 'token-file': 'string', 'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string', json: 'boolean' },
@@ -98,6 +99,11 @@ async function main(argv: string[]): Promise<void> {
       const port = args['metrics-port'] ?? '9401';
       const metricsPort = port === 'off' ? null : parseJob({ metrics: { port: Number(port) } }, '--metrics-port').metrics.port;
       const tls = tlsFlags(args);
+      if (args.gpus !== undefined) {
+        // Each process gets the same flags but its own id and metrics port.
+        const shared = Object.entries(args).filter(([k]) => !['gpus', 'id', 'metrics-port'].includes(k)).flatMap(([k, v]) => (v === true ? [`--${k}`] : [`--${k}`, String(v)]));
+        return runWorkerGroup(shared, { gpus: String(args.gpus), backend: backend ?? process.env.TUNEFLEET_BACKEND, id: args.id as string | undefined, metricsPort });
+      }
       const reconnectSeconds = Number(args['reconnect-for'] ?? 300);
       if (!(reconnectSeconds >= 0)) throw new ConfigInvalid(`--reconnect-for must be a number of seconds >= 0, not ${args['reconnect-for']}`);
       return runWorker(String(args.coordinator), { backend, id: args.id as string | undefined, metricsPort, metricsHost: args['metrics-host'] as string | undefined, token: readToken(args['token-file'] as string | undefined), tls, reconnectSeconds });

@@ -10,11 +10,14 @@ export const USAGE: Record<string, string> = {
   coordinator: `tunefleet coordinator --config job.yaml [--port P] [--workers N] [--backend B] [--data DIR] [--resume]
     Serve the job over gRPC (default port 7070); steps start once N workers
     (cluster.workers) are live. --resume continues from the newest checkpoint.`,
-  worker: `tunefleet worker --coordinator HOST:PORT [--backend B] [--id ID] [--metrics-port P|off] [--metrics-host ADDR]
-                 [--token-file F] [--tls-ca CA.pem [--tls-cert C.pem --tls-key K.pem]]
+  worker: `tunefleet worker --coordinator HOST:PORT [--gpus N|all] [--backend B] [--id ID] [--metrics-port P|off]
+                 [--metrics-host ADDR] [--token-file F] [--tls-ca CA.pem [--tls-cert C.pem --tls-key K.pem]]
                  [--reconnect-for SECONDS]
     Join a coordinator and compute until the job finishes. A lost session is
-    joined again with backoff for up to SECONDS (default 300; 0 = never).`,
+    joined again with backoff for up to SECONDS (default 300; 0 = never).
+    --gpus: one worker process per GPU of this node (CUDA_VISIBLE_DEVICES, ids
+    ID-gpu<i>, metrics ports P+i), supervised together; 'all' = every GPU
+    nvidia-smi lists; N with a CPU backend (--backend wasm) = N CPU processes.`,
   local: `tunefleet local --workers N --config job.yaml [--backend B] [--data DIR] [--resume] [--fresh]
     The coordinator here and N worker processes on this machine (loopback).`,
   compare: `tunefleet compare --config experiment.yaml [--workers N] [--out DIR] [--backend B] [--fresh]

@@ -15,7 +15,7 @@ import { hasKubectl, renderKustomization } from './kustomize-lite';
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const root = join(__dirname, '..', '..');
 const k8s = join(root, 'deploy', 'k8s');
-const OVERLAYS = ['gpu', 'cpu'];
+const OVERLAYS = ['gpu', 'gpu-multi', 'cpu'];
 
 function render(overlay: string): Obj[] {
   const dir = join(k8s, 'overlays', overlay);
@@ -75,7 +75,7 @@ for (const overlay of OVERLAYS) {
         const readers = ['core/backend/backends.ts', 'core/data/resolve.ts', 'core/observe/log.ts', 'core/wire/security.ts'].map((f) => readFileSync(join(root, f), 'utf8')).join('');
         assert.ok(readers.includes(`process.env.${e.name}`), `${e.name} is read by the code`);
       }
-      assert.match(c.image, overlay === 'gpu' ? /^tunefleet:gpu$/ : /^tunefleet:cpu$/);
+      assert.match(c.image, overlay.startsWith('gpu') ? /^tunefleet:gpu$/ : /^tunefleet:cpu$/);
     }
     // The coordinator: one replica, Recreate, the job ConfigMap mounted where --config points.
     const coord = named(objs, 'Deployment', 'tunefleet-coordinator');
@@ -96,11 +96,18 @@ for (const overlay of OVERLAYS) {
     assert.equal(job.metrics.port, coordSvc.spec.ports.find((p: Obj) => p.name === 'metrics').port);
     assert.equal(job.metrics.nats, `nats://tunefleet-nats:${named(objs, 'Service', 'tunefleet-nats').spec.ports[0].port}`);
     assert.equal(String(job.metrics.port), coord.spec.template.metadata.annotations['prometheus.io/port']);
-    // Workers: GPU per pod on gpu, none on cpu; they dial the coordinator's Service; their metrics port matches.
+    // Workers: one GPU per pod on gpu, a node's GPUs and one process each (--gpus all) on gpu-multi, none on cpu;
+    // they dial the coordinator's Service; their metrics ports match (9401 + i) and are all scraped.
     const worker = named(objs, 'StatefulSet', 'tunefleet-worker');
     const wc = containers(worker)[0];
-    assert.equal(wc.resources.limits['nvidia.com/gpu'], overlay === 'gpu' ? 1 : undefined);
-    assert.equal(wc.env.find((e: Obj) => e.name === 'TUNEFLEET_BACKEND').value, overlay === 'gpu' ? 'tensorflow-gpu' : 'wasm');
+    const gpus = { gpu: 1, 'gpu-multi': 4, cpu: undefined }[overlay];
+    assert.equal(wc.resources.limits['nvidia.com/gpu'], gpus);
+    assert.equal(wc.env.find((e: Obj) => e.name === 'TUNEFLEET_BACKEND').value, gpus ? 'tensorflow-gpu' : 'wasm');
+    assert.equal(wc.args.includes('--gpus'), overlay === 'gpu-multi');
+    const scraped = byKind(objs, 'PodMonitor')[0].spec.podMetricsEndpoints.map((e: Obj) => e.port);
+    const metricsPorts = wc.ports.filter((p: Obj) => p.name.startsWith('metrics'));
+    assert.deepEqual(metricsPorts.map((p: Obj) => p.containerPort), metricsPorts.map((_: Obj, i: number) => 9401 + i));
+    for (const p of metricsPorts) assert.ok(scraped.includes(p.name), `${p.name} is scraped`);
     assert.equal(wc.args[wc.args.indexOf('--coordinator') + 1], `${coordSvc.metadata.name}:${job.cluster.port}`);
     const metricsPort = wc.args[wc.args.indexOf('--metrics-port') + 1];
     assert.equal(String(wc.ports.find((p: Obj) => p.name === 'metrics').containerPort), metricsPort);
@@ -143,5 +150,5 @@ test('deploy – the image builds from the lock file, runs as non-root and print
   assert.match(docker, /^CMD \["help"\]$/m);
   assert.match(docker, /nvidia\/cuda:11\.2\.2-cudnn8/);
   for (const dir of ['core', 'cli', 'coordinator', 'worker', 'proto']) assert.match(docker, new RegExp(`^COPY ${dir} ${dir}$`, 'm'));
-  assert.deepEqual(readdirSync(join(k8s, 'overlays')).sort(), ['cpu', 'gpu']);
+  assert.deepEqual(readdirSync(join(k8s, 'overlays')).sort(), ['cpu', 'gpu', 'gpu-multi']);
 });

@@ -1,0 +1,55 @@
+// gpus – `tunefleet worker --gpus`: how many processes, pinned to GPUs or
+// not; on this machine (no GPU) `--gpus all` says so, and `--gpus 2 --backend
+// wasm` runs two supervised CPU workers that finish a real job.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+import { plan } from '../cli/gpus';
+import { runCoordinator } from '../coordinator/coordinator';
+import { initBackend } from '../core/backend/backends';
+import { BackendUnavailable, ConfigInvalid } from '../core/errors';
+import { parseJob } from '../core/job/config';
+import { CLI, exitOf } from './cluster-helpers';
+import { tempDir, writeIdxSet } from './fixtures';
+
+const run = promisify(execFile);
+let dataDir = '';
+before(async () => {
+  await initBackend('wasm');
+  dataDir = tempDir();
+  writeIdxSet(dataDir, 100, 20);
+});
+
+test('gpus – all: one process per GPU; N: N processes, on GPUs when the backend needs them, else on the CPU', () => {
+  const four = { gpus: ['0, A100', '1, A100', '2, A100', '3, A100'], why: '' };
+  const none = { gpus: [], why: 'nvidia-smi: not installed' };
+  assert.deepEqual(plan('all', undefined, four), { processes: 4, pinned: true });
+  assert.deepEqual(plan('2', 'tensorflow-gpu', four), { processes: 2, pinned: true });
+  assert.deepEqual(plan('2', 'auto', four), { processes: 2, pinned: true });
+  assert.deepEqual(plan('3', 'wasm', none), { processes: 3, pinned: false });
+  assert.deepEqual(plan('2', undefined, none), { processes: 2, pinned: false }, 'auto without GPUs falls back to the CPU');
+  assert.throws(() => plan('all', 'wasm', none), (e: Error) => e instanceof BackendUnavailable && /found no GPUs \(nvidia-smi: not installed\)/.test(e.message));
+  assert.throws(() => plan('5', 'tensorflow-gpu', four), (e: Error) => e instanceof BackendUnavailable && /this node has 4 GPU/.test(e.message));
+  assert.throws(() => plan('0', 'wasm', none), ConfigInvalid);
+});
+
+test('gpus – on this machine: --gpus all is a clear error; --gpus 2 --backend wasm joins two workers that finish the job', async () => {
+  const all = await run('node', [CLI, 'worker', '--coordinator', '127.0.0.1:1', '--gpus', 'all']).catch((e) => e);
+  assert.equal(all.code, 1);
+  assert.match(all.stderr, /^BackendUnavailable: --gpus all found no GPUs \(nvidia-smi: .+\); on a CPU node pass --gpus N with --backend wasm/m);
+  const cfg = parseJob({
+    name: 'gpus', backend: 'wasm', data: { path: dataDir, download: false },
+    train: { iterations: 6, batchSize: 16, evalEvery: 6, checkpointEvery: 6, outDir: tempDir() },
+    cluster: { workers: 2, host: '127.0.0.1', port: 0 }, metrics: { port: null, workerPort: null },
+  });
+  let group: ReturnType<typeof spawn> | null = null;
+  const result = await runCoordinator(cfg, {
+    onListening: (port) => {
+      group = spawn(process.execPath, [CLI, 'worker', '--coordinator', `127.0.0.1:${port}`, '--gpus', '2', '--backend', 'wasm', '--id', 'node1', '--metrics-port', 'off'], { stdio: 'ignore' });
+    },
+  });
+  assert.equal(result.curve.at(-1)!.iteration, 6);
+  assert.deepEqual([...new Set(result.cluster.ledger.snapshot().map((e) => e.workerId))].sort(), ['node1-gpu0', 'node1-gpu1']);
+  assert.equal(await exitOf(group!), 0, 'the group exits 0 once both workers are told the job finished');
+});
