@@ -14,7 +14,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { BackendUnavailable, ConfigInvalid } from '../core/errors';
 import { logger } from '../core/observe/log';
-import { stopAll } from './local';
+import { stopOnSignal } from './local';
 
 const log = logger('gpus');
 
@@ -53,19 +53,12 @@ export async function runWorkerGroup(args: string[], opts: { gpus: string; backe
     const env = pinned ? { ...process.env, CUDA_VISIBLE_DEVICES: String(i) } : process.env;
     return spawn(process.execPath, [join(__dirname, 'main.js'), 'worker', ...args, ...own], { stdio: ['ignore', 'inherit', 'inherit'], env });
   });
-  const stop = async (signal: NodeJS.Signals) => {
-    log.info('interrupted: stopping workers', { signal });
-    await stopAll(children);
-    process.exit(130);
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  const release = stopOnSignal(children);
   const codes = await Promise.all(children.map((c, i) => new Promise<number>((resolve) => c.once('exit', (code, signal) => {
     if (code !== 0) log.warn('worker exited', { worker: `${base}-gpu${i}`, code, signal });
     resolve(code ?? 1);
   }))));
-  process.removeListener('SIGINT', stop);
-  process.removeListener('SIGTERM', stop);
+  release();
   const failed = codes.find((c) => c !== 0);
   if (failed !== undefined) process.exitCode = failed;
 }

@@ -26,13 +26,7 @@ export async function runLocal(cfg: JobConfig, workers: number, opts: LocalOptio
   const job = { ...cfg, cluster: { ...cfg.cluster, workers, host: '127.0.0.1', port: 0 } };
   const children: ChildProcess[] = [];
   let finished = false;
-  const interrupt = async (signal: NodeJS.Signals) => {
-    log.info('interrupted: stopping workers', { signal });
-    await stopAll(children);
-    process.exit(130);
-  };
-  process.once('SIGINT', interrupt);
-  process.once('SIGTERM', interrupt);
+  const release = stopOnSignal(children);
 
   let allDead: (err: Error) => void = () => {};
   const workersGone = new Promise<never>((_, reject) => { allDead = reject; });
@@ -57,16 +51,30 @@ export async function runLocal(cfg: JobConfig, workers: number, opts: LocalOptio
     return await Promise.race([runCoordinator(job, { resume: opts.resume, events: opts.events, onListening: (port, cluster) => { opts.onCluster?.(cluster); spawnWorkers(port); } }), workersGone]);
   } finally {
     finished = true;
-    process.removeListener('SIGINT', interrupt);
-    process.removeListener('SIGTERM', interrupt);
+    release();
     await stopAll(children);
   }
 }
 
 const exited = (c: ChildProcess) => c.exitCode !== null || c.signalCode !== null;
 
+/** Until the returned function is called, Ctrl-C or SIGTERM stops every child, then exits 130. */
+export function stopOnSignal(children: ChildProcess[]): () => void {
+  const interrupt = async (signal: NodeJS.Signals) => {
+    log.info('interrupted: stopping workers', { signal });
+    await stopAll(children);
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
+  return () => {
+    process.removeListener('SIGINT', interrupt);
+    process.removeListener('SIGTERM', interrupt);
+  };
+}
+
 /** SIGTERM every worker still running and wait until all have exited (SIGKILL after 5 s). */
-export async function stopAll(children: ChildProcess[]): Promise<void> {
+async function stopAll(children: ChildProcess[]): Promise<void> {
   await Promise.all(children.filter((c) => !exited(c)).map((c) => new Promise<void>((resolve) => {
     const kill = setTimeout(() => c.kill('SIGKILL'), 5000);
     c.once('exit', () => { clearTimeout(kill); resolve(); });
