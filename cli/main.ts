@@ -22,6 +22,7 @@ import { runLocal } from './local';
 import { HELP, USAGE } from './usage';
 import { fetchStatus, statusText } from './status';
 import { ProgressLine } from './progress';
+import { runDoctor } from './doctor';
 import { runWorkerGroup } from './gpus';
 import { runWatch } from './watch';
 
@@ -32,6 +33,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   worker: { coordinator: 'string', gpus: 'string', backend: 'string', id: 'string', 'metrics-port': 'string', 'metrics-host': 'string', 'token-file': 'string', 'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string', 'reconnect-for': 'string' },
   local: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', fresh: 'boolean', workers: 'string' },
   compare: { config: 'string', workers: 'string', out: 'string', fresh: 'boolean', backend: 'string' },
+  doctor: { config: 'string', backend: 'string', coordinator: 'string', 'token-file': 'string' },
   status: { coordinator: 'string', 'token-file': 'string', 'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string', json: 'boolean' },
   watch: { nats: 'string', job: 'string' },
 };
@@ -125,6 +127,15 @@ async function main(argv: string[]): Promise<void> {
       const out = String(args.out ?? join('runs', `compare-${exp.job.name}`));
       const results = await runCompare(exp, { workers, out, fresh: Boolean(args.fresh) });
       process.stdout.write(`\n${summaryTables(results)}\nReport: ${join(out, 'report.md')} (results.json, accuracy.svg, accuracy.png beside it)\n`);
+      return;
+    }
+    case 'doctor': {
+      const args = parseArgs(rest, FLAGS.doctor);
+      const problem = await runDoctor({
+        config: args.config as string | undefined, backend: args.backend ? backendFlag(args.backend) : undefined,
+        coordinator: args.coordinator as string | undefined, token: readToken(args['token-file'] as string | undefined),
+      });
+      process.exitCode = problem ? 1 : 0;
       return;
     }
     case 'status': {

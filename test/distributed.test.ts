@@ -9,11 +9,11 @@ import { join } from 'node:path';
 import { initBackend } from '../core/backend/backends';
 import { EventBus } from '../core/observe/events';
 import { parseJob } from '../core/job/config';
-import { readParams } from '../core/model/params';
+import { maxRelativeDiff, readParams } from '../core/model/params';
 import { train } from '../core/train/trainer';
 import { CoordinatorClient, LedgerReport } from '../proto/gen/tunefleet/v1/tunefleet';
 import { tempDir, writeIdxSet } from './fixtures';
-import { maxRelativeDiff, runJob, spawnWorker } from './cluster-helpers';
+import { runJob, spawnWorker } from './cluster-helpers';
 
 let dataDir = '';
 before(async () => {

@@ -10,7 +10,8 @@ import { initialise } from '../model/init';
 import { cutModel, loadModel } from '../model/io';
 import { buildModel, HEAD } from '../model/zoo';
 
-async function loadPretrained(from: string): Promise<tf.LayersModel> {
+/** The model at a `model.from`: a checkpoint folder, a folder with model.json, a model.json path or an http(s) URL. */
+export async function loadPretrained(from: string): Promise<tf.LayersModel> {
   if (isCheckpoint(from)) return (await loadCheckpoint(from)).model;
   return loadModel(/^https?:\/\//.test(from) ? from : from.endsWith('.json') ? from : `${from}/model.json`);
 }

@@ -42,3 +42,15 @@ export function writeParams(model: tf.LayersModel, params: Tensors): void {
     }
   });
 }
+
+/** The largest difference between two sets of tensors, per tensor relative to its largest magnitude in `b`. */
+export function maxRelativeDiff(a: Map<string, Float32Array>, b: Map<string, Float32Array>): number {
+  let worst = 0;
+  for (const [name, x] of b) {
+    const y = a.get(name)!;
+    let diff = 0, scale = 0;
+    for (let i = 0; i < x.length; i++) { diff = Math.max(diff, Math.abs(x[i] - y[i])); scale = Math.max(scale, Math.abs(x[i])); }
+    worst = Math.max(worst, diff / (scale || 1));
+  }
+  return worst;
+}
