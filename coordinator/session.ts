@@ -19,12 +19,11 @@ export interface Channel {
 export class WorkerSession {
   /** Parameter version the worker holds; -1 = none yet (it needs every variable). */
   version = -1;
-  /** Which examples of each split the worker has cached. */
-  readonly cached: Record<Split.TRAIN | Split.VALIDATION, Uint8Array>;
   alive = true;
   private sending: Promise<void> = Promise.resolve();
   private handing: Promise<void> = Promise.resolve();
   private assembler: TensorAssembler | null = null;
+  private bitmaps: Record<Split.TRAIN | Split.VALIDATION, Uint8Array> | null = null;
 
   constructor(
     readonly id: string,
@@ -32,15 +31,22 @@ export class WorkerSession {
     private readonly channel: Channel,
     private readonly trainable: ParamSpec[],
     private readonly gradientDtypes: DType[],
-    sizes: { train: number; val: number },
-  ) {
-    this.cached = { [Split.TRAIN]: new Uint8Array(sizes.train), [Split.VALIDATION]: new Uint8Array(sizes.val) };
-  }
+    private readonly sizes: { train: number; val: number },
+  ) {}
 
-  /** The gradient upload in progress. Its model-sized buffers are made on first use, so a session that never uploads costs none. */
+  // Both made on first use, so a session that joins and leaves (or a flood of
+  // them) costs neither model-sized nor dataset-sized buffers.
+
+  /** The gradient upload in progress. */
   get uploads(): TensorAssembler {
     this.assembler ??= new TensorAssembler(this.trainable, this.gradientDtypes);
     return this.assembler;
+  }
+
+  /** Which examples of each split the worker has cached (1 = sent). */
+  get cached(): Record<Split.TRAIN | Split.VALIDATION, Uint8Array> {
+    this.bitmaps ??= { [Split.TRAIN]: new Uint8Array(this.sizes.train), [Split.VALIDATION]: new Uint8Array(this.sizes.val) };
+    return this.bitmaps;
   }
 
   /** Queue a message; resolves once the channel has accepted it. Messages go out in call order. */
