@@ -6,7 +6,7 @@
 // computing the right gradients, and does the job find its data, model,
 // ports, credentials, NATS and coordinator.
 import { createServer } from 'node:net';
-import { BackendName, BACKENDS, initBackend } from '../core/backend/backends';
+import { BackendName, BACKENDS, initBackend, reason } from '../core/backend/backends';
 import { ConfigInvalid, describeError } from '../core/errors';
 import { JobConfig, loadJobFile } from '../core/job/config';
 import { loadPretrained } from '../core/job/model';
@@ -72,8 +72,8 @@ async function backendChecks(wanted: BackendName): Promise<Check[]> {
     try {
       await initBackend(name);
     } catch (err) {
-      const reason = describeError(err).replace(/^BackendUnavailable: backend '[^']+' cannot start here: /, '').replace(/; use --backend auto$/, '');
-      const detail = name === 'wasm' ? reason : nativeHint(name, reason);
+      const why = reason((err as Error).cause ?? err); // the loader's own error, not initBackend's advice
+      const detail = name === 'wasm' ? why : nativeHint(name, why);
       checks.push({ verdict: wanted === name ? 'PROBLEM' : '--', what: `backend ${name}`, detail: `unavailable: ${detail}` });
       continue;
     }

@@ -65,6 +65,7 @@ export class Cluster implements Compute, Fleet {
   private readonly strikes = new Map<string, number>();
   private readonly localData: boolean;
   private readonly trainable: ParamSpec[];
+  private welcome: Welcome | null = null;
   private version = 0;
   private finished = false;
 
@@ -119,7 +120,7 @@ export class Cluster implements Compute, Fleet {
     const session = new WorkerSession(id, msg.backend, channel, this.trainable, dtypes, { train: data.train.labels.length, val: data.val.labels.length });
     this.sessions.set(id, session);
     this.status.joined(id, msg.backend, msg.device);
-    void session.send({ kind: { $case: 'welcome', value: this.welcome(id) } });
+    void session.send({ kind: { $case: 'welcome', value: this.welcomeFor(id) } });
     log.info('worker joined', { worker: id, backend: msg.backend, device: msg.device, live: this.live().length });
     this.job.events.emit({ type: 'worker.joined', worker: id, backend: msg.backend, live: this.live().length });
     for (const round of this.rounds) round.workerJoined(id);
@@ -181,19 +182,23 @@ export class Cluster implements Compute, Fleet {
     if (this.strikes.size > MAX_STRUCK_IDS) this.strikes.delete(this.strikes.keys().next().value!);
   }
 
-  private welcome(workerId: string): Welcome {
-    const { cfg, data, model, trainable } = this.job;
-    return {
-      workerId, job: cfg.name,
-      modelTopologyJson: JSON.stringify(model.toJSON(null, false)),
-      trainable,
-      exampleShape: data.train.shape,
-      normMean: data.norm.mean, normStd: data.norm.std,
-      trainSize: data.train.labels.length, valSize: data.val.labels.length,
-      localData: this.localData,
-      jobConfigJson: JSON.stringify(redactJob(cfg)), // workers need its data section, never its credentials
-      gradientDtype: this.gradientDtype,
-    };
+  /** The Welcome every worker gets, but for its id: the same for the whole job, so built once. */
+  private welcomeFor(workerId: string): Welcome {
+    if (!this.welcome) {
+      const { cfg, data, model, trainable } = this.job;
+      this.welcome = {
+        workerId: '', job: cfg.name,
+        modelTopologyJson: JSON.stringify(model.toJSON(null, false)),
+        trainable,
+        exampleShape: data.train.shape,
+        normMean: data.norm.mean, normStd: data.norm.std,
+        trainSize: data.train.labels.length, valSize: data.val.labels.length,
+        localData: this.localData,
+        jobConfigJson: JSON.stringify(redactJob(cfg)), // workers need its data section, never its credentials
+        gradientDtype: this.gradientDtype,
+      };
+    }
+    return { ...this.welcome, workerId };
   }
 
   // ---- Fleet: what a round needs ---------------------------------------------

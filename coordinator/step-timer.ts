@@ -26,7 +26,6 @@ export class StepTimer {
     this.finished.push({ at, compute: computeSeconds, upload: Math.max(0, since - computeSeconds) });
   }
 
-
   phases(): Partial<Record<Phase, number>> {
     const f = this.finished;
     if (f.length === 0) return {};

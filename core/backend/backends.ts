@@ -30,7 +30,8 @@ async function activate(name: (typeof BACKENDS)[number]): Promise<void> {
   if (tfName === 'wasm') installWasmTrainingKernels();
 }
 
-function reason(err: unknown): string {
+/** Why a backend did not start: the first line of the error, at most 160 characters. */
+export function reason(err: unknown): string {
   const msg = err instanceof Error ? err.message : String(err);
   return msg.split('\n')[0].slice(0, 160);
 }
