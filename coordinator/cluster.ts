@@ -8,7 +8,7 @@
 // server.ts makes from a gRPC stream (the unit tests, from an array).
 import type * as tf from '@tensorflow/tfjs';
 import { randomBytes } from 'node:crypto';
-import { DeadlineExceeded, endedBecause, JobFailed, rejectReason, WireInvalid, WorkerRefused } from '../core/errors';
+import { ConnectionLost, DeadlineExceeded, endedBecause, JobFailed, rejectReason, WireInvalid, WorkerRefused } from '../core/errors';
 import { JobSetup } from '../core/job/setup';
 import { logger } from '../core/observe/log';
 import { ParamSpec } from '../core/model/params';
@@ -18,9 +18,11 @@ import { Ledger, LedgerEntry } from '../core/train/ledger';
 import { Compute } from '../core/train/loop';
 import { shard } from '../core/train/sampler';
 import { redactJob } from '../core/util/redact';
+import { FrameHeader } from '../core/wire/frames';
 import { CoordinatorMessage, DType, EvalDone, Join, Split, StepDone, TensorChunk, Welcome } from '../proto/gen/tunefleet/v1/tunefleet';
 import { GradientAverager } from './aggregator';
 import { Clock, systemClock } from './clock';
+import { DataPlaneHost, Tickets } from './data-plane';
 import { Evaluations } from './evaluation';
 import { Round, Task } from './round';
 import { Channel, WorkerSession } from './session';
@@ -51,8 +53,10 @@ export type FleetJob = Pick<JobSetup, 'cfg' | 'data' | 'specs' | 'trainable' | '
 /** What a round in progress must hear about membership. */
 type Listening = Pick<Round<unknown>, 'workerJoined' | 'workerLost'>;
 
-export class Cluster implements Compute, Fleet {
+export class Cluster implements Compute, Fleet, DataPlaneHost {
   readonly sessions = new Map<string, WorkerSession>();
+  /** Data-plane tickets of the sessions that have not opened their data connection yet. */
+  readonly tickets = new Tickets();
   readonly ledger: Ledger;
   /** What `tunefleet status` shows. */
   readonly status: StatusBoard;
@@ -66,11 +70,14 @@ export class Cluster implements Compute, Fleet {
   private readonly localData: boolean;
   private readonly trainable: ParamSpec[];
   private welcome: Welcome | null = null;
+  /** The data plane's port once it listens; null: tensors travel on the gRPC streams. */
+  private dataPort: number | null = null;
+  private readonly clock: Clock;
   private version = 0;
   private finished = false;
 
   constructor(private readonly job: FleetJob, opts: { localData: boolean; clock?: Clock }) {
-    const clock = opts.clock ?? systemClock;
+    const clock = (this.clock = opts.clock ?? systemClock);
     const trainable = (this.trainable = job.specs.filter((s) => job.trainable.includes(s.name)));
     this.localData = opts.localData;
     this.ledger = new Ledger(job.data.train.labels.length, job.ledger);
@@ -81,6 +88,11 @@ export class Cluster implements Compute, Fleet {
     this.evaluations = new Evaluations(this);
     this.deadlines = new Deadlines(job.cfg.cluster.sliceDeadline, (w, seconds, kind) =>
       this.drop(w, new DeadlineExceeded(`no result within the ${kind} deadline of ${seconds.toFixed(1)} s`)), clock);
+  }
+
+  /** Tensors go on the data plane at `port` from now on (runCoordinator, before any worker joins). */
+  useDataPlane(port: number): void {
+    this.dataPort = port;
   }
 
   get gradientDtype(): DType {
@@ -117,10 +129,12 @@ export class Cluster implements Compute, Fleet {
     const { data } = this.job;
     // float16 jobs also take float32: a worker sends a tensor that would overflow float16 as float32.
     const dtypes = this.gradientDtype === DType.FLOAT16 ? [DType.FLOAT16, DType.FLOAT32] : [DType.FLOAT32];
-    const session = new WorkerSession(id, msg.backend, channel, this.trainable, dtypes, { train: data.train.labels.length, val: data.val.labels.length });
+    const sizes = { train: data.train.labels.length, val: data.val.labels.length };
+    const session = new WorkerSession(id, msg.backend, channel, this.trainable, dtypes, sizes, this.dataPort !== null);
     this.sessions.set(id, session);
     this.status.joined(id, msg.backend, msg.device);
-    void session.send({ kind: { $case: 'welcome', value: this.welcomeFor(id) } });
+    const ticket = this.dataPort === null ? new Uint8Array(0) : this.awaitDataConnection(session);
+    void session.send({ kind: { $case: 'welcome', value: this.welcomeFor(id, ticket) } });
     log.info('worker joined', { worker: id, backend: msg.backend, device: msg.device, live: this.live().length });
     this.job.events.emit({ type: 'worker.joined', worker: id, backend: msg.backend, live: this.live().length });
     for (const round of this.rounds) round.workerJoined(id);
@@ -145,11 +159,13 @@ export class Cluster implements Compute, Fleet {
     s.fail(err);
   }
 
-  /** The session ends; it is forgotten (its buffers freed), and its outstanding slices go to others. */
+  /** The session ends; it is forgotten (its buffers freed, its data connection closed), and its outstanding slices go to others. */
   leave(id: string, reason: string): void {
     const s = this.sessions.get(id);
     if (!s || !s.alive) return;
     s.alive = false;
+    s.release();
+    this.tickets.forget(s);
     this.sessions.delete(id);
     this.status.left(id);
     this.deadlines.clear(id);
@@ -182,8 +198,18 @@ export class Cluster implements Compute, Fleet {
     if (this.strikes.size > MAX_STRUCK_IDS) this.strikes.delete(this.strikes.keys().next().value!);
   }
 
-  /** The Welcome every worker gets, but for its id: the same for the whole job, so built once. */
-  private welcomeFor(workerId: string): Welcome {
+  /** A ticket for `s`'s data connection; a session that has not opened it within the join timeout is dropped. */
+  private awaitDataConnection(s: WorkerSession): Uint8Array {
+    const seconds = this.job.cfg.cluster.joinTimeoutSeconds;
+    const cancel = this.clock.after(seconds * 1000, () => {
+      if (!s.attached) this.drop(s.id, new ConnectionLost(`no data connection within ${seconds} s: can the worker reach port ${this.dataPort} (cluster.dataPort)?`));
+    });
+    s.linked().then(cancel, cancel);
+    return this.tickets.issue(s);
+  }
+
+  /** The Welcome every worker gets, but for its id and ticket: the rest is the same for the whole job, so built once. */
+  private welcomeFor(workerId: string, dataTicket: Uint8Array): Welcome {
     if (!this.welcome) {
       const { cfg, data, model, trainable } = this.job;
       this.welcome = {
@@ -196,9 +222,11 @@ export class Cluster implements Compute, Fleet {
         localData: this.localData,
         jobConfigJson: JSON.stringify(redactJob(cfg)), // workers need its data section, never its credentials
         gradientDtype: this.gradientDtype,
+        dataPort: this.dataPort ?? 0,
+        dataTicket: new Uint8Array(0),
       };
     }
-    return { ...this.welcome, workerId };
+    return { ...this.welcome, workerId, dataTicket };
   }
 
   // ---- Fleet: what a round needs ---------------------------------------------
@@ -243,6 +271,19 @@ export class Cluster implements Compute, Fleet {
     this.steps.onGradient(w, chunk);
     this.traffic.gradientBytes += chunk.data.length;
     this.job.metrics.traffic('received', 'gradients', chunk.data.length);
+  }
+
+  /** Where a gradient frame's payload goes (data-plane.ts); its tensor is an index into the trainable variables. */
+  gradientTarget(w: string, h: FrameHeader): Uint8Array {
+    const spec = this.trainable[h.tensor];
+    if (!spec) throw new WireInvalid(`gradient frame for tensor ${h.tensor}; there are ${this.trainable.length} trainable variables`, 'unknown-name');
+    return this.steps.gradientTarget(w, spec.name, h);
+  }
+
+  gradientLanded(w: string, h: FrameHeader): void {
+    this.steps.gradientLanded(w);
+    this.traffic.gradientBytes += h.length;
+    this.job.metrics.traffic('received', 'gradients', h.length);
   }
 
   onStepDone(w: string, msg: StepDone): void {

@@ -2,13 +2,14 @@
 // workers, then run the shared training loop with the fleet as its Compute.
 import * as grpc from '@grpc/grpc-js';
 import { describeError } from '../core/errors';
-import { JobConfig } from '../core/job/config';
+import { dataPortOf, JobConfig } from '../core/job/config';
 import { EventBus } from '../core/observe/events';
 import { startHttpServer } from '../core/observe/http-server';
 import { setupJob } from '../core/job/setup';
 import { readToken } from '../core/wire/security';
 import { runTraining, TrainResult } from '../core/train/loop';
 import { Cluster } from './cluster';
+import { startDataPlane } from './data-plane';
 import { startServer } from './server';
 
 export interface CoordinatorOptions {
@@ -22,10 +23,15 @@ export async function runCoordinator(cfg: JobConfig, opts: CoordinatorOptions = 
   const job = await setupJob(cfg, opts.resume ?? false, opts.events);
   const cluster = new Cluster(job, { localData: cfg.cluster.workerData === 'local' });
   const c = cfg.cluster;
+  // The data plane listens first, so every session's Welcome can name it.
+  const data = c.dataPlane === 'tcp'
+    ? await startDataPlane(cluster, { host: c.host, port: dataPortOf(cfg), helloSeconds: c.joinTimeoutSeconds, cert: c.tlsCert, key: c.tlsKey, clientCa: c.tlsClientCa })
+    : null;
+  if (data) cluster.useDataPlane(data.port);
   const { server, port } = await startServer(cluster, {
     host: c.host, port: c.port, joinTimeoutSeconds: c.joinTimeoutSeconds,
     token: readToken(c.tokenFile), cert: c.tlsCert, key: c.tlsKey, clientCa: c.tlsClientCa,
-  });
+  }).catch((err) => { data?.server.close(); throw err; });
   const http = cfg.metrics.port === null ? null : await startHttpServer(job.metrics, cfg.metrics.host, cfg.metrics.port, () => true);
   opts.onListening?.(port, cluster);
   let ending = 'job finished';
@@ -39,6 +45,7 @@ export async function runCoordinator(cfg: JobConfig, opts: CoordinatorOptions = 
   } finally {
     cluster.finish(ending);
     await shutdown(server);
+    data?.server.close(); // its connections close with their sessions
     http?.close();
     await job.nats?.close(); // after the workers' leave events
   }

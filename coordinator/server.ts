@@ -4,7 +4,7 @@
 // throws ends that worker's session, and the job goes on with the others
 // (see round.ts).
 import * as grpc from '@grpc/grpc-js';
-import { DeadlineExceeded, endedBecause, JobDiverged, JobFailed, rejectReason, Unauthenticated, WireInvalid, WorkerRefused } from '../core/errors';
+import { ConnectionLost, DeadlineExceeded, endedBecause, JobDiverged, JobFailed, rejectReason, Unauthenticated, WireInvalid, WorkerRefused } from '../core/errors';
 import { logger } from '../core/observe/log';
 import { authorized, cleartextTokenWarning, serverCredentials, ServerTls } from '../core/wire/security';
 import { MAX_MESSAGE_BYTES } from '../core/wire/tensors';
@@ -25,6 +25,7 @@ export function toStatus(err: unknown): Partial<grpc.StatusObject> {
 function statusCode(err: unknown): grpc.status {
   if (err instanceof WireInvalid) return err.reason === 'oversized' ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INVALID_ARGUMENT;
   if (err instanceof DeadlineExceeded) return grpc.status.DEADLINE_EXCEEDED;
+  if (err instanceof ConnectionLost) return grpc.status.UNAVAILABLE;
   if (err instanceof Unauthenticated) return grpc.status.UNAUTHENTICATED;
   if (err instanceof WorkerRefused) return grpc.status.PERMISSION_DENIED;
   if (err instanceof JobFailed || err instanceof JobDiverged) return grpc.status.FAILED_PRECONDITION;
@@ -35,10 +36,10 @@ function statusCode(err: unknown): grpc.status {
 // every 10 s, with how many were folded into that line, so a flood of hostile
 // connections cannot flood the log (each is still counted in the metric).
 const lastRefusal = new Map<string, { at: number; folded: number }>();
-function logRefusal(reason: string, details: unknown): void {
+export function logRefusal(reason: string, details: unknown, what = 'session refused'): void {
   const last = lastRefusal.get(reason);
   if (last && Date.now() - last.at < 10_000) { last.folded++; return; }
-  log.warn('session refused', { reason, details, alsoRefusedSinceLastLine: last?.folded ?? 0 });
+  log.warn(what, { reason, details, alsoRefusedSinceLastLine: last?.folded ?? 0 });
   lastRefusal.set(reason, { at: Date.now(), folded: 0 });
 }
 

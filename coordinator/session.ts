@@ -1,8 +1,10 @@
 // One worker's session, as the coordinator sees it: what the worker already
 // holds (parameter version, cached examples), the gradient chunks of its
-// current upload, and the Channel its messages go out on. Only the Channel
-// knows the transport: server.ts implements it over a gRPC stream, the unit
-// tests over an array.
+// current upload, the Channel its messages go out on, and (with the data
+// plane on) the TensorLink its parameters go out on. Only those two know the
+// transport: server.ts implements the Channel over a gRPC stream,
+// data-plane.ts the TensorLink over a TCP connection, the unit tests both
+// over arrays.
 import { CoordinatorMessage, DType, Split } from '../proto/gen/tunefleet/v1/tunefleet';
 import { ParamSpec } from '../core/model/params';
 import { TensorAssembler } from '../core/wire/tensors';
@@ -16,6 +18,15 @@ export interface Channel {
   fail(err: Error): void;
 }
 
+/** A session's data connection (data-plane.ts): parameters out as frames. */
+export interface TensorLink {
+  /** Send bytes [offset, offset + bytes.length) of variable `tensor` (its index in the model's variables) at `version`. */
+  sendParam(tensor: number, version: number, offset: number, bytes: Uint8Array): Promise<void>;
+  /** Every parameter of `version` the worker lacked has been sent. */
+  paramsDone(version: number): Promise<void>;
+  close(): void;
+}
+
 export class WorkerSession {
   /** Parameter version the worker holds; -1 = none yet (it needs every variable). */
   version = -1;
@@ -24,6 +35,10 @@ export class WorkerSession {
   private handing: Promise<void> = Promise.resolve();
   private assembler: TensorAssembler | null = null;
   private bitmaps: Record<Split.TRAIN | Split.VALIDATION, Uint8Array> | null = null;
+  private link: TensorLink | null = null;
+  private linkWaiters: { resolve: (link: TensorLink) => void; reject: (err: Error) => void }[] = [];
+  /** A StepDone that arrived over gRPC before the last of its gradient frames (data plane): taken when they have landed. */
+  pendingDone: (() => void) | null = null;
 
   constructor(
     readonly id: string,
@@ -32,6 +47,8 @@ export class WorkerSession {
     private readonly trainable: ParamSpec[],
     private readonly gradientDtypes: DType[],
     private readonly sizes: { train: number; val: number },
+    /** True: its tensors travel on a data connection (opened or still to come). */
+    readonly dataPlane = false,
   ) {}
 
   // Both made on first use, so a session that joins and leaves (or a flood of
@@ -69,12 +86,37 @@ export class WorkerSession {
     return run;
   }
 
+  /** The worker opened its data connection. */
+  attach(link: TensorLink): void {
+    this.link = link;
+    for (const w of this.linkWaiters.splice(0)) w.resolve(link);
+  }
+
+  get attached(): boolean {
+    return this.link !== null;
+  }
+
+  /** The data connection, once the worker has opened it; rejects if the session ends first. */
+  linked(): Promise<TensorLink> {
+    if (this.link) return Promise.resolve(this.link);
+    if (!this.alive) return Promise.reject(new Error('the session has ended'));
+    return new Promise((resolve, reject) => this.linkWaiters.push({ resolve, reject }));
+  }
+
   end(): void {
     this.channel.end();
+    this.release();
   }
 
   fail(err: Error): void {
     this.alive = false;
     this.channel.fail(err);
+    this.release();
+  }
+
+  /** The session is over: close its data connection (or stop waiting for it). */
+  release(): void {
+    this.link?.close();
+    for (const w of this.linkWaiters.splice(0)) w.reject(new Error('the session has ended'));
   }
 }

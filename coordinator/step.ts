@@ -23,7 +23,7 @@ import { Metrics, Phase } from '../core/observe/metrics';
 import { Ledger } from '../core/train/ledger';
 import { NormHistory, SpikeGuardConfig, sumOfSquares } from '../core/train/spike-guard';
 import { Tensors } from '../core/train/optimizer';
-import { CoordinatorMessage, StepDone, TensorChunk } from '../proto/gen/tunefleet/v1/tunefleet';
+import { CoordinatorMessage, DType, StepDone, TensorChunk } from '../proto/gen/tunefleet/v1/tunefleet';
 import { GradientAverager } from './aggregator';
 import { Clock } from './clock';
 import { Round, Task } from './round';
@@ -100,20 +100,53 @@ export class Steps {
     this.squares.delete(session);
   }
 
-  /** One chunk of worker `w`'s gradient for its current slice. */
+  /** One chunk of worker `w`'s gradient for its current slice (gRPC plane). */
   onGradient(w: string, chunk: TensorChunk): void {
-    const task = this.current?.round.outstanding(w);
-    if (!task) throw new WireInvalid('gradient chunk while no step is assigned to this worker', 'unexpected');
-    const session = this.fleet.session(w);
-    const completed = session.uploads.add(chunk);
-    if (!completed) return;
-    // One pass over the finished tensor: NaN/Inf anywhere makes the sum non-finite; otherwise it is this upload's squared norm so far.
-    const squares = sumOfSquares(session.uploads.tensors.get(completed)!);
-    if (!Number.isFinite(squares)) this.nonFinite(task, `${completed}: gradient holds NaN or Inf`);
-    this.squares.set(session, (this.squares.get(session) ?? 0) + squares);
+    this.uploadingTask(w);
+    this.arrived(w, this.fleet.session(w).uploads.add(chunk));
   }
 
-  /** Worker `w` says its gradient for its oldest slice is complete. */
+  /**
+   * Where a gradient frame's payload from `w` goes (data plane): into its
+   * upload buffer, after the checks a chunk gets, and the frame's step and
+   * version must be the step's.
+   */
+  gradientTarget(w: string, name: string, h: { dtype: DType; offset: number; length: number; step: number; version: number }): Uint8Array {
+    this.uploadingTask(w);
+    const current = this.current!;
+    if (h.step !== current.step || h.version !== current.version) {
+      throw new WireInvalid(`a gradient frame for step ${h.step} at version ${h.version}; expected step ${current.step} at version ${current.version}`, 'stale');
+    }
+    return this.fleet.session(w).uploads.destination(name, h.dtype, h.offset, h.length);
+  }
+
+  /** The piece gradientTarget() placed has arrived. */
+  gradientLanded(w: string): void {
+    this.arrived(w, this.fleet.session(w).uploads.landed());
+  }
+
+  private uploadingTask(w: string): Task {
+    const task = this.current?.round.outstanding(w);
+    if (!task) throw new WireInvalid('gradient chunk while no step is assigned to this worker', 'unexpected');
+    return task;
+  }
+
+  /** A piece of `w`'s upload is in place; `completed` names the tensor it completed. A complete tensor is checked; a complete upload answers a waiting StepDone. */
+  private arrived(w: string, completed: string | null): void {
+    if (!completed) return;
+    const session = this.fleet.session(w);
+    // One pass over the finished tensor: NaN/Inf anywhere makes the sum non-finite; otherwise it is this upload's squared norm so far.
+    const squares = sumOfSquares(session.uploads.tensors.get(completed)!);
+    if (!Number.isFinite(squares)) this.nonFinite(this.uploadingTask(w), `${completed}: gradient holds NaN or Inf`);
+    this.squares.set(session, (this.squares.get(session) ?? 0) + squares);
+    const done = session.pendingDone;
+    if (done && session.uploads.complete()) {
+      session.pendingDone = null;
+      done();
+    }
+  }
+
+  /** Worker `w` says its gradient for its oldest slice is complete (on the data plane, its last frames may still be on their way). */
   onStepDone(w: string, msg: StepDone): void {
     const current = this.current;
     const task = current?.round.outstanding(w);
@@ -125,10 +158,15 @@ export class Steps {
     if (!(Number.isFinite(msg.computeSeconds) && msg.computeSeconds >= 0)) throw new WireInvalid(`StepDone reports compute_seconds ${msg.computeSeconds}`, 'non-finite');
     if (msg.examples !== task.indices.length) throw new WireInvalid(`StepDone reports ${msg.examples} examples for a slice of ${task.indices.length}`, 'examples');
     const session = this.fleet.session(w);
-    if (!session.uploads.complete()) throw new WireInvalid('StepDone before every trainable gradient arrived', 'incomplete');
-    this.checkNotOutlier(Math.sqrt(this.squares.get(session) ?? 0));
-    current.round.complete(w, msg);
-    this.fleet.answered(w, current.round, 'step');
+    if (session.pendingDone) throw new WireInvalid('a second StepDone before the first one\'s gradients arrived', 'unexpected');
+    const finish = () => {
+      this.checkNotOutlier(Math.sqrt(this.squares.get(session) ?? 0));
+      current.round.complete(w, msg);
+      this.fleet.answered(w, current.round, 'step');
+    };
+    if (session.uploads.complete()) return finish();
+    if (!session.dataPlane) throw new WireInvalid('StepDone before every trainable gradient arrived', 'incomplete');
+    session.pendingDone = finish; // the frames' connection is not ordered with this stream: wait for them
   }
 
   /**

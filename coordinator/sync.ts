@@ -2,14 +2,19 @@
 // lacks (everything on join; afterwards only the trainable tensors, once per
 // version — frozen ones are never re-sent) and the examples it has not cached.
 //
-// Parameter chunks are views into the optimizer's master copy, not copies.
-// That is safe because the optimizer only updates after a round completes,
-// and a round completes only after every worker in it has answered — which it
-// can only do after receiving, in stream order, every message sent before.
+// Parameters go as frames on the session's data connection (data plane), or
+// as chunks on its gRPC stream. Either way they are views into the
+// optimizer's master copy, not copies. That is safe because the optimizer
+// only updates after a round completes, and a round completes only after
+// every worker in it has answered — which it can only do after receiving the
+// parameters its assignment names (on the data plane it waits for their
+// PARAMS_END frame). A session that ends first has its connection destroyed,
+// and with it any write still queued.
 import { JobData } from '../core/job/data';
 import { ParamSpec } from '../core/model/params';
 import { Metrics } from '../core/observe/metrics';
 import { Tensors } from '../core/train/optimizer';
+import { FRAME_BYTES } from '../core/wire/frames';
 import { CHUNK_BYTES, chunksOf } from '../core/wire/tensors';
 import { Split } from '../proto/gen/tunefleet/v1/tunefleet';
 import { WorkerSession } from './session';
@@ -22,25 +27,47 @@ export interface Traffic {
 
 export class WorkerSync {
   readonly traffic: Traffic = { paramBytes: new Map(), dataBytes: 0, gradientBytes: 0 };
+  /** Each variable's index in the model's variables: how PARAM frames name it. */
+  private readonly index: Map<string, number>;
 
   constructor(
     private readonly params: Tensors,
     private readonly specs: { all: ParamSpec[]; trainable: ParamSpec[] },
     private readonly data: JobData | null, // null: workers load the dataset themselves
     private readonly metrics: Metrics,
-  ) {}
+  ) {
+    this.index = new Map(specs.all.map((spec, i) => [spec.name, i]));
+  }
 
   /** Send `s` the parameters it lacks to hold `version`. */
   async sendParams(s: WorkerSession, version: number): Promise<void> {
     if (s.version === version) return;
+    const link = s.dataPlane ? await s.linked() : null;
     for (const spec of s.version < 0 ? this.specs.all : this.specs.trainable) {
-      for (const chunk of chunksOf(spec.name, spec.shape, this.params.get(spec.name)!)) {
-        this.traffic.paramBytes.set(spec.name, (this.traffic.paramBytes.get(spec.name) ?? 0) + chunk.data.length);
-        this.metrics.traffic('sent', 'parameters', chunk.data.length);
+      const values = this.params.get(spec.name)!;
+      if (link) {
+        const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+        const index = this.index.get(spec.name)!;
+        for (let offset = 0; offset < bytes.length || offset === 0; offset += FRAME_BYTES) {
+          const frame = bytes.subarray(offset, offset + FRAME_BYTES);
+          this.count(spec.name, frame.length);
+          await link.sendParam(index, version, offset, frame);
+          if (bytes.length === 0) break;
+        }
+        continue;
+      }
+      for (const chunk of chunksOf(spec.name, spec.shape, values)) {
+        this.count(spec.name, chunk.data.length);
         await s.send({ kind: { $case: 'param', value: chunk } });
       }
     }
+    await link?.paramsDone(version);
     s.version = version;
+  }
+
+  private count(name: string, bytes: number): void {
+    this.traffic.paramBytes.set(name, (this.traffic.paramBytes.get(name) ?? 0) + bytes);
+    this.metrics.traffic('sent', 'parameters', bytes);
   }
 
   /** Send `s` the examples of `split` at `indices` it has not cached yet. */

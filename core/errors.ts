@@ -47,8 +47,8 @@ export function describeError(err: unknown): string {
  */
 export const REJECT_REASONS = {
   'auth': 'no or wrong token',
-  'undecodable': 'the bytes are not a WorkerMessage',
-  'oversized': 'a message over the 8 MiB limit',
+  'undecodable': 'the bytes are not a WorkerMessage, or a frame header with an unknown kind or out-of-range numbers',
+  'oversized': 'a gRPC message over the 8 MiB limit, or a data-plane frame declaring over 64 MiB',
   'no-join': 'the first message was not Join, or none came in time',
   'bad-join': 'a Join whose worker id, backend or device is too long or has other characters than [A-Za-z0-9._:@/-]',
   'unknown-name': 'a tensor that is not a trainable variable',
@@ -64,6 +64,8 @@ export const REJECT_REASONS = {
   'duplicate-id': 'a worker id that is live in another session',
   'refused': 'a worker id refused for repeated bad sessions',
   'job-finished': 'a Join after the job ended',
+  'bad-ticket': 'a data connection whose first frame is not a HELLO with a live, unused ticket, or that sent none in time',
+  'truncated': 'a data connection that closed in the middle of a frame (the session ends; no strike against the worker id)',
   'internal': 'a coordinator bug while handling the message (the session ends, the job goes on)',
 } as const;
 export type RejectReason = keyof typeof REJECT_REASONS;
@@ -87,6 +89,9 @@ export class JobFailed extends TunefleetError {}
 /** The model diverged: the same examples gave NaN/Inf on two workers (or twice on one). */
 export class JobDiverged extends TunefleetError {}
 
+/** A worker's data connection closed (or never opened): its session ends, its slice goes to another. */
+export class ConnectionLost extends TunefleetError {}
+
 /** A worker did not answer its slice within the slice deadline (coordinator/slice-deadline.ts). */
 export class DeadlineExceeded extends TunefleetError {}
 
@@ -99,7 +104,7 @@ export function endedBecause(err: Error): string {
 
 /** The reason a refused message or session is counted under; null when no message was refused (a missed deadline, a diverged job). */
 export function rejectReason(err: unknown): RejectReason | null {
-  if (err instanceof DeadlineExceeded || err instanceof JobDiverged) return null;
+  if (err instanceof DeadlineExceeded || err instanceof JobDiverged || err instanceof ConnectionLost) return null;
   if (err instanceof WireInvalid) return err.reason;
   if (err instanceof Unauthenticated) return 'auth';
   if (err instanceof WorkerRefused) return 'refused';

@@ -10,10 +10,10 @@ import * as grpc from '@grpc/grpc-js';
 import { hostname } from 'node:os';
 import { BackendName, initBackend } from '../core/backend/backends';
 import { writeWithBackpressure } from '../core/wire/backpressure';
-import { fitsFloat16 } from '../core/wire/fp16';
+import { fitsFloat16, toFloat16 } from '../core/wire/fp16';
 import { parseJob } from '../core/job/config';
 import { JobFailed } from '../core/errors';
-import { computeGradients, evaluateRange, makeBatch } from '../core/train/gradients';
+import { evaluateRange, makeBatch, streamGradients } from '../core/train/gradients';
 import { prepareData } from '../core/job/data';
 import { startHttpServer } from '../core/observe/http-server';
 import { logger } from '../core/observe/log';
@@ -22,6 +22,7 @@ import { Metrics } from '../core/observe/metrics';
 import { paramSpecs, writeParams } from '../core/model/params';
 import { CHUNK_BYTES, chunksOf, MAX_MESSAGE_BYTES, TensorAssembler } from '../core/wire/tensors';
 import { CoordinatorClient, CoordinatorMessage, DType, Eval, Split, Step, Welcome, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
+import { DataLink, ParamSink } from './data-link';
 import { ExampleCache } from './example-cache';
 import { backoffSeconds, isRetryable } from './reconnect';
 
@@ -32,6 +33,8 @@ type Call = grpc.ClientDuplexStream<WorkerMessage, CoordinatorMessage>;
 export class WorkerJob {
   /** Each variable's shape, by name (looked up per gradient tensor, so built once). */
   private readonly shapes: Map<string, number[]>;
+  /** How gradient frames name a variable: its index in Welcome.trainable. */
+  private readonly trainableIndex: Map<string, number>;
 
   private constructor(
     readonly model: tf.LayersModel,
@@ -41,6 +44,7 @@ export class WorkerJob {
     readonly val: ExampleCache,
   ) {
     this.shapes = new Map(paramSpecs(model).map((p) => [p.name, p.shape]));
+    this.trainableIndex = new Map(welcome.trainable.map((name, i) => [name, i]));
   }
 
   static async create(w: Welcome): Promise<WorkerJob> {
@@ -71,30 +75,70 @@ export class WorkerJob {
 
   onParam(chunk: Parameters<TensorAssembler['add']>[0]): void {
     const done = this.params.add(chunk);
-    if (done) writeParams(this.model, new Map([[done, this.params.tensors.get(done)!]]));
+    if (done) this.onParamComplete(done);
   }
 
-  async step(s: Step, send: (m: WorkerMessage) => Promise<void>, metrics: Metrics): Promise<void> {
-    this.params.reset(); // every parameter of this version arrived before its Step
+  private onParamComplete(name: string): void {
+    writeParams(this.model, new Map([[name, this.params.tensors.get(name)!]]));
+  }
+
+  /** Where this job's parameter frames land (data plane). */
+  paramSink(metrics: Metrics): ParamSink {
+    return {
+      params: this.params, names: [...this.shapes.keys()],
+      received: (bytes) => metrics.traffic('received', 'parameters', bytes),
+      completed: (name) => this.onParamComplete(name),
+    };
+  }
+
+  /** Compute the slice's gradients and send them, each as soon as it is read back: as frames on `link`, or as chunks on the gRPC stream. */
+  async step(s: Step, send: (m: WorkerMessage) => Promise<void>, metrics: Metrics, link: DataLink | null): Promise<void> {
+    if (link) await link.paramsAt(s.version);
+    else this.params.reset(); // on the stream every parameter of this version arrived before its Step
     const started = process.hrtime.bigint();
-    const { loss, grads } = computeGradients(this.model, this.welcome.trainable, makeBatch(this.train.ds, s.indices, this.norm));
-    const computeSeconds = Number(process.hrtime.bigint() - started) / 1e9;
-    metrics.examplesComputed(s.indices.length);
-    metrics.workerCompute(this.welcome.workerId, computeSeconds, s.indices.length);
-    for (const [name, g] of grads) {
+    const { loss, grads } = streamGradients(this.model, this.welcome.trainable, makeBatch(this.train.ds, s.indices, this.norm));
+    let computeSeconds = secondsSince(started);
+    for (const [name, g] of timed(grads, (seconds) => { computeSeconds += seconds; })) {
       const dtype = this.welcome.gradientDtype === DType.FLOAT16 && !fitsFloat16(g) ? DType.FLOAT32 : this.welcome.gradientDtype;
+      if (link) {
+        const typed = dtype === DType.FLOAT16 ? toFloat16(g) : g;
+        const bytes = new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
+        metrics.traffic('sent', 'gradients', bytes.length);
+        await link.sendGradient(s.step, s.version, this.trainableIndex.get(name)!, dtype, bytes);
+        continue;
+      }
       for (const chunk of chunksOf(name, this.shapes.get(name)!, g, CHUNK_BYTES, dtype)) {
         metrics.traffic('sent', 'gradients', chunk.data.length);
         await send({ kind: { $case: 'gradient', value: chunk } });
       }
     }
+    metrics.examplesComputed(s.indices.length);
+    metrics.workerCompute(this.welcome.workerId, computeSeconds, s.indices.length);
     await send({ kind: { $case: 'stepDone', value: { step: s.step, version: s.version, examples: s.indices.length, loss, computeSeconds } } });
   }
 
-  eval(e: Eval): WorkerMessage {
-    this.params.reset();
+  async eval(e: Eval, link: DataLink | null): Promise<WorkerMessage> {
+    if (link) await link.paramsAt(e.version);
+    else this.params.reset();
     const r = evaluateRange(this.model, this.val.ds, e.indices, this.norm);
     return { kind: { $case: 'evalDone', value: { evalId: e.evalId, examples: r.count, correct: r.correct, lossSum: r.loss * r.count } } };
+  }
+}
+
+const secondsSince = (t: bigint) => Number(process.hrtime.bigint() - t) / 1e9;
+
+/** `items`, adding the time each takes to produce to `add` (a gradient's read-back is compute; sending it is not). */
+function* timed<T>(items: Generator<T>, add: (seconds: number) => void): Generator<T> {
+  try {
+    for (;;) {
+      const t = process.hrtime.bigint();
+      const next = items.next();
+      add(secondsSince(t));
+      if (next.done) return;
+      yield next.value;
+    }
+  } finally {
+    items.return(undefined);
   }
 }
 
@@ -122,7 +166,7 @@ const BACKOFF = { baseSeconds: 0.5, maxSeconds: 10 };
 export async function runWorker(address: string, opts: WorkerOptions = {}): Promise<void> {
   const backend = await initBackend(opts.backend);
   const metrics = new Metrics('', 'worker');
-  const state: SessionState = { id: opts.id ?? '', job: null, joins: 0 };
+  const state: SessionState = { id: opts.id ?? '', job: null, link: null, joins: 0 };
   const http = opts.metricsPort === null || opts.metricsPort === undefined ? null : await startHttpServer(metrics, opts.metricsHost ?? '0.0.0.0', opts.metricsPort, () => state.job !== null);
   const client = new CoordinatorClient(address, clientCredentials(opts.tls ?? {}), {
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
@@ -136,11 +180,13 @@ export async function runWorker(address: string, opts: WorkerOptions = {}): Prom
       const joinsBefore = state.joins;
       const call = client.session(tokenMetadata(opts.token ?? null));
       try {
-        return await runSession(call, address, backend, state, metrics);
+        return await runSession(call, state, { address, backend, metrics, tls: opts.tls ?? {} });
       } catch (err) {
         call.cancel(); // the session is over on our side too, whatever ended it
         state.job?.dispose();
         state.job = null;
+        state.link?.close();
+        state.link = null;
         if (state.joins > joinsBefore) { attempt = 0; lostAt = Date.now(); }
         if (!isRetryable(err) || Date.now() - lostAt >= giveUpAfter) throw asJobFailed(err, address);
         const delay = backoffSeconds(BACKOFF, attempt++);
@@ -157,11 +203,25 @@ export async function runWorker(address: string, opts: WorkerOptions = {}): Prom
 interface SessionState {
   id: string; // '' until the coordinator assigns one; reused when joining again
   job: WorkerJob | null;
+  /** The session's data connection; null: tensors on the gRPC stream. */
+  link: DataLink | null;
   joins: number;
 }
 
+interface SessionContext {
+  address: string;
+  backend: string;
+  metrics: Metrics;
+  tls: ClientTls;
+}
+
+/** The host part of a `host:port` address (`[::1]:7070` → `::1`). */
+export function hostOf(address: string): string {
+  return address.slice(0, address.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1');
+}
+
 /** One session: join, then do what the coordinator says until Finish (resolves) or the stream ends (throws). */
-async function runSession(call: Call, address: string, backend: string, state: SessionState, metrics: Metrics): Promise<void> {
+async function runSession(call: Call, state: SessionState, { address, backend, metrics, tls }: SessionContext): Promise<void> {
   // A write waiting for 'drain' must not outlive the call: when the
   // coordinator ends it (a deadline, a restart) no 'drain' comes, and the
   // process would otherwise go quiet and exit 0 with the session abandoned.
@@ -172,7 +232,10 @@ async function runSession(call: Call, address: string, backend: string, state: S
   for await (const msg of call as AsyncIterable<CoordinatorMessage>) {
     const kind = msg.kind;
     if (kind?.$case === 'welcome') {
-      state.job = await WorkerJob.replace(state.job, kind.value);
+      const w = kind.value;
+      state.job = await WorkerJob.replace(state.job, w);
+      state.link?.close();
+      state.link = w.dataPort ? await DataLink.open(hostOf(address), w.dataPort, w.dataTicket, tls, state.job.paramSink(metrics)) : null;
       state.id = kind.value.workerId;
       state.joins++;
       metrics.setJob(kind.value.job);
@@ -181,6 +244,7 @@ async function runSession(call: Call, address: string, backend: string, state: S
     }
     if (kind?.$case === 'finish') {
       log.info('finished', { reason: kind.value.reason });
+      state.link?.close();
       call.end();
       return;
     }
@@ -189,8 +253,8 @@ async function runSession(call: Call, address: string, backend: string, state: S
     switch (kind?.$case) {
       case 'param': metrics.traffic('received', 'parameters', kind.value.data.length); job.onParam(kind.value); break;
       case 'examples': metrics.traffic('received', 'data', kind.value.images.length); (kind.value.split === Split.TRAIN ? job.train : job.val).add(kind.value); break;
-      case 'step': await job.step(kind.value, send, metrics); break;
-      case 'eval': await send(job.eval(kind.value)); break;
+      case 'step': await job.step(kind.value, send, metrics, state.link); break;
+      case 'eval': await send(await job.eval(kind.value, state.link)); break;
     }
   }
   throw new Error(`coordinator ${address} closed the session without finishing the job`);

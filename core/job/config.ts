@@ -85,6 +85,8 @@ const cluster = z.object({
   workers: positiveInt.default(1).describe('the first step waits until this many workers are live (`tunefleet local --workers N` sets it)'),
   host: z.string().default('0.0.0.0').describe('address the coordinator listens on'),
   port: z.number().int().min(0).max(65535).default(7070).describe('gRPC port of the coordinator; 0 = any free port'),
+  dataPlane: z.enum(['tcp', 'grpc']).default('tcp').describe("where parameters and gradients travel: 'tcp' = raw frames on a connection of their own (TLS when gRPC is), at wire speed; 'grpc' = as messages on the gRPC stream (one port only, slower)"),
+  dataPort: z.number().int().min(0).max(65535).nullable().default(null).describe("the data plane's port (dataPlane tcp), reached by workers at the coordinator's host; null = port + 1 (7071), or any free port when port is 0; 0 = any free port"),
   tokenFile: z.string().nullable().default(null).describe('file holding the shared worker token; null = TUNEFLEET_TOKEN, or no token required when that is unset too'),
   tlsCert: z.string().nullable().default(null).describe('PEM certificate for gRPC over TLS; null = plaintext'),
   tlsKey: z.string().nullable().default(null).describe('PEM private key for tlsCert'),
@@ -143,6 +145,12 @@ export function parseJob(raw: unknown, source = 'job config'): JobConfig {
   if (!result.success) throw new ConfigInvalid(formatIssues(source, result.error));
   if (result.data.pretrain) pretrainConfig(result.data, source); // validate the stage now, not hours later
   return result.data;
+}
+
+/** The data plane's port to bind (cluster.dataPort's default follows cluster.port). */
+export function dataPortOf(cfg: JobConfig): number {
+  const { port, dataPort } = cfg.cluster;
+  return dataPort ?? (port === 0 ? 0 : port + 1);
 }
 
 export function outDirOf(cfg: JobConfig): string {

@@ -27,19 +27,40 @@ export interface GradientResult {
 }
 
 export function computeGradients(model: tf.LayersModel, trainable: string[], batch: Batch): GradientResult {
+  const { loss, grads } = streamGradients(model, trainable, batch);
+  return { loss, grads: new Map(grads) };
+}
+
+/**
+ * computeGradients, with each gradient read back from the backend only when
+ * the caller asks for it, last layer first (the order backpropagation
+ * produces them): a worker sends one while the next is still on the device.
+ * The caller must run the generator to its end (or return() it, which a
+ * for-of loop does when left early) so every gradient tensor is disposed.
+ */
+export function streamGradients(model: tf.LayersModel, trainable: string[], batch: Batch): { loss: number; grads: Generator<[string, Float32Array]> } {
   const vars = modelVariables(model);
   const varList = trainable.map((n) => vars.get(n)!.read() as tf.Variable);
-  const byRuntimeName = new Map(trainable.map((n, i) => [varList[i].name, n]));
   const { value, grads } = tf.tidy(() => {
     const x = tf.tensor4d(batch.x, [batch.y.length, ...batch.shape]);
     const y = tf.tensor1d(batch.y, 'int32');
     return tf.variableGrads(() => crossEntropy(model.apply(x, { training: true }) as tf.Tensor2D, y), varList);
   });
-  const out: Tensors = new Map();
-  for (const [runtimeName, g] of Object.entries(grads)) out.set(byRuntimeName.get(runtimeName)!, g.dataSync() as Float32Array);
   const loss = value.dataSync()[0];
-  tf.dispose([value, ...Object.values(grads)]);
-  return { loss, grads: out };
+  value.dispose();
+  const ordered = trainable.map((name, i) => [name, grads[varList[i].name]] as const).reverse();
+  function* readBack(): Generator<[string, Float32Array]> {
+    try {
+      for (const [name, g] of ordered) {
+        const values = g.dataSync() as Float32Array;
+        g.dispose();
+        yield [name, values];
+      }
+    } finally {
+      tf.dispose(ordered.map(([, g]) => g).filter((g) => !g.isDisposed));
+    }
+  }
+  return { loss, grads: readBack() };
 }
 
 export interface EvalResult {

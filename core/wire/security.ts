@@ -4,12 +4,14 @@
 //   send it as `authorization: Bearer <token>` metadata; it is compared in
 //   constant time and never logged, put in metrics or events, or sent to
 //   workers (only the file's path is in the job config);
-// - TLS for gRPC (cluster.tlsCert/tlsKey), and mutual TLS when
-//   cluster.tlsClientCa is set: a worker without a client certificate signed
-//   by that CA is refused in the handshake.
+// - TLS for gRPC and the data plane (cluster.tlsCert/tlsKey), and mutual
+//   TLS when cluster.tlsClientCa is set: a worker without a client
+//   certificate signed by that CA is refused in the handshake.
 import * as grpc from '@grpc/grpc-js';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import type * as tls from 'node:tls';
 import { ConfigInvalid } from '../errors';
 
 export const AUTH_HEADER = 'authorization';
@@ -60,14 +62,27 @@ function readPem(file: string, what: string): Buffer {
 
 export interface ServerTls { cert: string | null; key: string | null; clientCa: string | null }
 
-export function serverCredentials(t: ServerTls): grpc.ServerCredentials {
+/** The PEM files of `t`, read and checked once for both planes; null: plaintext. */
+export function serverPems(t: ServerTls): { cert: Buffer; key: Buffer; ca: Buffer | null } | null {
   if (!t.cert && !t.key) {
     if (t.clientCa) throw new ConfigInvalid('cluster.tlsClientCa needs cluster.tlsCert and cluster.tlsKey');
-    return grpc.ServerCredentials.createInsecure();
+    return null;
   }
   if (!t.cert || !t.key) throw new ConfigInvalid('TLS needs both cluster.tlsCert and cluster.tlsKey');
-  const ca = t.clientCa ? readPem(t.clientCa, 'client CA') : null;
-  return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: readPem(t.cert, 'TLS certificate'), private_key: readPem(t.key, 'TLS key') }], Boolean(ca));
+  return { cert: readPem(t.cert, 'TLS certificate'), key: readPem(t.key, 'TLS key'), ca: t.clientCa ? readPem(t.clientCa, 'client CA') : null };
+}
+
+export function serverCredentials(t: ServerTls): grpc.ServerCredentials {
+  const pems = serverPems(t);
+  if (!pems) return grpc.ServerCredentials.createInsecure();
+  return grpc.ServerCredentials.createSsl(pems.ca, [{ cert_chain: pems.cert, private_key: pems.key }], Boolean(pems.ca));
+}
+
+/** The data plane's server TLS options (same files, same rule: a client CA means client certificates are required); null: plaintext. */
+export function dataPlaneTls(t: ServerTls): tls.TlsOptions | null {
+  const pems = serverPems(t);
+  if (!pems) return null;
+  return { cert: pems.cert, key: pems.key, ...(pems.ca ? { ca: pems.ca, requestCert: true, rejectUnauthorized: true } : {}) };
 }
 
 export interface ClientTls { ca?: string; cert?: string; key?: string }
@@ -76,4 +91,14 @@ export function clientCredentials(t: ClientTls): grpc.ChannelCredentials {
   if (!t.ca && !t.cert) return grpc.credentials.createInsecure();
   if (Boolean(t.cert) !== Boolean(t.key)) throw new ConfigInvalid('--tls-cert and --tls-key go together');
   return grpc.credentials.createSsl(t.ca ? readPem(t.ca, 'CA') : null, t.key ? readPem(t.key, 'TLS key') : null, t.cert ? readPem(t.cert, 'TLS certificate') : null);
+}
+
+/** The worker's data connection TLS options (its --tls-* files), or null when it talks plaintext. */
+export function dataPlaneClientTls(t: ClientTls, host: string): tls.ConnectionOptions | null {
+  if (!t.ca && !t.cert) return null;
+  return {
+    ...(t.ca ? { ca: readPem(t.ca, 'CA') } : {}),
+    ...(t.cert ? { cert: readPem(t.cert, 'TLS certificate'), key: readPem(t.key!, 'TLS key') } : {}),
+    servername: isIP(host) ? undefined : host, // SNI takes names only; the certificate is checked against `host` either way
+  };
 }

@@ -40,6 +40,8 @@ export class TensorAssembler {
   private readonly shapes = new Map<string, string>();
   /** Elements received so far in this transfer, by tensor: where its next chunk must start. */
   private received = new Map<string, number>();
+  /** The piece destination() handed out, until it has landed. */
+  private pending: { name: string; start: number; count: number; half: Uint16Array | null } | null = null;
 
   /** `dtypes`: what the wire may carry (float32 always lands as float32). */
   constructor(specs: ParamSpec[], private readonly dtypes: DType[] = [DType.FLOAT32]) {
@@ -52,37 +54,53 @@ export class TensorAssembler {
   /** Forget what arrived (the buffers are reused for the next transfer). */
   reset(): void {
     this.received = new Map();
+    this.pending = null;
   }
 
   /** Place one chunk; returns the tensor's name when that chunk completed it. */
   add(chunk: TensorChunk): string | null {
-    const target = this.tensors.get(chunk.name);
-    if (!target) throw new WireInvalid(`unknown tensor '${chunk.name}'`, 'unknown-name');
-    if (!this.dtypes.includes(chunk.dtype)) throw new WireInvalid(`${chunk.name}: dtype ${DType[chunk.dtype] ?? chunk.dtype} is not ${this.dtypes.map((d) => DType[d]).join(' or ')}`, 'dtype');
-    if (chunk.shape.join('x') !== this.shapes.get(chunk.name)) {
+    if (this.tensors.has(chunk.name) && chunk.shape.join('x') !== this.shapes.get(chunk.name)) {
       throw new WireInvalid(`${chunk.name}: shape [${chunk.shape}] is not the expected [${this.shapes.get(chunk.name)!.split('x')}]`, 'shape');
     }
-    const size = BYTES_PER_ELEMENT[chunk.dtype]!;
-    const { data } = chunk;
-    const start = chunk.offset / size, count = data.length / size; // in elements
+    this.destination(chunk.name, chunk.dtype, chunk.offset, chunk.data.length).set(chunk.data);
+    return this.landed();
+  }
+
+  /**
+   * Where `byteLength` bytes of `name` (as `dtype`) at byte `offset` go,
+   * checked as a chunk would be: a float32 piece lands straight in the
+   * tensor, a float16 one in a scratch buffer that landed() converts. Write
+   * the bytes there, then call landed() before the next destination().
+   */
+  destination(name: string, dtype: DType, offset: number, byteLength: number): Uint8Array {
+    const target = this.tensors.get(name);
+    if (!target) throw new WireInvalid(`unknown tensor '${name}'`, 'unknown-name');
+    if (!this.dtypes.includes(dtype)) throw new WireInvalid(`${name}: dtype ${DType[dtype] ?? dtype} is not ${this.dtypes.map((d) => DType[d]).join(' or ')}`, 'dtype');
+    const size = BYTES_PER_ELEMENT[dtype]!;
+    const start = offset / size, count = byteLength / size; // in elements
     if (!Number.isInteger(start) || !Number.isInteger(count) || start + count > target.length) {
-      throw new WireInvalid(`${chunk.name}: bytes [${chunk.offset}, ${chunk.offset + data.length}) do not fit a ${target.length}-element ${DType[chunk.dtype]} tensor`, 'size');
+      throw new WireInvalid(`${name}: bytes [${offset}, ${offset + byteLength}) do not fit a ${target.length}-element ${DType[dtype]} tensor`, 'size');
     }
-    const sofar = this.received.get(chunk.name); // undefined: nothing of it yet in this transfer
+    const sofar = this.received.get(name); // undefined: nothing of it yet in this transfer
     const next = sofar ?? 0;
-    // An empty chunk only for an empty tensor, once (chunksOf sends one so it completes).
+    // An empty piece only for an empty tensor, once (chunksOf sends one so it completes).
     if (start !== next || (count === 0 && (target.length > 0 || sofar !== undefined))) {
-      throw new WireInvalid(`${chunk.name}: a chunk of ${count} elements at element ${start}; the next must start at element ${next} (in order, each element once)`, 'size');
+      throw new WireInvalid(`${name}: a chunk of ${count} elements at element ${start}; the next must start at element ${next} (in order, each element once)`, 'size');
     }
-    if (chunk.dtype === DType.FLOAT16) {
-      // Copied into an aligned buffer of its own: received bytes may sit at an
-      // odd offset, and are often a Buffer, whose slice() is a view, not a copy.
-      fromFloat16(new Uint16Array(new Uint8Array(data).buffer), target.subarray(start, start + count));
-    } else {
-      new Uint8Array(target.buffer, target.byteOffset + start * 4, data.length).set(data);
-    }
-    this.received.set(chunk.name, next + count);
-    return next + count === target.length ? chunk.name : null;
+    // float16 lands in an aligned buffer of its own: a view of received bytes may sit at an odd offset.
+    const half = dtype === DType.FLOAT16 ? new Uint16Array(count) : null;
+    this.pending = { name, start, count, half };
+    return half ? new Uint8Array(half.buffer) : new Uint8Array(target.buffer, target.byteOffset + start * 4, byteLength);
+  }
+
+  /** The piece destination() gave is in place; returns the tensor's name when it completed the tensor. */
+  landed(): string | null {
+    const { name, start, count, half } = this.pending!;
+    this.pending = null;
+    const target = this.tensors.get(name)!;
+    if (half) fromFloat16(half, target.subarray(start, start + count));
+    this.received.set(name, start + count);
+    return start + count === target.length ? name : null;
   }
 
   complete(names: Iterable<string> = this.tensors.keys()): boolean {

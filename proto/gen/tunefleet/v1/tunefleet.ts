@@ -195,6 +195,10 @@ export interface Welcome {
   jobConfigJson: string;
   /** send gradients as this (FLOAT32, or FLOAT16 to halve the bytes) */
   gradientDtype: DType;
+  /** the data plane's port on the coordinator's host; 0: tensors on this stream */
+  dataPort: number;
+  /** opens the data connection once (HELLO frame); bound to this session */
+  dataTicket: Uint8Array;
 }
 
 /**
@@ -1161,6 +1165,8 @@ function createBaseWelcome(): Welcome {
     localData: false,
     jobConfigJson: "",
     gradientDtype: 0,
+    dataPort: 0,
+    dataTicket: new Uint8Array(0),
   };
 }
 
@@ -1213,6 +1219,12 @@ export const Welcome: MessageFns<Welcome> = {
     }
     if (message.gradientDtype !== 0) {
       writer.uint32(96).int32(message.gradientDtype);
+    }
+    if (message.dataPort !== 0) {
+      writer.uint32(104).uint32(message.dataPort);
+    }
+    if (message.dataTicket.length !== 0) {
+      writer.uint32(114).bytes(message.dataTicket);
     }
     return writer;
   },
@@ -1356,6 +1368,22 @@ export const Welcome: MessageFns<Welcome> = {
             message.gradientDtype = reader.int32() as any;
             continue;
           }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.dataPort = reader.uint32();
+            continue;
+          }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.dataTicket = reader.bytes();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1424,6 +1452,16 @@ export const Welcome: MessageFns<Welcome> = {
         : isSet(object.gradient_dtype)
         ? dTypeFromJSON(object.gradient_dtype)
         : 0,
+      dataPort: isSet(object.dataPort)
+        ? globalThis.Number(object.dataPort)
+        : isSet(object.data_port)
+        ? globalThis.Number(object.data_port)
+        : 0,
+      dataTicket: isSet(object.dataTicket)
+        ? bytesFromBase64(object.dataTicket)
+        : isSet(object.data_ticket)
+        ? bytesFromBase64(object.data_ticket)
+        : new Uint8Array(0),
     };
   },
 
@@ -1465,6 +1503,12 @@ export const Welcome: MessageFns<Welcome> = {
     if (message.gradientDtype !== 0) {
       obj.gradientDtype = dTypeToJSON(message.gradientDtype);
     }
+    if (message.dataPort !== 0) {
+      obj.dataPort = Math.round(message.dataPort);
+    }
+    if (message.dataTicket.length !== 0) {
+      obj.dataTicket = base64FromBytes(message.dataTicket);
+    }
     return obj;
   },
 
@@ -1485,6 +1529,8 @@ export const Welcome: MessageFns<Welcome> = {
     message.localData = object.localData ?? false;
     message.jobConfigJson = object.jobConfigJson ?? "";
     message.gradientDtype = object.gradientDtype ?? 0;
+    message.dataPort = object.dataPort ?? 0;
+    message.dataTicket = object.dataTicket ?? new Uint8Array(0);
     return message;
   },
 };
@@ -2750,6 +2796,18 @@ export const CoordinatorService = {
    * ("<reason>: <details>"); a worker id rejected too often is refused at Join
    * with PERMISSION_DENIED; a worker that misses the step deadline is dropped
    * with DEADLINE_EXCEEDED (the slice deadline). See docs/failure-model.md.
+   *
+   * Where tensors travel: with cluster.dataPlane tcp (the default) the
+   * Welcome names a data port and a single-use ticket; the worker opens one
+   * TCP (TLS when this server is TLS) connection there, and parameters and
+   * gradients move on it as raw frames (core/wire/frames.ts, a 40-byte header
+   * and the tensor's bytes) instead of as TensorChunk messages on this
+   * stream. Everything else (Join, examples, Step, StepDone, Eval, EvalDone,
+   * Finish) stays here. A Step or Eval's version names the parameters it
+   * needs: on the data plane they are complete once its PARAMS_END frame for
+   * that version arrived; the coordinator takes a StepDone once every
+   * gradient frame of the slice has landed. With cluster.dataPlane grpc,
+   * tensors are TensorChunk messages on this stream, in order.
    */
   session: {
     path: "/tunefleet.v1.Coordinator/Session" as const,
@@ -2794,6 +2852,18 @@ export interface CoordinatorServer extends UntypedServiceImplementation {
    * ("<reason>: <details>"); a worker id rejected too often is refused at Join
    * with PERMISSION_DENIED; a worker that misses the step deadline is dropped
    * with DEADLINE_EXCEEDED (the slice deadline). See docs/failure-model.md.
+   *
+   * Where tensors travel: with cluster.dataPlane tcp (the default) the
+   * Welcome names a data port and a single-use ticket; the worker opens one
+   * TCP (TLS when this server is TLS) connection there, and parameters and
+   * gradients move on it as raw frames (core/wire/frames.ts, a 40-byte header
+   * and the tensor's bytes) instead of as TensorChunk messages on this
+   * stream. Everything else (Join, examples, Step, StepDone, Eval, EvalDone,
+   * Finish) stays here. A Step or Eval's version names the parameters it
+   * needs: on the data plane they are complete once its PARAMS_END frame for
+   * that version arrived; the coordinator takes a StepDone once every
+   * gradient frame of the slice has landed. With cluster.dataPlane grpc,
+   * tensors are TensorChunk messages on this stream, in order.
    */
   session: handleBidiStreamingCall<WorkerMessage, CoordinatorMessage>;
   /** Which examples each step consumed, for one epoch. */
@@ -2814,6 +2884,18 @@ export interface CoordinatorClient extends Client {
    * ("<reason>: <details>"); a worker id rejected too often is refused at Join
    * with PERMISSION_DENIED; a worker that misses the step deadline is dropped
    * with DEADLINE_EXCEEDED (the slice deadline). See docs/failure-model.md.
+   *
+   * Where tensors travel: with cluster.dataPlane tcp (the default) the
+   * Welcome names a data port and a single-use ticket; the worker opens one
+   * TCP (TLS when this server is TLS) connection there, and parameters and
+   * gradients move on it as raw frames (core/wire/frames.ts, a 40-byte header
+   * and the tensor's bytes) instead of as TensorChunk messages on this
+   * stream. Everything else (Join, examples, Step, StepDone, Eval, EvalDone,
+   * Finish) stays here. A Step or Eval's version names the parameters it
+   * needs: on the data plane they are complete once its PARAMS_END frame for
+   * that version arrived; the coordinator takes a StepDone once every
+   * gradient frame of the slice has landed. With cluster.dataPlane grpc,
+   * tensors are TensorChunk messages on this stream, in order.
    */
   session(): ClientDuplexStream<WorkerMessage, CoordinatorMessage>;
   session(options: Partial<CallOptions>): ClientDuplexStream<WorkerMessage, CoordinatorMessage>;

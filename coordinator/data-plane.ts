@@ -1,0 +1,167 @@
+// The coordinator's data plane (cluster.dataPlane: tcp): a TCP server — TLS,
+// with the same certificates, whenever the gRPC server is — where each worker
+// session opens one connection for its tensors. Parameters go out as PARAM
+// frames written from views of the master copy; gradient frames are read
+// straight into the session's upload buffers (core/wire/frames.ts).
+//
+// No side door: a connection is anonymous until its first frame, a HELLO
+// carrying the single-use ticket the session's Welcome gave (256 random
+// bits, over the authenticated gRPC stream). A bad, spent or late ticket, or
+// anything else first, closes it, counted as `bad-ticket`. After that every
+// frame gets the checks a gRPC gradient chunk gets, with the same reasons,
+// and a bad one ends the session (cluster.drop). A connection that closes
+// ends its session too, so the worker's slice is reassigned; one cut in the
+// middle of a frame is also counted, as `truncated`.
+import { randomBytes } from 'node:crypto';
+import { AddressInfo, createServer, Server, Socket } from 'node:net';
+import * as tls from 'node:tls';
+import { ConnectionLost, rejectReason, WireInvalid } from '../core/errors';
+import { logger } from '../core/observe/log';
+import { Metrics } from '../core/observe/metrics';
+import { FrameWriter, readFrames } from '../core/wire/data-socket';
+import { FrameHandler, FrameHeader, FrameKind, FrameReader, TICKET_BYTES } from '../core/wire/frames';
+import { dataPlaneTls, ServerTls } from '../core/wire/security';
+import { DType } from '../proto/gen/tunefleet/v1/tunefleet';
+import { logRefusal } from './server';
+import { TensorLink, WorkerSession } from './session';
+
+const log = logger('data-plane');
+
+/** What the data plane needs of the cluster. */
+export interface DataPlaneHost {
+  readonly tickets: Tickets;
+  readonly metrics: Metrics;
+  /** Where the payload of gradient frame `h` from worker `w` goes (checked like a gRPC chunk). */
+  gradientTarget(w: string, h: FrameHeader): Uint8Array;
+  gradientLanded(w: string, h: FrameHeader): void;
+  drop(w: string, err: Error): void;
+}
+
+/** Single-use tickets, each bound to the session it was issued to. */
+export class Tickets {
+  // Keyed by the ticket's hex: a Map lookup is not constant-time, but a
+  // 256-bit random value cannot be guessed a byte at a time from timing.
+  private readonly open = new Map<string, WorkerSession>();
+  private readonly bySession = new WeakMap<WorkerSession, string>();
+
+  issue(session: WorkerSession): Uint8Array {
+    const ticket = randomBytes(TICKET_BYTES);
+    this.open.set(ticket.toString('hex'), session);
+    this.bySession.set(session, ticket.toString('hex'));
+    return ticket;
+  }
+
+  /** The live session `ticket` was issued to; null for any other ticket. Spent either way. */
+  redeem(ticket: Uint8Array): WorkerSession | null {
+    const key = Buffer.from(ticket).toString('hex');
+    const session = this.open.get(key);
+    this.open.delete(key);
+    return session?.alive ? session : null;
+  }
+
+  /** The session ended: its unused ticket goes too, so the map holds only live sessions'. */
+  forget(session: WorkerSession): void {
+    const key = this.bySession.get(session);
+    if (key) this.open.delete(key);
+  }
+
+  get size(): number {
+    return this.open.size;
+  }
+}
+
+/** One worker's data connection: its TensorLink out, its gradient frames in. */
+class DataConnection implements FrameHandler, TensorLink {
+  private session: WorkerSession | null = null;
+  private readonly ticket = Buffer.alloc(TICKET_BYTES);
+  private writer: FrameWriter | null = null;
+  private socket: Socket;
+  /** Refused or failed: its close is already accounted for. */
+  private over = false;
+  private readonly reader = new FrameReader(this);
+  private readonly helloTimer: NodeJS.Timeout;
+
+  constructor(private readonly host: DataPlaneHost, accepted: Socket, helloSeconds: number) {
+    this.socket = readFrames(accepted, this.reader, (err) => this.fail(err));
+    this.socket.setNoDelay(true);
+    this.socket.on('error', () => {}); // 'close' follows and says what it means
+    this.socket.on('close', () => this.closed());
+    this.helloTimer = setTimeout(() => this.fail(new WireInvalid(`no HELLO within ${helloSeconds} s`, 'bad-ticket')), helloSeconds * 1000);
+  }
+
+  target(h: FrameHeader): Uint8Array {
+    if (!this.session) {
+      if (h.kind !== FrameKind.HELLO || h.length !== TICKET_BYTES) throw new WireInvalid(`the first frame must be a HELLO with a ${TICKET_BYTES}-byte ticket`, 'bad-ticket');
+      return this.ticket;
+    }
+    if (h.kind !== FrameKind.GRADIENT) throw new WireInvalid(`unexpected ${FrameKind[h.kind]} frame from a worker`, 'unexpected');
+    return this.host.gradientTarget(this.session.id, h);
+  }
+
+  landed(h: FrameHeader): void {
+    if (this.session) return this.host.gradientLanded(this.session.id, h);
+    const session = this.host.tickets.redeem(this.ticket);
+    if (!session) throw new WireInvalid('the ticket is unknown, already used, or its session has ended', 'bad-ticket');
+    clearTimeout(this.helloTimer);
+    this.session = session;
+    this.writer = new FrameWriter(this.socket);
+    session.attach(this);
+  }
+
+  sendParam(tensor: number, version: number, offset: number, bytes: Uint8Array): Promise<void> {
+    return this.writer!.send({ kind: FrameKind.PARAM, dtype: DType.FLOAT32, tensor, version, offset }, bytes);
+  }
+
+  paramsDone(version: number): Promise<void> {
+    return this.writer!.send({ kind: FrameKind.PARAMS_END, version });
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  /** A frame broke the contract: before HELLO the connection is refused; after, the session ends. */
+  private fail(err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    this.over = true;
+    this.socket.destroy();
+    if (this.session) return this.host.drop(this.session.id, error);
+    clearTimeout(this.helloTimer);
+    const reason = rejectReason(error) ?? 'internal';
+    this.host.metrics.rejected(reason);
+    logRefusal(reason, error.message, 'data connection refused');
+  }
+
+  private closed(): void {
+    clearTimeout(this.helloTimer);
+    if (this.over) return;
+    // A connection that closes before any byte (a port probe) is not a refusal.
+    const midFrame = !this.reader.idle;
+    if (midFrame) this.host.metrics.rejected('truncated');
+    if (!this.session?.alive) return;
+    this.host.drop(this.session.id, new ConnectionLost(`the data connection closed${midFrame ? ' in the middle of a frame' : ''}`));
+  }
+}
+
+export interface DataPlaneOptions extends ServerTls {
+  host: string;
+  port: number;
+  /** A connection must send its HELLO within this long (cluster.joinTimeoutSeconds). */
+  helloSeconds: number;
+}
+
+/** Listen for data connections; resolves with the bound port. */
+export async function startDataPlane(host: DataPlaneHost, opts: DataPlaneOptions): Promise<{ server: Server; port: number }> {
+  const accept = (socket: Socket) => new DataConnection(host, socket, opts.helloSeconds);
+  const secure = dataPlaneTls(opts);
+  const server = secure
+    ? tls.createServer(secure, accept)
+    : createServer({ pauseOnConnect: true }, accept); // paused, so readFrames can take the connection over
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => { server.off('error', reject); resolve(); });
+  });
+  const port = (server.address() as AddressInfo).port;
+  log.info('data plane listening', { address: `${opts.host}:${port}`, tls: opts.cert ? (opts.clientCa ? 'mutual' : 'server') : 'off' });
+  return { server, port };
+}

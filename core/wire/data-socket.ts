@@ -1,0 +1,71 @@
+// A data-plane connection's two halves over a node socket: frames out
+// (header and payload written as they are, backpressure respected) and
+// frames in (FrameReader, zero-copy where node allows it).
+import { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import { encodeHeader, FrameHeader, FrameKind, FrameReader } from './frames';
+
+/** Largest single read: node's default is 64 KiB, and bigger reads are what makes the receive side fast. */
+const MAX_READ = 4 << 20;
+
+export class FrameWriter {
+  private closed = false;
+
+  constructor(private readonly socket: Socket) {
+    socket.once('close', () => { this.closed = true; });
+  }
+
+  /**
+   * Write one frame. `payload` goes out as it is (a view of the caller's
+   * array, not copied: it must not change until the peer has answered).
+   * Resolves once the socket accepted it, waiting while its buffer is full;
+   * rejects when the connection is gone.
+   */
+  async send(h: Partial<FrameHeader> & { kind: FrameKind }, payload?: Uint8Array): Promise<void> {
+    if (this.closed) throw new Error('the data connection is closed');
+    const length = payload?.length ?? 0;
+    this.socket.cork();
+    this.socket.write(encodeHeader({ ...h, length }));
+    const room = length > 0 ? this.socket.write(payload!) : true;
+    this.socket.uncork();
+    if (room) return;
+    await new Promise<void>((resolve, reject) => {
+      const done = () => { this.socket.off('drain', done); this.socket.off('close', gone); resolve(); };
+      const gone = () => { this.socket.off('drain', done); reject(new Error('the data connection closed while sending')); };
+      this.socket.on('drain', done);
+      this.socket.once('close', gone);
+    });
+  }
+}
+
+/** The `onread` option for a plain socket whose frames `reader` cuts: the kernel copies straight into each frame's destination. */
+export function onreadInto(reader: FrameReader, fail: (err: unknown) => void): { buffer: () => Uint8Array; callback: (n: number) => boolean } {
+  return {
+    buffer: () => { const b = reader.nextBuffer(); return b.length > MAX_READ ? b.subarray(0, MAX_READ) : b; },
+    callback: (n) => {
+      try { reader.advance(n); } catch (err) { fail(err); return false; }
+      return true;
+    },
+  };
+}
+
+/**
+ * Read `socket`'s frames into `reader`. A plain socket accepted by a
+ * net.Server cannot be given `onread` (node only takes it when creating a
+ * socket), so it is wrapped anew around the same handle, paused since the
+ * server accepted it (pauseOnConnect): from then on the wrapper owns the
+ * connection, and the original object must not be used. A TLS socket
+ * decrypts into buffers of its own: its chunks are copied in, once.
+ */
+export function readFrames(socket: Socket, reader: FrameReader, fail: (err: unknown) => void): Socket {
+  if (socket instanceof TLSSocket) {
+    socket.on('data', (chunk: Buffer) => {
+      try { reader.feed(chunk); } catch (err) { fail(err); socket.pause(); }
+    });
+    return socket;
+  }
+  const handle = (socket as unknown as { _handle: unknown })._handle;
+  const own = new Socket({ handle, onread: onreadInto(reader, fail) } as ConstructorParameters<typeof Socket>[0]);
+  own.resume();
+  return own;
+}

@@ -1,0 +1,99 @@
+// A worker's data connection (cluster.dataPlane: tcp): opened with the
+// session's ticket right after its Welcome, to the coordinator's host at the
+// Welcome's data port, TLS when the worker talks TLS to gRPC. Parameter
+// frames are read straight into the worker's parameter buffers (net's
+// `onread`; with TLS one copy), and a Step waits for the PARAMS_END of the
+// version it names before computing. Gradients go out as frames written from
+// the gradient arrays themselves.
+import { connect, Socket } from 'node:net';
+import * as tls from 'node:tls';
+import { JobFailed, WireInvalid } from '../core/errors';
+import { FrameWriter, onreadInto } from '../core/wire/data-socket';
+import { FrameHandler, FrameHeader, FrameKind, FrameReader, FRAME_BYTES } from '../core/wire/frames';
+import { ClientTls, dataPlaneClientTls } from '../core/wire/security';
+import { TensorAssembler } from '../core/wire/tensors';
+import { DType } from '../proto/gen/tunefleet/v1/tunefleet';
+
+/** Where a worker's parameters land: the buffers, the variables' names by index, and what to do with each piece and each completed tensor. */
+export interface ParamSink {
+  params: TensorAssembler;
+  names: string[];
+  received(bytes: number): void;
+  completed(name: string): void;
+}
+
+export class DataLink implements FrameHandler {
+  private held = -1;
+  private waiters: { version: number; resolve: () => void; reject: (err: Error) => void }[] = [];
+  private failure: Error | null = null;
+  private readonly writer: FrameWriter;
+
+  private constructor(private readonly socket: Socket, private readonly sink: ParamSink) {
+    this.writer = new FrameWriter(socket);
+    socket.on('error', (err) => this.fail(err));
+    socket.on('close', () => this.fail(new Error('the coordinator closed the data connection')));
+  }
+
+  /** Connect to `host`:`port` and present `ticket`. A port that cannot be reached is a JobFailed naming it and the config key. */
+  static async open(host: string, port: number, ticket: Uint8Array, tlsFiles: ClientTls, sink: ParamSink): Promise<DataLink> {
+    let link: DataLink | null = null;
+    const reader = new FrameReader({ target: (h) => link!.target(h), landed: (h) => link!.landed(h) });
+    const secure = dataPlaneClientTls(tlsFiles, host);
+    const socket = secure ? tls.connect({ host, port, ...secure }) : connect({ host, port, onread: onreadInto(reader, (err) => link!.fail(err, true)) });
+    if (secure) socket.on('data', (chunk: Buffer) => { try { reader.feed(chunk); } catch (err) { link!.fail(err, true); } });
+    await new Promise<void>((resolve, reject) => {
+      socket.once(secure ? 'secureConnect' : 'connect', resolve);
+      socket.once('error', (err) => reject(new JobFailed(`cannot reach the coordinator's data port ${host}:${port} (cluster.dataPort): ${err.message}; ` +
+        'let workers reach that port, or set cluster.dataPlane: grpc to send tensors over the gRPC port', { cause: err })));
+    });
+    socket.setNoDelay(true);
+    link = new DataLink(socket, sink);
+    await link.writer.send({ kind: FrameKind.HELLO }, ticket);
+    return link;
+  }
+
+  /** Resolves once every parameter of `version` the coordinator sent has landed. */
+  paramsAt(version: number): Promise<void> {
+    if (this.held === version) return Promise.resolve();
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => this.waiters.push({ version, resolve, reject }));
+  }
+
+  /** Send gradient `tensor` (its index in Welcome.trainable), as `dtype` bytes, for `step` at `version`, in frames of FRAME_BYTES. */
+  async sendGradient(step: number, version: number, tensor: number, dtype: DType, bytes: Uint8Array): Promise<void> {
+    for (let offset = 0; offset < bytes.length || offset === 0; offset += FRAME_BYTES) {
+      await this.writer.send({ kind: FrameKind.GRADIENT, dtype, tensor, step, version, offset }, bytes.subarray(offset, offset + FRAME_BYTES));
+      if (bytes.length === 0) return;
+    }
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  target(h: FrameHeader): Uint8Array {
+    if (h.kind === FrameKind.PARAMS_END) return new Uint8Array(0);
+    const name = this.sink.names[h.tensor];
+    if (h.kind !== FrameKind.PARAM || name === undefined) throw new WireInvalid(`unexpected ${FrameKind[h.kind]} frame for tensor ${h.tensor}`, 'unexpected');
+    return this.sink.params.destination(name, h.dtype, h.offset, h.length);
+  }
+
+  landed(h: FrameHeader): void {
+    if (h.kind === FrameKind.PARAM) {
+      this.sink.received(h.length);
+      const done = this.sink.params.landed();
+      if (done) this.sink.completed(done);
+      return;
+    }
+    this.held = h.version;
+    this.sink.params.reset(); // the next version's frames start a new transfer
+    for (const w of this.waiters.filter((w) => w.version === h.version)) w.resolve();
+    this.waiters = this.waiters.filter((w) => w.version !== h.version);
+  }
+
+  private fail(err: unknown, close = false): void {
+    this.failure ??= err instanceof Error ? err : new Error(String(err));
+    for (const w of this.waiters.splice(0)) w.reject(this.failure);
+    if (close) this.socket.destroy();
+  }
+}
