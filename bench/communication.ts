@@ -12,15 +12,14 @@ import * as grpc from '@grpc/grpc-js';
 import { fork } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import { parseJob } from '../core/job/config';
-import { saveModel } from '../core/model/io';
 import { runLocal } from '../cli/local';
 import { Cluster } from '../coordinator/cluster';
 import { EventBus } from '../core/observe/events';
 import { writeWithBackpressure } from '../core/wire/backpressure';
 import { CoordinatorClient, DType } from '../proto/gen/tunefleet/v1/tunefleet';
 import { phaseSums, tempDirBench } from './report';
+import { saveWideModel } from '../test/fixtures';
 
 const MiB = 2 ** 20;
 
@@ -67,19 +66,6 @@ export async function rawGrpc(bytes = 512 * MiB): Promise<number> {
   client.close();
   kill();
   return bytes / seconds;
-}
-
-async function wideModel(mib: number): Promise<{ path: string }> {
-  const units = Math.max(1, Math.round((mib * MiB) / 4 / 785));
-  const model = tf.sequential({ layers: [
-    tf.layers.flatten({ name: 'flatten', inputShape: [28, 28, 1] }),
-    tf.layers.dense({ name: 'wide', units, kernelInitializer: 'zeros' }),
-    tf.layers.dense({ name: 'head', units: 10, activation: 'softmax', kernelInitializer: 'zeros' }),
-  ] });
-  const dir = join(tempDirBench(), 'model');
-  await saveModel(model, dir);
-  model.dispose();
-  return { path: join(dir, 'model.json') };
 }
 
 const STEPS = 4;
@@ -131,7 +117,7 @@ async function commRow(path: string, mib: number, workers: number, variant: Vari
 export async function benchCommunication(ceiling: number, sizes = [1, 16, 100, 400], workerCounts = [1, 2, 4]): Promise<CommRow[]> {
   const rows: CommRow[] = [];
   for (const mib of sizes) {
-    const { path } = await wideModel(mib);
+    const path = await saveWideModel(join(tempDirBench(), 'model'), mib, 'zeros');
     for (const w of workerCounts) rows.push(await commRow(path, mib, w, 'fp32', ceiling));
     // At 100 MiB with 2 workers, also float16 gradients and a frozen backbone.
     if (mib === 100) for (const v of ['fp16', 'frozen backbone'] as const) rows.push(await commRow(path, mib, 2, v, ceiling));

@@ -95,6 +95,11 @@ export class Cluster implements Compute, Fleet, DataPlaneHost {
     this.dataPort = port;
   }
 
+  /** The data port Welcomes name; null: tensors travel on the gRPC streams. */
+  get dataPlanePort(): number | null {
+    return this.dataPort;
+  }
+
   get gradientDtype(): DType {
     return this.job.cfg.cluster.gradientDtype === 'float16' ? DType.FLOAT16 : DType.FLOAT32;
   }
@@ -204,11 +209,11 @@ export class Cluster implements Compute, Fleet, DataPlaneHost {
     const cancel = this.clock.after(seconds * 1000, () => {
       if (!s.attached) this.drop(s.id, new ConnectionLost(`no data connection within ${seconds} s: can the worker reach port ${this.dataPort} (cluster.dataPort)?`));
     });
-    s.linked().then(cancel, cancel);
+    void s.linked().then(cancel);
     return this.tickets.issue(s);
   }
 
-  /** The Welcome every worker gets, but for its id and ticket: the rest is the same for the whole job, so built once. */
+  /** The Welcome every worker gets, but for its id and data plane: the rest is the same for the whole job, so built once. */
   private welcomeFor(workerId: string, dataTicket: Uint8Array): Welcome {
     if (!this.welcome) {
       const { cfg, data, model, trainable } = this.job;
@@ -222,11 +227,11 @@ export class Cluster implements Compute, Fleet, DataPlaneHost {
         localData: this.localData,
         jobConfigJson: JSON.stringify(redactJob(cfg)), // workers need its data section, never its credentials
         gradientDtype: this.gradientDtype,
-        dataPort: this.dataPort ?? 0,
+        dataPort: 0,
         dataTicket: new Uint8Array(0),
       };
     }
-    return { ...this.welcome, workerId, dataTicket };
+    return { ...this.welcome, workerId, dataPort: this.dataPort ?? 0, dataTicket };
   }
 
   // ---- Fleet: what a round needs ---------------------------------------------
@@ -256,7 +261,7 @@ export class Cluster implements Compute, Fleet, DataPlaneHost {
       await this.sync.sendExamples(s, kind === 'step' ? Split.TRAIN : Split.VALIDATION, task.indices);
       await s.send({ kind: assignment });
       if (s.alive && round.outstanding(w)) this.deadlines.arm(w, { kind, examples: task.indices.length, joining });
-    });
+    }).catch((err) => this.drop(w, err)); // its data connection closed mid-send: the session is over
   }
 
   answered<R>(w: string, round: Round<R>, kind: SliceKind): void {

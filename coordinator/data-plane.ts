@@ -7,7 +7,8 @@
 // No side door: a connection is anonymous until its first frame, a HELLO
 // carrying the single-use ticket the session's Welcome gave (256 random
 // bits, over the authenticated gRPC stream). A bad, spent or late ticket, or
-// anything else first, closes it, counted as `bad-ticket`. After that every
+// anything else first (random bytes, a partial HELLO), closes it, counted as
+// `bad-ticket`. After that every
 // frame gets the checks a gRPC gradient chunk gets, with the same reasons,
 // and a bad one ends the session (cluster.drop). A connection that closes
 // ends its session too, so the worker's slice is reassigned; one cut in the
@@ -15,7 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import { AddressInfo, createServer, Server, Socket } from 'node:net';
 import * as tls from 'node:tls';
-import { ConnectionLost, rejectReason, WireInvalid } from '../core/errors';
+import { ConnectionLost, WireInvalid } from '../core/errors';
 import { logger } from '../core/observe/log';
 import { Metrics } from '../core/observe/metrics';
 import { FrameWriter, readFrames } from '../core/wire/data-socket';
@@ -120,25 +121,32 @@ class DataConnection implements FrameHandler, TensorLink {
     this.socket.destroy();
   }
 
-  /** A frame broke the contract: before HELLO the connection is refused; after, the session ends. */
+  /** A frame broke the contract: before a valid HELLO the connection is refused (as `bad-ticket`, whatever was wrong); after, the session ends. */
   private fail(err: unknown): void {
     const error = err instanceof Error ? err : new Error(String(err));
     this.over = true;
     this.socket.destroy();
     if (this.session) return this.host.drop(this.session.id, error);
+    this.refuse(error.message);
+  }
+
+  private refuse(details: string): void {
     clearTimeout(this.helloTimer);
-    const reason = rejectReason(error) ?? 'internal';
-    this.host.metrics.rejected(reason);
-    logRefusal(reason, error.message, 'data connection refused');
+    this.host.metrics.rejected('bad-ticket');
+    logRefusal('bad-ticket', details, 'data connection refused');
   }
 
   private closed(): void {
     clearTimeout(this.helloTimer);
     if (this.over) return;
-    // A connection that closes before any byte (a port probe) is not a refusal.
     const midFrame = !this.reader.idle;
+    if (!this.session) {
+      // One that closes before sending a byte (a port probe) is not a refusal.
+      if (midFrame) this.refuse('closed before a complete HELLO');
+      return;
+    }
+    if (!this.session.alive) return;
     if (midFrame) this.host.metrics.rejected('truncated');
-    if (!this.session?.alive) return;
     this.host.drop(this.session.id, new ConnectionLost(`the data connection closed${midFrame ? ' in the middle of a frame' : ''}`));
   }
 }

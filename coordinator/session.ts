@@ -36,7 +36,7 @@ export class WorkerSession {
   private assembler: TensorAssembler | null = null;
   private bitmaps: Record<Split.TRAIN | Split.VALIDATION, Uint8Array> | null = null;
   private link: TensorLink | null = null;
-  private linkWaiters: { resolve: (link: TensorLink) => void; reject: (err: Error) => void }[] = [];
+  private linkWaiters: ((link: TensorLink | null) => void)[] = [];
   /** A StepDone that arrived over gRPC before the last of its gradient frames (data plane): taken when they have landed. */
   pendingDone: (() => void) | null = null;
 
@@ -89,18 +89,17 @@ export class WorkerSession {
   /** The worker opened its data connection. */
   attach(link: TensorLink): void {
     this.link = link;
-    for (const w of this.linkWaiters.splice(0)) w.resolve(link);
+    for (const wake of this.linkWaiters.splice(0)) wake(link);
   }
 
   get attached(): boolean {
     return this.link !== null;
   }
 
-  /** The data connection, once the worker has opened it; rejects if the session ends first. */
-  linked(): Promise<TensorLink> {
-    if (this.link) return Promise.resolve(this.link);
-    if (!this.alive) return Promise.reject(new Error('the session has ended'));
-    return new Promise((resolve, reject) => this.linkWaiters.push({ resolve, reject }));
+  /** The data connection, once the worker has opened it; null if the session ends first. */
+  linked(): Promise<TensorLink | null> {
+    if (this.link || !this.alive) return Promise.resolve(this.link);
+    return new Promise((resolve) => this.linkWaiters.push(resolve));
   }
 
   end(): void {
@@ -117,6 +116,6 @@ export class WorkerSession {
   /** The session is over: close its data connection (or stop waiting for it). */
   release(): void {
     this.link?.close();
-    for (const w of this.linkWaiters.splice(0)) w.reject(new Error('the session has ended'));
+    for (const wake of this.linkWaiters.splice(0)) wake(null);
   }
 }

@@ -102,6 +102,7 @@ export class Steps {
 
   /** One chunk of worker `w`'s gradient for its current slice (gRPC plane). */
   onGradient(w: string, chunk: TensorChunk): void {
+    if (this.fleet.session(w).dataPlane) throw new WireInvalid('a gradient chunk on the gRPC stream: this session sends tensors on its data connection', 'unexpected');
     this.uploadingTask(w);
     this.arrived(w, this.fleet.session(w).uploads.add(chunk));
   }

@@ -43,6 +43,7 @@ export class WorkerSync {
   async sendParams(s: WorkerSession, version: number): Promise<void> {
     if (s.version === version) return;
     const link = s.dataPlane ? await s.linked() : null;
+    if (s.dataPlane && !link) return; // the session ended first; the round hears of it from the cluster
     for (const spec of s.version < 0 ? this.specs.all : this.specs.trainable) {
       const values = this.params.get(spec.name)!;
       if (link) {

@@ -1,10 +1,12 @@
 // distributed – a real coordinator (gRPC on loopback) with real worker
 // processes: equivalence with the single-process trainer, frozen variables
 // never re-sent, the ledger's exactly-once epoch, a lost worker's slice
-// reassigned, data read locally by workers, and a 100 MiB model.
+// reassigned (also when its data connection is cut mid-gradient), data read
+// locally by workers, and a 100 MiB model.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
+import { AddressInfo, connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { initBackend } from '../core/backend/backends';
 import { EventBus } from '../core/observe/events';
@@ -12,7 +14,7 @@ import { parseJob } from '../core/job/config';
 import { maxRelativeDiff, readParams } from '../core/model/params';
 import { train } from '../core/train/trainer';
 import { CoordinatorClient, LedgerReport } from '../proto/gen/tunefleet/v1/tunefleet';
-import { tempDir, writeIdxSet } from './fixtures';
+import { saveWideModel, tempDir, writeIdxSet } from './fixtures';
 import { runJob, spawnWorker } from './cluster-helpers';
 
 let dataDir = '';
@@ -31,14 +33,18 @@ function job(overrides: Record<string, unknown> = {}) {
   });
 }
 
-test('distributed – single process, 1 worker × 64 and 2 workers × 32 end with the same parameters', async () => {
+test('distributed – single process, 1 worker × 64 and 2 workers × 32 end with the same parameters, on either data plane', async () => {
   const single = readParams((await train(job())).model);
   const one = await runJob(job(), 1);
   const two = await runJob(job(), 2);
+  const twoGrpc = await runJob(job({ cluster: { dataPlane: 'grpc' } }), 2);
+  assert.ok(one.cluster.traffic.gradientBytes > 0 && twoGrpc.cluster.traffic.gradientBytes > 0);
   const d1 = maxRelativeDiff(readParams(one.model), single);
   const d2 = maxRelativeDiff(readParams(two.model), single);
+  const dg = maxRelativeDiff(readParams(twoGrpc.model), single);
   assert.ok(d1 <= 1e-5, `1 worker: max relative difference ${d1}`);
   assert.ok(d2 <= 1e-5, `2 workers: max relative difference ${d2}`);
+  assert.ok(dg <= 1e-5, `2 workers, tensors on gRPC: max relative difference ${dg}`);
   assert.ok(two.curve.length === 2 && Math.abs(two.curve[1].valAccuracy - one.curve[1].valAccuracy) < 0.03);
 });
 
@@ -88,17 +94,8 @@ test('distributed – workers can read the dataset locally and receive only indi
 });
 
 test('distributed – a model of over 100 MiB is broadcast and trained for a step', async () => {
-  const tf = await import('@tensorflow/tfjs');
-  const { saveModel } = await import('../core/model/io');
-  const big = tf.sequential({ layers: [
-    tf.layers.flatten({ name: 'flatten', inputShape: [28, 28, 1] }),
-    tf.layers.dense({ name: 'wide', units: 34000, activation: 'relu' }),
-    tf.layers.dense({ name: 'head', units: 10, activation: 'softmax' }),
-  ] });
-  const dir = join(tempDir(), 'big');
-  await saveModel(big, dir);
-  big.dispose();
-  const cfg = job({ model: { from: join(dir, 'model.json'), replaceHead: false }, train: { iterations: 1, batchSize: 16, evalEvery: 1, checkpointEvery: 1, outDir: tempDir() }, data: { path: dataDir, download: false, validation: 8 } });
+  const path = await saveWideModel(join(tempDir(), 'big'), 104);
+  const cfg = job({ model: { from: path, replaceHead: false }, train: { iterations: 1, batchSize: 16, evalEvery: 1, checkpointEvery: 1, outDir: tempDir() }, data: { path: dataDir, download: false, validation: 8 } });
   const { cluster, curve } = await runJob(cfg, 1);
   const sent = [...cluster.traffic.paramBytes.values()].reduce((a, b) => a + b, 0);
   assert.ok(sent >= 100 * 2 ** 20, `broadcast ${sent} bytes`);
@@ -163,4 +160,42 @@ test('distributed – float16 gradients: exactly half the gradient bytes, parame
   assert.equal(half.cluster.traffic.gradientBytes * 2, full.cluster.traffic.gradientBytes);
   const diff = maxRelativeDiff(readParams(full.model), readParams(half.model));
   assert.ok(diff > 0 && diff < 5e-3, `max relative difference ${diff}`);
+});
+
+/** A TCP proxy to `target` that cuts the first connection once `cutAfter` bytes have gone from client to server; later connections pass. */
+async function cuttingProxy(target: number, cutAfter: number): Promise<{ port: number; cut: () => boolean; close: () => void }> {
+  let wasCut = false;
+  let first = true;
+  const server = createServer((client) => {
+    const upstream = connect(target, '127.0.0.1');
+    const cutting = first;
+    first = false;
+    let up = 0;
+    client.on('data', (d) => {
+      up += d.length;
+      if (cutting && up > cutAfter) { upstream.write(d.subarray(0, d.length - (up - cutAfter))); client.destroy(); upstream.destroy(); wasCut = true; return; }
+      upstream.write(d);
+    });
+    upstream.pipe(client);
+    for (const s of [client, upstream]) s.on('error', () => {}).on('close', () => { client.destroy(); upstream.destroy(); });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { port: (server.address() as AddressInfo).port, cut: () => wasCut, close: () => server.close() };
+}
+
+test('distributed – a data connection cut in the middle of a gradient: the worker is lost, its slice reassigned, each example once', async () => {
+  const cfg = job({ train: { iterations: 8, batchSize: 48, evalEvery: 8, checkpointEvery: 8, outDir: tempDir() } });
+  const gradientBytes = (3 * 3 * 16 + 16 + 3 * 3 * 16 * 32 + 32 + 1568 * 64 + 64 + 64 * 10 + 10) * 4;
+  // HELLO, then two steps' gradients and a half: the cut lands inside step 3's upload (fc1/kernel alone is 98% of it).
+  let proxy: Awaited<ReturnType<typeof cuttingProxy>> | null = null;
+  const { cluster, curve } = await runJob(cfg, 2, (c) => {
+    void cuttingProxy(c.dataPlanePort!, 72 + 2.5 * (gradientBytes + 8 * 40)).then((p) => { proxy = p; c.useDataPlane(p.port); });
+  });
+  proxy!.close();
+  assert.ok(proxy!.cut(), 'the proxy cut the connection');
+  const text = await cluster.metrics.text();
+  assert.match(text, /tunefleet_rejected_messages_total\{[^}]*reason="truncated"[^}]*\} 1$/m);
+  assert.equal(cluster.ledger.report(0).complete, true, 'epoch 0 exactly once');
+  assert.equal(cluster.ledger.report(0).examplesUsed, 200);
+  assert.equal(curve[curve.length - 1].iteration, 8, 'the job completed');
 });

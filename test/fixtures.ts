@@ -39,3 +39,22 @@ export function cifarBytes(labels: number[][]): Buffer {
   });
   return Buffer.concat(records);
 }
+
+/**
+ * Save a model of about `mib` MiB for 28×28×1 inputs (one wide dense layer,
+ * `wide`, then a 10-class `head`) in `dir`; returns its model.json. Tests
+ * and benchmarks of moving large tensors use it: its compute is small.
+ */
+export async function saveWideModel(dir: string, mib: number, kernelInitializer: 'zeros' | 'glorotUniform' = 'glorotUniform'): Promise<string> {
+  const tf = await import('@tensorflow/tfjs');
+  const { saveModel } = await import('../core/model/io');
+  const units = Math.max(1, Math.round((mib * 2 ** 20) / 4 / 785));
+  const model = tf.sequential({ layers: [
+    tf.layers.flatten({ name: 'flatten', inputShape: [28, 28, 1] }),
+    tf.layers.dense({ name: 'wide', units, activation: 'relu', kernelInitializer }),
+    tf.layers.dense({ name: 'head', units: 10, activation: 'softmax', kernelInitializer }),
+  ] });
+  await saveModel(model, dir);
+  model.dispose();
+  return join(dir, 'model.json');
+}

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { initBackend } from '../core/backend/backends';
 import { parseJob } from '../core/job/config';
 import { runCoordinator } from '../coordinator/coordinator';
-import { spawnWorker } from './cluster-helpers';
-import { tempDir, writeIdxSet } from './fixtures';
+import { freePort, spawnWorker } from './cluster-helpers';
+import { saveWideModel, tempDir, writeIdxSet } from './fixtures';
 import { missing } from './needs';
 
 let dataDir = '';
@@ -91,5 +91,43 @@ test('security – mutual TLS: a client certificate from another CA is refused; 
   assert.equal(plain.code, 1, plain.stderr);
   assert.match(rogue.stderr, /JobFailed: lost the coordinator/);
   assert.equal(good.code, 0, good.stderr);
+  assert.equal(result.curve[0].iteration, 4);
+});
+
+test('security – a 100 MiB model over TLS: parameters and gradients on the encrypted data plane, the step trained', { skip: missing('openssl') }, async () => {
+  const path = await saveWideModel(join(tempDir(), 'big'), 104);
+  const cfg = parseJob({
+    ...job({ tlsCert: join(pki, 'server.pem'), tlsKey: join(pki, 'server.key') }),
+    model: { from: path, replaceHead: false }, data: { path: dataDir, download: false, validation: 8 },
+  });
+  let worker: Promise<{ code: number | null; stderr: string }> | null = null;
+  const result = await runCoordinator({ ...cfg, train: { ...cfg.train, iterations: 1, evalEvery: 1, checkpointEvery: 1 } }, {
+    onListening: (port) => { worker = exited(spawnWorker(port, 'big', 'off', ['--tls-ca', join(pki, 'ca.pem')], 'localhost')); },
+  });
+  assert.equal((await worker!).code, 0);
+  const sent = [...result.cluster.traffic.paramBytes.values()].reduce((a, b) => a + b, 0);
+  assert.ok(sent >= 100 * 2 ** 20 && result.cluster.traffic.gradientBytes >= 100 * 2 ** 20, `sent ${sent}, received ${result.cluster.traffic.gradientBytes}`);
+  assert.equal(result.curve[0].iteration, 1);
+});
+
+test('security – a worker that cannot reach the data port fails with one line naming the port and cluster.dataPort', async () => {
+  // The data plane listens, but the Welcome names a port where nothing does: what a firewall looks like.
+  const dead = await freePort();
+  let walled: Promise<{ code: number | null; stderr: string }> | null = null;
+  let good: Promise<{ code: number | null; stderr: string }> | null = null;
+  const result = await runCoordinator(job({ joinTimeoutSeconds: 2 }), {
+    onListening: (port, cluster) => {
+      const real = cluster.dataPlanePort!;
+      cluster.useDataPlane(dead);
+      walled = exited(spawnWorker(port, 'walled', 'off'));
+      // Then the port is opened, and a worker finishes the job.
+      void walled.then(() => { cluster.useDataPlane(real); good = exited(spawnWorker(port, 'good', 'off')); });
+    },
+  });
+  const { code, stderr } = await walled!;
+  assert.equal(code, 1);
+  assert.match(stderr, new RegExp(`JobFailed: cannot reach the coordinator's data port 127\\.0\\.0\\.1:${dead} \\(cluster\\.dataPort\\)`));
+  assert.equal(stderr.split('\n').filter((l) => /JobFailed/.test(l)).length, 1, stderr);
+  assert.equal((await good!).code, 0);
   assert.equal(result.curve[0].iteration, 4);
 });

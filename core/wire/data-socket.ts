@@ -3,6 +3,7 @@
 // frames in (FrameReader, zero-copy where node allows it).
 import { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
+import { ConnectionLost } from '../errors';
 import { encodeHeader, FrameHeader, FrameKind, FrameReader } from './frames';
 
 /** Largest single read: node's default is 64 KiB, and bigger reads are what makes the receive side fast. */
@@ -22,7 +23,7 @@ export class FrameWriter {
    * rejects when the connection is gone.
    */
   async send(h: Partial<FrameHeader> & { kind: FrameKind }, payload?: Uint8Array): Promise<void> {
-    if (this.closed) throw new Error('the data connection is closed');
+    if (this.closed) throw new ConnectionLost('the data connection is closed');
     const length = payload?.length ?? 0;
     this.socket.cork();
     this.socket.write(encodeHeader({ ...h, length }));
@@ -31,7 +32,7 @@ export class FrameWriter {
     if (room) return;
     await new Promise<void>((resolve, reject) => {
       const done = () => { this.socket.off('drain', done); this.socket.off('close', gone); resolve(); };
-      const gone = () => { this.socket.off('drain', done); reject(new Error('the data connection closed while sending')); };
+      const gone = () => { this.socket.off('drain', done); reject(new ConnectionLost('the data connection closed while sending')); };
       this.socket.on('drain', done);
       this.socket.once('close', gone);
     });
