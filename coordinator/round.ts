@@ -89,7 +89,8 @@ export class Round<R> {
     for (const task of this.orphans.splice(0)) this.assign(workerId, task);
   }
 
-  outstanding(workerId: string): Task | undefined {
-    return this.queues.get(workerId)?.[0];
+  /** The worker's oldest outstanding slice, or the `k`-th oldest. */
+  outstanding(workerId: string, k = 0): Task | undefined {
+    return this.queues.get(workerId)?.[k];
   }
 }

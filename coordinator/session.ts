@@ -7,7 +7,7 @@
 // over arrays.
 import { CoordinatorMessage, DType, Split } from '../proto/gen/tunefleet/v1/tunefleet';
 import { ParamSpec } from '../core/model/params';
-import { TensorAssembler } from '../core/wire/tensors';
+import { Uploads } from './uploads';
 
 export interface Channel {
   /** Write one message; resolves once the transport has accepted it (waits while its buffer is full). */
@@ -33,11 +33,11 @@ export class WorkerSession {
   alive = true;
   private sending: Promise<void> = Promise.resolve();
   private handing: Promise<void> = Promise.resolve();
-  private assembler: TensorAssembler | null = null;
+  private gradientUploads: Uploads | null = null;
   private bitmaps: Record<Split.TRAIN | Split.VALIDATION, Uint8Array> | null = null;
   private link: TensorLink | null = null;
   private linkWaiters: ((link: TensorLink | null) => void)[] = [];
-  /** A StepDone that arrived over gRPC before the last of its gradient frames (data plane): taken when they have landed. */
+  /** A StepDone that arrived over gRPC before the last of its gradient frames (data plane): run when its upload is sealed. */
   pendingDone: (() => void) | null = null;
 
   constructor(
@@ -54,10 +54,10 @@ export class WorkerSession {
   // Both made on first use, so a session that joins and leaves (or a flood of
   // them) costs neither model-sized nor dataset-sized buffers.
 
-  /** The gradient upload in progress. */
-  get uploads(): TensorAssembler {
-    this.assembler ??= new TensorAssembler(this.trainable, this.gradientDtypes);
-    return this.assembler;
+  /** Its gradient uploads: the one under way, and complete ones waiting for their StepDone. */
+  get uploads(): Uploads {
+    this.gradientUploads ??= new Uploads(this.trainable, this.gradientDtypes);
+    return this.gradientUploads;
   }
 
   /** Which examples of each split the worker has cached (1 = sent). */

@@ -43,6 +43,12 @@ export interface Fleet {
   live(): string[];
 }
 
+/** A worker's answer for one slice: its StepDone and the upload it claims. */
+interface Answer {
+  done: StepDone;
+  grads: Tensors;
+}
+
 export interface StepResult {
   loss: number;
   grads: Tensors;
@@ -50,12 +56,10 @@ export interface StepResult {
 }
 
 export class Steps {
-  private current: { step: number; version: number; round: Round<StepDone>; nonFinite: Set<Task> } | null = null;
+  private current: { step: number; version: number; round: Round<Answer>; nonFinite: Set<Task> } | null = null;
 
   /** Recent workers' gradient norms, to reject one far above its peers' (spike-guard.ts). */
   private readonly contributions: NormHistory;
-  /** The squared norm of each worker's upload in progress. */
-  private readonly squares = new WeakMap<WorkerSession, number>();
 
   constructor(
     private readonly fleet: Fleet,
@@ -70,14 +74,14 @@ export class Steps {
 
   async run(step: number, version: number, indices: Uint32Array, epochs: Uint32Array): Promise<StepResult> {
     const timer = new StepTimer(this.clock);
-    const round: Round<StepDone> = new Round(
+    const round: Round<Answer> = new Round(
       async (w, task) => {
         await this.fleet.handOut(w, round, task, 'step', { $case: 'step', value: { step, version, indices: Array.from(task.indices) } });
         timer.dispatched(w);
       },
-      (w, task, done) => {
-        timer.done(w, done.computeSeconds);
-        this.accept(w, step, task, done);
+      (w, task, answer) => {
+        timer.done(w, answer.done.computeSeconds);
+        this.accept(w, step, task, answer);
       },
     );
     this.current = { step, version, round, nonFinite: new Set() };
@@ -91,14 +95,12 @@ export class Steps {
     return { ...mean, phases: { ...timer.phases(), aggregate_update: (this.clock.now() - averaging) / 1000 } };
   }
 
-  private accept(w: string, step: number, task: Task, done: StepDone): void {
-    const session = this.fleet.session(w);
+  private accept(w: string, step: number, task: Task, { done, grads }: Answer): void {
     this.metrics.workerCompute(w, done.computeSeconds, done.examples);
-    this.averager.add(session.uploads.tensors, task.indices.length, done.loss);
+    this.averager.add(grads, task.indices.length, done.loss);
     this.ledger.record(step, w, task.indices, task.epochs!);
-    session.uploads.reset();
-    this.squares.delete(session);
   }
+
 
   /** One chunk of worker `w`'s gradient for its current slice (gRPC plane). */
   onGradient(w: string, chunk: TensorChunk): void {
@@ -109,8 +111,8 @@ export class Steps {
 
   /**
    * Where a gradient frame's payload from `w` goes (data plane): into its
-   * upload buffer, after the checks a chunk gets, and the frame's step and
-   * version must be the step's.
+   * open upload, after the checks a chunk gets; the frame's step and version
+   * must be the step's.
    */
   gradientTarget(w: string, name: string, h: { dtype: DType; offset: number; length: number; step: number; version: number }): Uint8Array {
     this.uploadingTask(w);
@@ -126,22 +128,28 @@ export class Steps {
     this.arrived(w, this.fleet.session(w).uploads.landed());
   }
 
+  /** The slice `w`'s open upload is for: the first outstanding one no sealed upload answers yet. */
   private uploadingTask(w: string): Task {
-    const task = this.current?.round.outstanding(w);
-    if (!task) throw new WireInvalid('gradient chunk while no step is assigned to this worker', 'unexpected');
+    const task = this.current?.round.outstanding(w, this.fleet.session(w).uploads.ready);
+    if (!task) throw new WireInvalid('a gradient while this worker holds no slice without one', 'unexpected');
     return task;
   }
 
-  /** A piece of `w`'s upload is in place; `completed` names the tensor it completed. A complete tensor is checked; a complete upload answers a waiting StepDone. */
+  /**
+   * A piece of `w`'s open upload is in place; `completed` names the tensor it
+   * completed. A complete tensor is checked; a complete upload is sealed for
+   * its StepDone, and answers one that came first.
+   */
   private arrived(w: string, completed: string | null): void {
     if (!completed) return;
-    const session = this.fleet.session(w);
+    const uploads = this.fleet.session(w).uploads;
     // One pass over the finished tensor: NaN/Inf anywhere makes the sum non-finite; otherwise it is this upload's squared norm so far.
-    const squares = sumOfSquares(session.uploads.tensors.get(completed)!);
+    const squares = sumOfSquares(uploads.tensor(completed));
     if (!Number.isFinite(squares)) this.nonFinite(this.uploadingTask(w), `${completed}: gradient holds NaN or Inf`);
-    this.squares.set(session, (this.squares.get(session) ?? 0) + squares);
-    const done = session.pendingDone;
-    if (done && session.uploads.complete()) {
+    uploads.addSquares(squares);
+    const session = this.fleet.session(w);
+    if (uploads.sealIfComplete() && session.pendingDone) {
+      const done = session.pendingDone;
       session.pendingDone = null;
       done();
     }
@@ -161,13 +169,15 @@ export class Steps {
     const session = this.fleet.session(w);
     if (session.pendingDone) throw new WireInvalid('a second StepDone before the first one\'s gradients arrived', 'unexpected');
     const finish = () => {
-      this.checkNotOutlier(Math.sqrt(this.squares.get(session) ?? 0));
-      current.round.complete(w, msg);
+      const upload = session.uploads.take()!;
+      this.checkNotOutlier(Math.sqrt(upload.squares));
+      current.round.complete(w, { done: msg, grads: upload.tensors });
+      session.uploads.recycle(upload);
       this.fleet.answered(w, current.round, 'step');
     };
-    if (session.uploads.complete()) return finish();
+    if (session.uploads.ready > 0) return finish();
     if (!session.dataPlane) throw new WireInvalid('StepDone before every trainable gradient arrived', 'incomplete');
-    session.pendingDone = finish; // the frames' connection is not ordered with this stream: wait for them
+    session.pendingDone = finish; // its frames are on another connection, not ordered with this stream: wait for them
   }
 
   /**

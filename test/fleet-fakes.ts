@@ -9,6 +9,7 @@ import { Dataset } from '../core/data/dataset';
 import { parseJob } from '../core/job/config';
 import { EventBus } from '../core/observe/events';
 import { Metrics } from '../core/observe/metrics';
+import { FrameKind } from '../core/wire/frames';
 import { chunksOf } from '../core/wire/tensors';
 import { CoordinatorMessage, DType, Eval, Step } from '../proto/gen/tunefleet/v1/tunefleet';
 
@@ -68,9 +69,18 @@ export class FakeWorker implements Channel {
     return tasks.slice(this.handled);
   }
 
+  /**
+   * On the data plane (joinDataWorker), in which order this worker's frames
+   * and StepDones reach the coordinator when it answers everything pending:
+   * every slice's frames before any StepDone (a later upload overtakes an
+   * earlier StepDone), or every StepDone before any frame.
+   */
+  order: 'frames-first' | 'stepdone-first' | null = null;
+
   /** Act on every new assignment as the behaviour says, as server.ts would deliver it; true if anything happened. */
   act(): boolean {
     const todo = this.gone ? [] : this.pending();
+    if (this.order) return this.answerOnDataPlane(todo as Step[]);
     for (const task of todo) {
       if (this.gone) break;
       this.handled++;
@@ -106,6 +116,23 @@ export class FakeWorker implements Channel {
     const loss = sliceGradient(step.indices).get('dense/kernel')![0];
     if (!this.deliver(() => c.onStepDone(this.id, { step: step.step, version: step.version, examples: step.indices.length, loss, computeSeconds: 0.01 }))) return;
     if (b === 'fail-after-done') c.leave(this.id, 'stream ended');
+  }
+
+  /** Every pending slice answered 'ok', its gradient as frames (as data-plane.ts delivers them), in `order`. */
+  private answerOnDataPlane(steps: Step[]): boolean {
+    const c = this.cluster;
+    this.handled += steps.length;
+    const frames = steps.map((step) => () => SPECS.forEach((s, tensor) => {
+      for (const chunk of chunksOf(s.name, s.shape, sliceGradient(step.indices).get(s.name)!, 4, DType.FLOAT32)) {
+        const h = { kind: FrameKind.GRADIENT, dtype: DType.FLOAT32, tensor, step: step.step, version: step.version, offset: chunk.offset, length: chunk.data.length };
+        this.deliver(() => { c.gradientTarget(this.id, h).set(chunk.data); c.gradientLanded(this.id, h); });
+      }
+    }));
+    const dones = steps.map((step) => () => this.deliver(() => c.onStepDone(this.id, {
+      step: step.step, version: step.version, examples: step.indices.length, loss: sliceGradient(step.indices).get('dense/kernel')![0], computeSeconds: 0.01,
+    })));
+    for (const send of this.order === 'frames-first' ? [...frames, ...dones] : [...dones, ...frames]) send();
+    return steps.length > 0;
   }
 
   /** Hand one message to the cluster as server.ts does: a throw ends this session. False if it did. */
@@ -147,6 +174,15 @@ export function fakeCluster(clock: Clock = new FakeClock(), valSize = 8, job: { 
 export function joinWorker(cluster: Cluster, id: string, behaviour: Behaviour = 'ok'): FakeWorker {
   const w = new FakeWorker(id, cluster, behaviour);
   w.session = cluster.join({ workerId: id, backend: 'fake', device: 'fake', capacity: 1 }, w);
+  return w;
+}
+
+/** A worker whose tensors travel on a data connection (a fake TensorLink), answering in `order`. */
+export function joinDataWorker(cluster: Cluster, id: string, order: 'frames-first' | 'stepdone-first'): FakeWorker {
+  if (cluster.dataPlanePort === null) cluster.useDataPlane(7071);
+  const w = joinWorker(cluster, id);
+  w.order = order;
+  w.session!.attach({ sendParam: async () => {}, paramsDone: async () => {}, close: () => {} });
   return w;
 }
 

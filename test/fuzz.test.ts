@@ -2,12 +2,16 @@
 // messages hit the coordinator: random bytes, no or wrong token, no Join,
 // oversized, and — from sessions that joined and hold a slice — unknown
 // names, wrong shapes and sizes, NaN/Inf, stale versions, lies about the
-// slice. The job completes with the accuracy of an undisturbed run, every
+// slice. Then the same on the data plane: random bytes, bad, replayed and
+// dead tickets, and every frame check, wrong lengths and truncated frames. The job completes with the accuracy of an undisturbed run, every
 // epoch exactly once, and every bad message is rejected and counted by reason.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { connect, Socket } from 'node:net';
+import * as tf from '@tensorflow/tfjs';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend } from '../core/backend/backends';
@@ -21,6 +25,8 @@ import { spawnWorker } from './cluster-helpers';
 import { tempDir } from './fixtures';
 import { auth, ended } from './grpc-clients';
 import { product } from '../core/util/numbers';
+import { paramSpecs } from '../core/model/params';
+import { encodeHeader, FrameHeader, FrameKind } from '../core/wire/frames';
 
 const skip = !existsSync('/usr/share/datasets/fashion-mnist') && 'apt-get install dataset-fashion-mnist';
 const TOKEN = 'fuzz-token-1234';
@@ -33,12 +39,12 @@ before(async () => {
   writeFileSync(tokenFile, TOKEN);
 });
 
-const job = () => parseJob({
+const job = (dataPlane: 'tcp' | 'grpc') => parseJob({
   name: 'fuzz', seed: 5, backend: 'wasm',
   data: { dataset: 'fashion-mnist', download: false, limitTotal: 2000, validation: 5000, normalize: 'none' },
   train: { iterations: 400, batchSize: 32, evalEvery: 400, logEvery: 1, checkpointEvery: 400, outDir: tempDir() },
   optimizer: { lr: 0.02, momentum: 0.9 },
-  cluster: { workers: 2, host: '127.0.0.1', port: 0, tokenFile, maxRejections: 3 },
+  cluster: { workers: 2, host: '127.0.0.1', port: 0, tokenFile, maxRejections: 3, dataPlane },
   metrics: { port: null },
 });
 
@@ -123,11 +129,11 @@ async function inBatches(n: number, size: number, one: (i: number) => Promise<nu
   return codes;
 }
 
-function runWithWorkers(onListening?: (address: string) => void) {
+function runWithWorkers(dataPlane: 'tcp' | 'grpc', onListening?: (address: string) => void) {
   const procs: ChildProcess[] = [];
   const events = new EventBus();
   const finished = new Promise<void>((r) => events.subscribe((e) => { if (e.type === 'job.finished') r(); }));
-  const result = runCoordinator(job(), {
+  const result = runCoordinator(job(dataPlane), {
     events,
     onListening: (port) => {
       for (const id of ['w0', 'w1']) procs.push(spawnWorker(port, id, 'off', ['--token-file', tokenFile]));
@@ -137,15 +143,25 @@ function runWithWorkers(onListening?: (address: string) => void) {
   return { result, finished, events };
 }
 
-test('fuzz – thousands of hostile messages during a real job: each rejected and counted; the job completes as if they never came', { skip, timeout: 300_000 }, async () => {
-  const calm = await runWithWorkers().result;
-  const random = rng(99);
-  let startFuzzing!: (address: string) => void;
-  const listening = new Promise<string>((r) => { startFuzzing = r; });
+// The undisturbed run both fuzz tests compare with (the planes compute the same: distributed.test.ts).
+let calmRun: ReturnType<typeof runWithWorkers>['result'] | null = null;
+const calm = () => (calmRun ??= runWithWorkers('grpc').result);
+
+/** A job to fuzz: `training` resolves with its address once training has begun. */
+function jobToFuzz(dataPlane: 'tcp' | 'grpc') {
+  let begun!: (address: string) => void;
+  const training = new Promise<string>((r) => { begun = r; });
   let address = '';
-  const run = runWithWorkers((a) => { address = a; });
-  run.events.subscribe((e) => { if (e.type === 'progress' && e.iteration === 1) startFuzzing(address); }); // training has begun
-  const fuzzing = listening.then(async (address) => {
+  const run = runWithWorkers(dataPlane, (a) => { address = a; });
+  run.events.subscribe((e) => { if (e.type === 'progress' && e.iteration === 1) begun(address); });
+  return { run, training };
+}
+
+test('fuzz – thousands of hostile messages during a real job (tensors on gRPC): each rejected and counted; the job completes as if they never came', { skip, timeout: 300_000 }, async () => {
+  const undisturbed = await calm();
+  const random = rng(99);
+  const { run, training } = jobToFuzz('grpc');
+  const fuzzing = training.then(async (address) => {
     const sent = new Map<string, number>();
     const codes = new Map<string, number[]>();
     const note = (reason: string, got: number[]) => {
@@ -195,9 +211,137 @@ test('fuzz – thousands of hostile messages during a real job: each rejected an
   assert.deepEqual(new Set(codes.get('stale')), new Set([S.INVALID_ARGUMENT]));
   assert.deepEqual(new Set(codes.get('refused')), new Set([S.PERMISSION_DENIED]));
 
-  const [a, b] = [calm, hurt].map((r) => r.curve[r.curve.length - 1].valAccuracy);
+  const [a, b] = [undisturbed, hurt].map((r) => r.curve[r.curve.length - 1].valAccuracy);
   assert.ok(a > 0.6, `the undisturbed run learned (${a})`);
   assert.ok(Math.abs(a - b) <= 0.01, `accuracy ${b} vs undisturbed ${a}`);
   assert.equal(hurt.cluster.ledger.report(5).complete, true, 'the last finished epoch exactly once');
   assert.ok(hurt.cluster.ledger.snapshot().every((e) => !e.workerId.startsWith('fuzz') && e.workerId !== 'evil'), 'no hostile slice was accepted');
+});
+
+// ---- the data plane: frames ------------------------------------------------
+
+interface InStep { sock: Socket; call: grpc.ClientDuplexStream<WorkerMessage, CoordinatorMessage>; sizes: number[]; step: number; version: number; n: number }
+type FrameAttack = (s: InStep) => void;
+const frame = (h: Partial<FrameHeader> & { kind: FrameKind }, payload: Uint8Array = new Uint8Array(0)) => Buffer.concat([encodeHeader({ length: payload.length, ...h }), payload]);
+const gradientFrame = (s: InStep, tensor: number, values: Uint8Array, over: Partial<FrameHeader> = {}) =>
+  frame({ kind: FrameKind.GRADIENT, dtype: DType.FLOAT32, tensor, step: s.step, version: s.version, ...over }, values);
+const allFrames = (s: InStep, poison?: number) => Buffer.concat(s.sizes.map((n, i) => gradientFrame(s, i, floats(n, i === poison ? NaN : 0.001))));
+
+/** Attacks from a session that joined, opened its data connection and holds a slice, with the reason each must be rejected for. */
+const FRAME_ATTACKS: [RejectReason, FrameAttack][] = [
+  ['unknown-name', (s) => s.sock.write(gradientFrame(s, 999, floats(1, 0)))],
+  ['dtype', (s) => s.sock.write(gradientFrame(s, 0, floats(1, 0), { dtype: 9 as DType }))],
+  ['size', (s) => s.sock.write(gradientFrame(s, 0, floats(1, 0), { offset: 2 }))],
+  ['size', (s) => s.sock.write(gradientFrame(s, 0, floats(s.sizes[0] + 1, 0)))],
+  ['oversized', (s) => s.sock.write(encodeHeader({ kind: FrameKind.GRADIENT, dtype: DType.FLOAT32, length: (64 << 20) + 4 }))],
+  ['undecodable', (s) => s.sock.write(frame({ kind: 99 as FrameKind }))],
+  ['non-finite', (s) => s.sock.write(allFrames(s, 1))],
+  ['stale', (s) => s.sock.write(gradientFrame(s, 0, floats(s.sizes[0], 0), { step: s.step + 7 }))],
+  ['unexpected', (s) => s.sock.write(frame({ kind: FrameKind.PARAM, dtype: DType.FLOAT32 }, floats(1, 0)))],
+  ['unexpected', (s) => s.call.write(gradient('conv1/kernel', [3, 3, 1, 16], floats(144, 0)))],
+  ['examples', (s) => { s.sock.write(allFrames(s)); s.call.write(stepDone(s, { examples: s.n + 1 })); }],
+  ['truncated', (s) => { s.sock.write(gradientFrame(s, 2, floats(s.sizes[2], 0)).subarray(0, 40 + 2 * s.sizes[2])); setTimeout(() => s.sock.destroy(), 50); }],
+];
+
+function connectData(port: number, bytes: Uint8Array): Socket {
+  const sock = connect(port, '127.0.0.1');
+  sock.on('error', () => {});
+  sock.resume(); // the parameters the coordinator sends are not read
+  sock.write(bytes);
+  return sock;
+}
+
+const hello = (ticket: Uint8Array) => frame({ kind: FrameKind.HELLO }, ticket);
+const closed = (sock: Socket) => new Promise((r) => (sock.destroyed ? r(null) : sock.once('close', r)));
+
+/**
+ * Join as `id`, open the data connection with the Welcome's ticket, wait for
+ * a Step, present the same ticket again on a second connection (a replay:
+ * refused), then attack on the data connection.
+ */
+function inStepFrameSession(address: string, id: string, attack: FrameAttack): Promise<number> {
+  const client = new CoordinatorClient(address, grpc.credentials.createInsecure());
+  const call = client.session(auth(TOKEN));
+  let sock: Socket | null = null;
+  let sizes: number[] = [];
+  let replay = () => Promise.resolve(null as unknown);
+  call.on('data', async (m: CoordinatorMessage) => {
+    if (m.kind?.$case === 'welcome') {
+      const w = m.kind.value;
+      const model = await tf.models.modelFromJSON({ modelTopology: JSON.parse(w.modelTopologyJson) } as tf.io.ModelJSON);
+      const shapes = new Map(paramSpecs(model).map((p) => [p.name, p.shape]));
+      model.dispose();
+      sizes = w.trainable.map((name) => product(shapes.get(name)!));
+      sock = connectData(w.dataPort, hello(w.dataTicket));
+      replay = () => closed(connectData(w.dataPort, hello(w.dataTicket)));
+    }
+    if (m.kind?.$case === 'step') {
+      const step = m.kind.value;
+      await replay(); // the parameters came on `sock` before this Step: the ticket is spent
+      attack({ sock: sock!, call, sizes, step: step.step, version: step.version, n: step.indices.length });
+    }
+  });
+  const done = ended(call);
+  call.write({ kind: { $case: 'join', value: { workerId: id, backend: 'fuzz', device: 'fuzz', capacity: 1 } } });
+  return done.finally(() => { sock?.destroy(); client.close(); });
+}
+
+/** A ticket whose session ended before using it. */
+async function deadTicket(address: string): Promise<{ port: number; ticket: Uint8Array }> {
+  const client = new CoordinatorClient(address, grpc.credentials.createInsecure());
+  const call = client.session(auth(TOKEN));
+  const welcome = new Promise<{ port: number; ticket: Uint8Array }>((r) => call.on('data', (m: CoordinatorMessage) => {
+    if (m.kind?.$case === 'welcome') r({ port: m.kind.value.dataPort, ticket: m.kind.value.dataTicket });
+  }));
+  const done = ended(call);
+  call.write({ kind: { $case: 'join', value: { workerId: '', backend: 'fuzz', device: 'fuzz', capacity: 1 } } });
+  const t = await welcome;
+  call.end();
+  await done;
+  client.close();
+  return t;
+}
+
+test('fuzz – hostile frames on the data plane during a real job: bad, replayed and dead tickets, random bytes, every frame check; each counted, the job unaffected', { skip, timeout: 300_000 }, async () => {
+  const undisturbed = await calm();
+  const random = rng(7);
+  const { run, training } = jobToFuzz('tcp');
+  const sent = new Map<string, number>();
+  const note = (reason: string, n = 1) => sent.set(reason, (sent.get(reason) ?? 0) + n);
+  const fuzzing = training.then(async (address) => {
+    const dataPort = (await deadTicket(address)).port;
+    // Anything but a HELLO with a live ticket first: random bytes, random tickets, dead tickets.
+    for (let i = 0; i < 400; i += 50) {
+      await Promise.all(Array.from({ length: 50 }, () => closed(connectData(dataPort, Buffer.from(Array.from({ length: 1 + Math.floor(random() * 200) }, () => Math.floor(random() * 256)))).end())));
+    }
+    note('bad-ticket', 400);
+    await Promise.all(Array.from({ length: 100 }, () => closed(connectData(dataPort, hello(randomBytes(32))))));
+    note('bad-ticket', 100);
+    for (let i = 0; i < 5; i++) {
+      const t = await deadTicket(address);
+      await closed(connectData(t.port, hello(t.ticket)));
+    }
+    note('bad-ticket', 5);
+    for (let i = 0; i < FRAME_ATTACKS.length * 2; i++) {
+      const [reason, attack] = FRAME_ATTACKS[i % FRAME_ATTACKS.length];
+      await inStepFrameSession(address, `frames-${i}`, attack);
+      note(reason);
+      note('bad-ticket'); // its replayed ticket
+    }
+  });
+  let finishedFirst = false;
+  void run.finished.then(() => { finishedFirst = true; });
+  await fuzzing;
+  assert.equal(finishedFirst, false, 'the fuzzing ended while the job was still running');
+  const hurt = await run.result;
+
+  const counted = rejectedCounts(await hurt.cluster.metrics.text());
+  for (const reason of Object.keys(REJECT_REASONS) as RejectReason[]) {
+    assert.equal(counted.get(reason) ?? 0, sent.get(reason) ?? 0, `rejected for ${reason}: counted ${counted.get(reason) ?? 0}, sent ${sent.get(reason) ?? 0}`);
+  }
+  assert.equal(hurt.cluster.tickets.size, 0, 'no ticket outlives its session');
+  const [a, b] = [undisturbed, hurt].map((r) => r.curve[r.curve.length - 1].valAccuracy);
+  assert.ok(Math.abs(a - b) <= 0.01, `accuracy ${b} vs undisturbed ${a}`);
+  assert.equal(hurt.cluster.ledger.report(5).complete, true, 'the last finished epoch exactly once');
+  assert.ok(hurt.cluster.ledger.snapshot().every((e) => e.workerId === 'w0' || e.workerId === 'w1'), 'no hostile slice was accepted');
 });

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DeadlineExceeded, JobDiverged, WireInvalid } from '../core/errors';
 import { FakeClock } from './fake-clock';
-import { Behaviour, fakeCluster, FakeWorker, joinWorker, settle } from './fleet-fakes';
+import { Behaviour, fakeCluster, FakeWorker, joinDataWorker, joinWorker, settle } from './fleet-fakes';
 
 // The global batch: examples 0..7. Its mean gradient, by hand (see sliceGradient):
 // kernel = [mean k, mean k²] = [28/8, 140/8], bias = [mean (10 − k)] = [52/8]; loss = mean k.
@@ -82,6 +82,20 @@ for (const c of CASES) {
     assert.equal(clock.pending, 0, 'no deadline left running after the step');
   });
 }
+
+test('step – data plane: frames and StepDones in either order, a second upload overtaking the first StepDone: the same mean', async () => {
+  for (const order of ['frames-first', 'stepdone-first'] as const) {
+    const clock = new FakeClock();
+    const cluster = fakeCluster(clock);
+    // w1 fails, so w0 holds two slices and answers both at once.
+    const workers = [joinDataWorker(cluster, 'w0', order), joinWorker(cluster, 'w1', 'fail-before-sending')];
+    const mean = await drive(cluster.gradients(0, BATCH, EPOCHS), workers, clock);
+    assert.deepEqual([...mean.grads.get('dense/kernel')!], EXPECTED.kernel, order);
+    assert.deepEqual([...mean.grads.get('dense/bias')!], EXPECTED.bias, order);
+    assert.equal(cluster.ledger.report(0).complete, true);
+    assert.equal(workers[0].failedWith, null, `${order}: w0 was not dropped`);
+  }
+});
 
 test('step – a StepDone is checked before anything changes: stale, non-finite, wrong count, incomplete, unassigned', async () => {
   const clock = new FakeClock();

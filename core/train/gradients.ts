@@ -28,7 +28,8 @@ export interface GradientResult {
 
 export function computeGradients(model: tf.LayersModel, trainable: string[], batch: Batch): GradientResult {
   const { loss, grads } = streamGradients(model, trainable, batch);
-  return { loss, grads: new Map(grads) };
+  const read = new Map(grads);
+  return { loss, grads: new Map(trainable.map((name) => [name, read.get(name)!])) };
 }
 
 /**

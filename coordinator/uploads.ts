@@ -1,0 +1,80 @@
+// One worker's gradient uploads, one per outstanding slice. On the gRPC
+// stream a StepDone always follows its gradients; on the data plane they
+// travel on two connections, so either may arrive first, and a worker with
+// two slices may be well into its second upload before its first StepDone
+// lands. So an upload is sealed the moment its last tensor is complete and
+// waits, in order, for the StepDone that claims it. Buffers are allocated on
+// first use and reused: a session that never uploads costs none.
+import { ParamSpec } from '../core/model/params';
+import { Tensors } from '../core/train/optimizer';
+import { TensorAssembler } from '../core/wire/tensors';
+import { DType, TensorChunk } from '../proto/gen/tunefleet/v1/tunefleet';
+
+export interface Upload {
+  tensors: Tensors;
+  /** Sum of squares over every tensor: the upload's squared L2 norm. */
+  squares: number;
+}
+
+export class Uploads {
+  private current: TensorAssembler | null = null;
+  private squares = 0;
+  private spare: TensorAssembler | null = null;
+  private readonly sealed: { assembler: TensorAssembler; squares: number }[] = [];
+
+  constructor(private readonly specs: ParamSpec[], private readonly dtypes: DType[]) {}
+
+  private get open(): TensorAssembler {
+    this.current ??= this.spare ?? new TensorAssembler(this.specs, this.dtypes);
+    this.spare = null;
+    return this.current;
+  }
+
+  /** Complete uploads waiting for their StepDone. */
+  get ready(): number {
+    return this.sealed.length;
+  }
+
+  /** Place a gRPC chunk in the open upload; the tensor's name when it completed it. */
+  add(chunk: TensorChunk): string | null {
+    return this.open.add(chunk);
+  }
+
+  /** Where a frame's payload goes in the open upload (TensorAssembler.destination). */
+  destination(name: string, dtype: DType, offset: number, byteLength: number): Uint8Array {
+    return this.open.destination(name, dtype, offset, byteLength);
+  }
+
+  landed(): string | null {
+    return this.open.landed();
+  }
+
+  /** A tensor of the open upload (to check once it is complete). */
+  tensor(name: string): Float32Array {
+    return this.open.tensors.get(name)!;
+  }
+
+  addSquares(squares: number): void {
+    this.squares += squares;
+  }
+
+  /** Seal the open upload if every tensor has arrived; true if it was. */
+  sealIfComplete(): boolean {
+    if (!this.current?.complete()) return false;
+    this.sealed.push({ assembler: this.current, squares: this.squares });
+    this.current = null;
+    this.squares = 0;
+    return true;
+  }
+
+  /** The oldest sealed upload, for the StepDone that claims it; give it back with recycle() once used. */
+  take(): (Upload & { assembler: TensorAssembler }) | null {
+    const next = this.sealed.shift();
+    return next ? { tensors: next.assembler.tensors, squares: next.squares, assembler: next.assembler } : null;
+  }
+
+  recycle(upload: { assembler: TensorAssembler }): void {
+    upload.assembler.reset();
+    this.spare ??= upload.assembler;
+  }
+}
