@@ -1,70 +1,95 @@
 // Section 3: communication. One step's parameter broadcast plus gradient
-// collection for models of 1-400 MiB with 1, 2 and 4 workers on loopback,
-// beside raw TCP loopback throughput measured in the same run (the ceiling).
+// collection for models of 1-400 MiB with 1, 2 and 4 workers on loopback, on
+// the data plane and on the gRPC fallback, beside the raw-TCP ceiling for the
+// same traffic measured in the same run (rawTcpStep).
 // The model is one wide dense layer, trained on one example per worker so the
 // compute is small; the bytes a step moves are what the coordinator counted
 // (parameters sent + gradients received), and its communication time is the
 // mean of the `broadcast` and `upload` step phases the coordinator records
 // (tunefleet_step_phase_seconds), both over the steps after the first (which
 // also carries joining and model building). Beside it, two ceilings measured
-// in the same run: raw TCP, and gRPC itself streaming 1 MiB chunks.
-import * as grpc from '@grpc/grpc-js';
+// in the same run: raw TCP with the step's pattern, and gRPC itself streaming
+// 1 MiB chunks between two fresh processes.
 import { fork } from 'node:child_process';
-import { connect } from 'node:net';
+import { AddressInfo, createServer, Socket } from 'node:net';
 import { join } from 'node:path';
 import { parseJob } from '../core/job/config';
 import { runLocal } from '../cli/local';
 import { Cluster } from '../coordinator/cluster';
 import { EventBus } from '../core/observe/events';
-import { writeWithBackpressure } from '../core/wire/backpressure';
-import { CoordinatorClient, DType } from '../proto/gen/tunefleet/v1/tunefleet';
+import { withOnread } from '../core/wire/data-socket';
+import { median } from '../core/util/numbers';
 import { phaseSums, tempDirBench } from './report';
 import { saveWideModel } from '../test/fixtures';
 
 const MiB = 2 ** 20;
 
-/** A counting child process (`tcp-sink` or `grpc-sink`): its port, and a promise for "every byte arrived". */
-async function sink(file: string, bytes: number): Promise<{ port: number; arrived: Promise<unknown>; kill: () => void }> {
-  const child = fork(join(__dirname, file), [String(bytes)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-  const port = await new Promise<number>((r) => child.once('message', (m) => r(Number(m))));
-  return { port, arrived: new Promise((r) => child.once('message', r)), kill: () => child.kill() };
-}
-
-/** Raw TCP loopback throughput, bytes/s: this process sends to a child that counts. */
-export async function rawTcp(bytes = 1024 * MiB): Promise<number> {
-  const { port, arrived, kill } = await sink('tcp-sink.js', bytes);
-  const chunk = Buffer.alloc(MiB, 7);
-  const start = performance.now();
-  const socket = connect(port, '127.0.0.1');
-  await new Promise((r) => socket.once('connect', r));
-  for (let sent = 0; sent < bytes; sent += chunk.length) if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r));
-  await arrived;
-  const seconds = (performance.now() - start) / 1000;
-  socket.destroy();
-  kill();
-  return bytes / seconds;
+/** A child process running `file` with `args`; `messages` yields what it sends the parent. */
+function child(file: string, args: (string | number)[]) {
+  const proc = fork(join(__dirname, file), args.map(String), { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const next = () => new Promise<unknown>((r) => proc.once('message', r));
+  return { next, kill: () => proc.kill() };
 }
 
 /**
- * What gRPC itself moves here, bytes/s: this process streams 1 MiB gradient
- * chunks (the generated codec, backpressure respected) to a bare server in a
- * child process. tunefleet's communication cannot beat this on its transport.
+ * The raw-TCP ceiling for one step's traffic: this process (the coordinator's
+ * place) sends `bytes` to each of `workers` child processes over one
+ * connection each, all at once, and each sends `bytes` back, all at once —
+ * the broadcast and the gather, with nothing else in the way. Both sides read
+ * with onread into preallocated buffers (`receive: 'data events'`: the
+ * parent reads with plain 'data' events and one copy instead, to measure what
+ * that copy costs). Bytes moved per second, the median of `rounds` rounds.
+ */
+export async function rawTcpStep(workers: number, bytes: number, rounds = 5, receive: 'onread' | 'data events' = 'onread'): Promise<number> {
+  const source = Buffer.alloc(bytes, 7);
+  const sink = Buffer.alloc(4 << 20);
+  let arrived: () => void = () => {};
+  let got = 0;
+  const sockets: Socket[] = [];
+  const count = (n: number) => { got += n; if (got === workers * bytes) arrived(); return true; };
+  const server = createServer({ pauseOnConnect: true }, (accepted) => {
+    if (receive === 'onread') {
+      sockets.push(withOnread(accepted, { buffer: () => sink, callback: count }));
+    } else {
+      // What a plain receiver does: node's own 64 KiB reads, each copied to where it belongs.
+      sockets.push(accepted.on('data', (d: Buffer) => { sink.set(d.subarray(0, sink.length)); count(d.length); }).resume());
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const peers = Array.from({ length: workers }, () => child('tcp-peer.js', [port, bytes, rounds]));
+  while (sockets.length < workers) await new Promise((r) => setTimeout(r, 10));
+  const times: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    got = 0;
+    const back = new Promise<void>((r) => { arrived = r; });
+    const start = performance.now();
+    for (const s of sockets) s.write(source);
+    await back;
+    times.push((performance.now() - start) / 1000);
+  }
+  for (const s of sockets) s.destroy();
+  server.close();
+  for (const p of peers) p.kill();
+  return (2 * workers * bytes) / median(times);
+}
+
+/**
+ * What gRPC itself moves here, bytes/s: a fresh child process streams 1 MiB
+ * gradient chunks (the generated codec, backpressure respected) to a bare
+ * server in another. tunefleet's gRPC plane cannot beat this.
  */
 export async function rawGrpc(bytes = 512 * MiB): Promise<number> {
-  const { port, arrived, kill } = await sink('grpc-sink.js', bytes);
-  const client = new CoordinatorClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
-  const call = client.session();
-  call.on('data', () => {});
-  call.on('error', () => {});
-  const data = new Uint8Array(MiB);
+  const sink = child('grpc-sink.js', [bytes]);
+  const port = Number(await sink.next());
+  const done = sink.next();
+  const source = child('grpc-source.js', [port, bytes]);
+  await source.next();
   const start = performance.now();
-  for (let offset = 0; offset < bytes; offset += MiB) {
-    await writeWithBackpressure(call, { kind: { $case: 'gradient', value: { name: 'w', dtype: DType.FLOAT32, shape: [bytes / 4], offset, data } } });
-  }
-  await arrived;
+  await done;
   const seconds = (performance.now() - start) / 1000;
-  client.close();
-  kill();
+  source.kill();
+  sink.kill();
   return bytes / seconds;
 }
 
@@ -78,7 +103,9 @@ async function commSeconds(cluster: Cluster): Promise<number> {
 
 export type Variant = 'fp32' | 'fp16' | 'frozen backbone';
 export interface CommRow {
-  modelMiB: number; workers: number; variant: Variant; bytesPerStep: number; seconds: number; gbPerSec: number; ofCeiling: number;
+  modelMiB: number; workers: number; plane: 'tcp' | 'grpc'; variant: Variant; bytesPerStep: number; seconds: number; gbPerSec: number;
+  /** The raw-TCP ceiling for this traffic (rawTcpStep), bytes/s, and this row's share of it. */
+  ceiling: number; ofCeiling: number;
   /** Bytes of the `wide` layer (the backbone) moved per step: its parameters sent (a frozen one's gradients are never sent). */
   backboneBytesPerStep: number;
 }
@@ -86,14 +113,16 @@ export interface CommRow {
 const bytesMoved = (c: Cluster) => [...c.traffic.paramBytes.values()].reduce((a, b) => a + b, 0) + c.traffic.gradientBytes;
 const backboneParamBytes = (c: Cluster) => [...c.traffic.paramBytes].filter(([name]) => name.startsWith('wide/')).reduce((a, [, b]) => a + b, 0);
 
+interface RowSpec { path: string; mib: number; workers: number; plane: 'tcp' | 'grpc'; variant: Variant; ceiling: number }
+
 /** One row: `workers` local workers, `STEPS` steps of the wide model; the first step (joining, model building) is left out. */
-async function commRow(path: string, mib: number, workers: number, variant: Variant, ceiling: number): Promise<CommRow> {
+async function commRow({ path, mib, workers, plane, variant, ceiling }: RowSpec): Promise<CommRow> {
   const cfg = parseJob({
     name: 'bench-comm', backend: 'wasm', data: { dataset: 'fashion-mnist', download: false, validation: 8 },
     model: { from: path, replaceHead: false },
     train: { iterations: STEPS, batchSize: workers, evalEvery: STEPS, logEvery: 1, checkpointEvery: 1000, outDir: tempDirBench() },
     optimizer: { layers: variant === 'frozen backbone' ? [{ match: 'wide/*', lrMult: 0 }] : [] },
-    cluster: { workerData: 'local', gradientDtype: variant === 'fp16' ? 'float16' : 'float32' }, metrics: { port: null, workerPort: null },
+    cluster: { workerData: 'local', dataPlane: plane, gradientDtype: variant === 'fp16' ? 'float16' : 'float32' }, metrics: { port: null, workerPort: null },
   });
   // Seconds and bytes as of the end of step 1 and of the last step (before the
   // final evaluation, whose parameter broadcast is not a step's).
@@ -111,16 +140,25 @@ async function commRow(path: string, mib: number, workers: number, variant: Vari
   const seconds = (s1 - s0) / (STEPS - 1);
   const bytesPerStep = (b1 - b0) / (STEPS - 1);
   const backboneBytesPerStep = (w1 - w0) / (STEPS - 1);
-  return { modelMiB: mib, workers, variant, bytesPerStep, backboneBytesPerStep, seconds, gbPerSec: bytesPerStep / seconds / 1e9, ofCeiling: bytesPerStep / seconds / ceiling };
+  return { modelMiB: mib, workers, plane, variant, bytesPerStep, backboneBytesPerStep, seconds, gbPerSec: bytesPerStep / seconds / 1e9, ceiling, ofCeiling: bytesPerStep / seconds / ceiling };
 }
 
-export async function benchCommunication(ceiling: number, sizes = [1, 16, 100, 400], workerCounts = [1, 2, 4]): Promise<CommRow[]> {
+/**
+ * For each model size and worker count: the raw-TCP ceiling of that traffic,
+ * then tunefleet on the data plane (tcp), and on the gRPC fallback where
+ * `grpcSizes` says (it is slow at the largest sizes).
+ */
+export async function benchCommunication(sizes = [1, 16, 100, 400], workerCounts = [1, 2, 4], grpcSizes = [16, 100]): Promise<CommRow[]> {
   const rows: CommRow[] = [];
   for (const mib of sizes) {
     const path = await saveWideModel(join(tempDirBench(), 'model'), mib, 'zeros');
-    for (const w of workerCounts) rows.push(await commRow(path, mib, w, 'fp32', ceiling));
-    // At 100 MiB with 2 workers, also float16 gradients and a frozen backbone.
-    if (mib === 100) for (const v of ['fp16', 'frozen backbone'] as const) rows.push(await commRow(path, mib, 2, v, ceiling));
+    for (const workers of workerCounts) {
+      const ceiling = await rawTcpStep(workers, Math.round(mib * MiB));
+      rows.push(await commRow({ path, mib, workers, plane: 'tcp', variant: 'fp32', ceiling }));
+      if (grpcSizes.includes(mib)) rows.push(await commRow({ path, mib, workers, plane: 'grpc', variant: 'fp32', ceiling }));
+      // At 100 MiB with 2 workers, also float16 gradients and a frozen backbone.
+      if (mib === 100 && workers === 2) for (const variant of ['fp16', 'frozen backbone'] as const) rows.push(await commRow({ path, mib, workers, plane: 'tcp', variant, ceiling }));
+    }
   }
   return rows;
 }

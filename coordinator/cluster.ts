@@ -288,7 +288,7 @@ export class Cluster implements Compute, Fleet, DataPlaneHost {
   gradientLanded(w: string, h: FrameHeader): void {
     this.steps.gradientLanded(w);
     this.traffic.gradientBytes += h.length;
-    this.job.metrics.traffic('received', 'gradients', h.length);
+    this.job.metrics.traffic('received', 'gradients', h.length, 'tcp');
   }
 
   onStepDone(w: string, msg: StepDone): void {

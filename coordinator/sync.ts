@@ -51,7 +51,7 @@ export class WorkerSync {
         const index = this.index.get(spec.name)!;
         for (let offset = 0; offset < bytes.length || offset === 0; offset += FRAME_BYTES) {
           const frame = bytes.subarray(offset, offset + FRAME_BYTES);
-          this.count(spec.name, frame.length);
+          this.count(spec.name, frame.length, 'tcp');
           await link.sendParam(index, version, offset, frame);
           if (bytes.length === 0) break;
         }
@@ -66,9 +66,9 @@ export class WorkerSync {
     s.version = version;
   }
 
-  private count(name: string, bytes: number): void {
+  private count(name: string, bytes: number, plane: 'tcp' | 'grpc' = 'grpc'): void {
     this.traffic.paramBytes.set(name, (this.traffic.paramBytes.get(name) ?? 0) + bytes);
-    this.metrics.traffic('sent', 'parameters', bytes);
+    this.metrics.traffic('sent', 'parameters', bytes, plane);
   }
 
   /** Send `s` the examples of `split` at `indices` it has not cached yet. */

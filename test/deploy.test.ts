@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
-import { parseJob } from '../core/job/config';
+import { dataPortOf, parseJob } from '../core/job/config';
 import { FLAGS } from '../cli/main';
 import { hasKubectl, renderKustomization } from './kustomize-lite';
 
@@ -93,6 +93,8 @@ for (const overlay of OVERLAYS) {
     const job = parseJob(parse(cm.data['job.yaml']), 'ConfigMap tunefleet-job');
     const coordSvc = named(objs, 'Service', 'tunefleet-coordinator');
     assert.equal(job.cluster.port, coordSvc.spec.ports.find((p: Obj) => p.name === 'grpc').port);
+    assert.equal(job.cluster.dataPlane, 'tcp');
+    assert.equal(dataPortOf(job), coordSvc.spec.ports.find((p: Obj) => p.name === 'data').port, 'workers reach the data plane through the Service');
     assert.equal(job.metrics.port, coordSvc.spec.ports.find((p: Obj) => p.name === 'metrics').port);
     assert.equal(job.metrics.nats, `nats://tunefleet-nats:${named(objs, 'Service', 'tunefleet-nats').spec.ports[0].port}`);
     assert.equal(String(job.metrics.port), coord.spec.template.metadata.annotations['prometheus.io/port']);

@@ -139,7 +139,8 @@ scrape_configs:
   const texts: string[] = [];
   const start = Date.now() / 1000;
   const probes: number[] = [];
-  await runJob(job({ metrics: { port: coordPort, workerPort: null }, train: { iterations: 120, batchSize: 32, evalEvery: 20, logEvery: 5, checkpointEvery: 60, outDir: tempDir(), targetAccuracy: 0.01 } }), 2, (cluster) => {
+  // Long enough (a few seconds) for rate() over a 3 s window to have two scrapes.
+  await runJob(job({ metrics: { port: coordPort, workerPort: null }, train: { iterations: 400, batchSize: 32, evalEvery: 50, logEvery: 5, checkpointEvery: 200, outDir: tempDir(), targetAccuracy: 0.01 } }), 2, (cluster) => {
     const t = setInterval(async () => {
       if (cluster.ledger.report(4).examplesUsed > 0) {
         clearInterval(t);

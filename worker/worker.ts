@@ -86,7 +86,7 @@ export class WorkerJob {
   paramSink(metrics: Metrics): ParamSink {
     return {
       params: this.params, names: [...this.shapes.keys()],
-      received: (bytes) => metrics.traffic('received', 'parameters', bytes),
+      received: (bytes) => metrics.traffic('received', 'parameters', bytes, 'tcp'),
       completed: (name) => this.onParamComplete(name),
     };
   }
@@ -103,7 +103,7 @@ export class WorkerJob {
       if (link) {
         const typed = dtype === DType.FLOAT16 ? toFloat16(g) : g;
         const bytes = new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
-        metrics.traffic('sent', 'gradients', bytes.length);
+        metrics.traffic('sent', 'gradients', bytes.length, 'tcp');
         await link.sendGradient(s.step, s.version, this.trainableIndex.get(name)!, dtype, bytes);
         continue;
       }

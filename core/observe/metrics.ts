@@ -49,8 +49,8 @@ export class Metrics {
       joins: counter('tunefleet_worker_joins_total', 'Workers that joined.'),
       leaves: counter('tunefleet_worker_leaves_total', 'Workers that left when the job finished.'),
       losses: counter('tunefleet_worker_losses_total', 'Workers lost mid-job (stream ended, crashed, rejected).'),
-      sent: counter('tunefleet_sent_bytes_total', 'Bytes sent, by kind.', ['kind']),
-      received: counter('tunefleet_received_bytes_total', 'Bytes received, by kind.', ['kind']),
+      sent: counter('tunefleet_sent_bytes_total', 'Bytes sent, by kind and plane (tcp: the data plane; grpc: the gRPC stream).', ['kind', 'plane']),
+      received: counter('tunefleet_received_bytes_total', 'Bytes received, by kind and plane (tcp: the data plane; grpc: the gRPC stream).', ['kind', 'plane']),
       rejected: counter('tunefleet_rejected_messages_total', 'Messages rejected, by reason.', ['reason']),
       ckptSeconds: new client.Histogram({ name: 'tunefleet_checkpoint_seconds', help: 'Time to write a checkpoint.', buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60], registers: r }),
       ckptBytes: gauge('tunefleet_checkpoint_bytes', 'Size of the last checkpoint.'),
@@ -107,8 +107,9 @@ export class Metrics {
     for (const [group, lr] of byGroup) this.m.lr.set({ group }, lr);
   }
 
-  traffic(direction: 'sent' | 'received', kind: TrafficKind, bytes: number): void {
-    this.m[direction].inc({ kind }, bytes);
+  /** Bytes moved; `plane`: on the data plane's connection ('tcp') or the gRPC stream. */
+  traffic(direction: 'sent' | 'received', kind: TrafficKind, bytes: number, plane: 'tcp' | 'grpc' = 'grpc'): void {
+    this.m[direction].inc({ kind, plane }, bytes);
   }
 
   rejected(reason: RejectReason): void {

@@ -51,12 +51,9 @@ export function onreadInto(reader: FrameReader, fail: (err: unknown) => void): {
 }
 
 /**
- * Read `socket`'s frames into `reader`. A plain socket accepted by a
- * net.Server cannot be given `onread` (node only takes it when creating a
- * socket), so it is wrapped anew around the same handle, paused since the
- * server accepted it (pauseOnConnect): from then on the wrapper owns the
- * connection, and the original object must not be used. A TLS socket
- * decrypts into buffers of its own: its chunks are copied in, once.
+ * Read `socket`'s frames into `reader`. A plain socket gets `onread`
+ * (withOnread); a TLS socket decrypts into buffers of its own, so its chunks
+ * are copied in, once.
  */
 export function readFrames(socket: Socket, reader: FrameReader, fail: (err: unknown) => void): Socket {
   if (socket instanceof TLSSocket) {
@@ -65,8 +62,18 @@ export function readFrames(socket: Socket, reader: FrameReader, fail: (err: unkn
     });
     return socket;
   }
-  const handle = (socket as unknown as { _handle: unknown })._handle;
-  const own = new Socket({ handle, onread: onreadInto(reader, fail) } as ConstructorParameters<typeof Socket>[0]);
+  return withOnread(socket, onreadInto(reader, fail));
+}
+
+/**
+ * A socket accepted by a net.Server (with pauseOnConnect) cannot be given
+ * `onread` (node only takes it when creating a socket), so it is wrapped anew
+ * around the same handle: from then on the wrapper owns the connection, and
+ * the original object must not be used (nor does the server count it).
+ */
+export function withOnread(accepted: Socket, onread: { buffer: () => Uint8Array; callback: (n: number) => boolean }): Socket {
+  const handle = (accepted as unknown as { _handle: unknown })._handle;
+  const own = new Socket({ handle, onread } as ConstructorParameters<typeof Socket>[0]);
   own.resume();
   return own;
 }
