@@ -8,7 +8,7 @@
 import { createServer } from 'node:net';
 import { BackendName, BACKENDS, initBackend, reason } from '../core/backend/backends';
 import { ConfigInvalid, describeError } from '../core/errors';
-import { JobConfig, loadJobFile } from '../core/job/config';
+import { dataPortOf, JobConfig, loadJobFile } from '../core/job/config';
 import { loadPretrained } from '../core/job/model';
 import { resolveDatasetDir } from '../core/data/resolve';
 import { maxRelativeDiff, paramSpecs, readParams, writeParams } from '../core/model/params';
@@ -120,6 +120,7 @@ async function jobChecks(cfg: JobConfig): Promise<Check[]> {
       return `token ${token ? 'required' : 'off'}; TLS ${c.tlsCert ? (c.tlsClientCa ? 'mutual' : 'server') : 'off'}`;
     }),
   ];
+  if (c.dataPlane === 'tcp') checks.push(await attempt('data plane port (cluster.dataPort)', () => portFree(c.host, dataPortOf(cfg))));
   if (cfg.metrics.port !== null) checks.push(await attempt('metrics port (metrics.port)', () => portFree(cfg.metrics.host, cfg.metrics.port!)));
   if (cfg.model.from) checks.push(await attempt('model.from', async () => { const m = await loadPretrained(cfg.model.from!); const n = m.layers.length; m.dispose(); return `loads (${n} layers)`; }));
   if (cfg.metrics.nats) checks.push(await attempt('NATS (metrics.nats)', () => natsReachable(cfg.metrics.nats!)));

@@ -37,8 +37,8 @@ export class WorkerSession {
   private bitmaps: Record<Split.TRAIN | Split.VALIDATION, Uint8Array> | null = null;
   private link: TensorLink | null = null;
   private linkWaiters: ((link: TensorLink | null) => void)[] = [];
-  /** A StepDone that arrived over gRPC before the last of its gradient frames (data plane): run when its upload is sealed. */
-  pendingDone: (() => void) | null = null;
+  /** StepDones that arrived over gRPC before the last of their gradient frames (data plane), oldest first: each runs when an upload is sealed. */
+  readonly pendingDones: (() => void)[] = [];
 
   constructor(
     readonly id: string,

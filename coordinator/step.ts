@@ -5,8 +5,9 @@
 //   3. wait for a gradient for every slice: a worker that is lost or misses
 //      its slice deadline has its slices handed to the others within this
 //      step (the failure policy is written in round.ts);
-//   4. fold each accepted gradient into the example-weighted mean
-//      (aggregator.ts) and record its examples in the ledger;
+//   4. check each gradient tensor as it arrives; fold each accepted gradient
+//      into the example-weighted mean (aggregator.ts) and record its
+//      examples in the ledger;
 //   5. return the mean. The training loop (core/train/loop.ts, shared with
 //      `tunefleet train`) then applies the per-layer-LR SGD update.
 //
@@ -95,6 +96,7 @@ export class Steps {
     return { ...mean, phases: { ...timer.phases(), aggregate_update: (this.clock.now() - averaging) / 1000 } };
   }
 
+  /** `w`'s slice is done: its gradient goes into the mean, its examples into the ledger. */
   private accept(w: string, step: number, task: Task, { done, grads }: Answer): void {
     this.metrics.workerCompute(w, done.computeSeconds, done.examples);
     this.averager.add(grads, task.indices.length, done.loss);
@@ -137,8 +139,11 @@ export class Steps {
 
   /**
    * A piece of `w`'s open upload is in place; `completed` names the tensor it
-   * completed. A complete tensor is checked; a complete upload is sealed for
-   * its StepDone, and answers one that came first.
+   * completed. A complete tensor is checked at once; a complete upload is
+   * sealed for its StepDone, and answers one that came first. It is folded
+   * into the mean only when its StepDone is accepted: taking a refused
+   * contribution back out of a float sum is not exact (a poisoned 3e38 would
+   * wipe out the honest sum it was added to).
    */
   private arrived(w: string, completed: string | null): void {
     if (!completed) return;
@@ -147,18 +152,15 @@ export class Steps {
     const squares = sumOfSquares(uploads.tensor(completed));
     if (!Number.isFinite(squares)) this.nonFinite(this.uploadingTask(w), `${completed}: gradient holds NaN or Inf`);
     uploads.addSquares(squares);
-    const session = this.fleet.session(w);
-    if (uploads.sealIfComplete() && session.pendingDone) {
-      const done = session.pendingDone;
-      session.pendingDone = null;
-      done();
-    }
+    if (uploads.sealIfComplete()) this.fleet.session(w).pendingDones.shift()?.();
   }
 
   /** Worker `w` says its gradient for its oldest slice is complete (on the data plane, its last frames may still be on their way). */
   onStepDone(w: string, msg: StepDone): void {
     const current = this.current;
-    const task = current?.round.outstanding(w);
+    const session = this.fleet.session(w);
+    // The slice it answers: the oldest, unless earlier StepDones still wait for their uploads.
+    const task = current?.round.outstanding(w, session.pendingDones.length);
     if (!current || !task) throw new WireInvalid(`StepDone for step ${msg.step} while no step is assigned to this worker`, 'unexpected');
     if (msg.step !== current.step || msg.version !== current.version) {
       throw new WireInvalid(`StepDone for step ${msg.step} at version ${msg.version}; expected step ${current.step} at version ${current.version}`, 'stale');
@@ -166,18 +168,16 @@ export class Steps {
     if (!Number.isFinite(msg.loss)) this.nonFinite(task, `StepDone reports loss ${msg.loss}`);
     if (!(Number.isFinite(msg.computeSeconds) && msg.computeSeconds >= 0)) throw new WireInvalid(`StepDone reports compute_seconds ${msg.computeSeconds}`, 'non-finite');
     if (msg.examples !== task.indices.length) throw new WireInvalid(`StepDone reports ${msg.examples} examples for a slice of ${task.indices.length}`, 'examples');
-    const session = this.fleet.session(w);
-    if (session.pendingDone) throw new WireInvalid('a second StepDone before the first one\'s gradients arrived', 'unexpected');
     const finish = () => {
       const upload = session.uploads.take()!;
       this.checkNotOutlier(Math.sqrt(upload.squares));
-      current.round.complete(w, { done: msg, grads: upload.tensors });
+      current.round.complete(w, { done: msg, grads: upload.assembler.tensors });
       session.uploads.recycle(upload);
       this.fleet.answered(w, current.round, 'step');
     };
     if (session.uploads.ready > 0) return finish();
     if (!session.dataPlane) throw new WireInvalid('StepDone before every trainable gradient arrived', 'incomplete');
-    session.pendingDone = finish; // its frames are on another connection, not ordered with this stream: wait for them
+    session.pendingDones.push(finish); // its frames are on another connection, not ordered with this stream: wait for them
   }
 
   /**

@@ -6,28 +6,26 @@
 // waits, in order, for the StepDone that claims it. Buffers are allocated on
 // first use and reused: a session that never uploads costs none.
 import { ParamSpec } from '../core/model/params';
-import { Tensors } from '../core/train/optimizer';
 import { TensorAssembler } from '../core/wire/tensors';
 import { DType, TensorChunk } from '../proto/gen/tunefleet/v1/tunefleet';
 
+/** One upload: its tensors and their squared L2 norm so far. */
 export interface Upload {
-  tensors: Tensors;
-  /** Sum of squares over every tensor: the upload's squared L2 norm. */
+  assembler: TensorAssembler;
   squares: number;
 }
 
 export class Uploads {
-  private current: TensorAssembler | null = null;
-  private squares = 0;
+  private current: Upload | null = null;
   private spare: TensorAssembler | null = null;
-  private readonly sealed: { assembler: TensorAssembler; squares: number }[] = [];
+  private readonly sealed: Upload[] = [];
 
   constructor(private readonly specs: ParamSpec[], private readonly dtypes: DType[]) {}
 
   private get open(): TensorAssembler {
-    this.current ??= this.spare ?? new TensorAssembler(this.specs, this.dtypes);
+    this.current ??= { assembler: this.spare ?? new TensorAssembler(this.specs, this.dtypes), squares: 0 };
     this.spare = null;
-    return this.current;
+    return this.current.assembler;
   }
 
   /** Complete uploads waiting for their StepDone. */
@@ -54,26 +52,25 @@ export class Uploads {
     return this.open.tensors.get(name)!;
   }
 
+  /** A complete, checked tensor of the open upload had this sum of squares. */
   addSquares(squares: number): void {
-    this.squares += squares;
+    this.current!.squares += squares;
   }
 
   /** Seal the open upload if every tensor has arrived; true if it was. */
   sealIfComplete(): boolean {
-    if (!this.current?.complete()) return false;
-    this.sealed.push({ assembler: this.current, squares: this.squares });
+    if (!this.current?.assembler.complete()) return false;
+    this.sealed.push(this.current);
     this.current = null;
-    this.squares = 0;
     return true;
   }
 
   /** The oldest sealed upload, for the StepDone that claims it; give it back with recycle() once used. */
-  take(): (Upload & { assembler: TensorAssembler }) | null {
-    const next = this.sealed.shift();
-    return next ? { tensors: next.assembler.tensors, squares: next.squares, assembler: next.assembler } : null;
+  take(): Upload | null {
+    return this.sealed.shift() ?? null;
   }
 
-  recycle(upload: { assembler: TensorAssembler }): void {
+  recycle(upload: Upload): void {
     upload.assembler.reset();
     this.spare ??= upload.assembler;
   }

@@ -83,17 +83,21 @@ for (const c of CASES) {
   });
 }
 
-test('step – data plane: frames and StepDones in either order, a second upload overtaking the first StepDone: the same mean', async () => {
+test('step – data plane: two slices answered at once, every frame before any StepDone or every StepDone before any frame: the same mean', async () => {
   for (const order of ['frames-first', 'stepdone-first'] as const) {
-    const clock = new FakeClock();
-    const cluster = fakeCluster(clock);
-    // w1 fails, so w0 holds two slices and answers both at once.
-    const workers = [joinDataWorker(cluster, 'w0', order), joinWorker(cluster, 'w1', 'fail-before-sending')];
-    const mean = await drive(cluster.gradients(0, BATCH, EPOCHS), workers, clock);
+    const cluster = fakeCluster(new FakeClock());
+    const [w1, w0] = [joinWorker(cluster, 'w1', 'fail-before-sending'), joinDataWorker(cluster, 'w0', order)];
+    const step = cluster.gradients(0, BATCH, EPOCHS);
+    await settle();
+    w1.act(); // lost: its slice goes to w0, which then holds two
+    await settle();
+    assert.equal(w0.inbox.filter((m) => m.kind?.$case === 'step').length, 2);
+    w0.act();
+    const mean = await step;
     assert.deepEqual([...mean.grads.get('dense/kernel')!], EXPECTED.kernel, order);
     assert.deepEqual([...mean.grads.get('dense/bias')!], EXPECTED.bias, order);
     assert.equal(cluster.ledger.report(0).complete, true);
-    assert.equal(workers[0].failedWith, null, `${order}: w0 was not dropped`);
+    assert.equal(w0.failedWith, null, `${order}: w0 was not dropped`);
   }
 });
 

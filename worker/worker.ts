@@ -1,8 +1,10 @@
 // A worker: joins the coordinator, then does what it is told, in order, until
-// told to finish. Welcome → build the model; param chunks → update variables;
-// examples → cache; Step → gradients of the mean loss over the slice, sent
-// chunk by chunk (float32 or float16, as Welcome says), then StepDone; Eval →
-// accuracy and loss over the slice. A session that ends without Finish is
+// told to finish. Welcome → build the model and open the data connection
+// (data-link.ts) when it names a data port; parameters (frames there, or
+// chunks on the stream) → update variables; examples → cache; Step → wait for
+// the parameters of its version, then gradients of the mean loss over the
+// slice, each sent as soon as it is read back (float32 or float16, as Welcome
+// says), then StepDone; Eval → accuracy and loss over the slice. A session that ends without Finish is
 // joined again with backoff (reconnect.ts). Only the coordinator logs
 // progress; a worker logs joining, leaving and reconnecting.
 import * as tf from '@tensorflow/tfjs';
