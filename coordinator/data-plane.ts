@@ -169,6 +169,7 @@ export async function startDataPlane(host: DataPlaneHost, opts: DataPlaneOptions
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => { server.off('error', reject); resolve(); });
   });
+  server.on('error', (err) => log.warn('data plane server error', { error: err.message })); // e.g. out of file descriptors: sessions fail, the job goes on
   const port = (server.address() as AddressInfo).port;
   log.info('data plane listening', { address: `${opts.host}:${port}`, tls: opts.cert ? (opts.clientCa ? 'mutual' : 'server') : 'off' });
   return { server, port };
