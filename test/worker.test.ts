@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../core/backend/backends';
 import { buildModel } from '../core/model/zoo';
 import { DType, Welcome } from '../proto/gen/tunefleet/v1/tunefleet';
-import { WorkerJob } from '../worker/worker';
+import { hostOf, WorkerJob } from '../worker/worker';
 
 before(async () => {
   await initBackend('wasm');
@@ -30,4 +30,10 @@ test('worker – five Welcomes in a row hold one model\'s tensors, not five', as
   assert.deepEqual(counts, Array(5).fill(counts[0]), `tensors held after each Welcome: ${counts}`);
   job!.dispose();
   assert.equal(tf.memory().numTensors, before);
+});
+
+test('worker – the data connection dials the host of --coordinator (names, IPv4, bracketed IPv6)', () => {
+  assert.equal(hostOf('tunefleet-coordinator:7070'), 'tunefleet-coordinator');
+  assert.equal(hostOf('10.0.0.7:7070'), '10.0.0.7');
+  assert.equal(hostOf('[::1]:7070'), '::1');
 });

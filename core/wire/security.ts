@@ -63,7 +63,7 @@ function readPem(file: string, what: string): Buffer {
 export interface ServerTls { cert: string | null; key: string | null; clientCa: string | null }
 
 /** The PEM files of `t`, read and checked once for both planes; null: plaintext. */
-export function serverPems(t: ServerTls): { cert: Buffer; key: Buffer; ca: Buffer | null } | null {
+function serverPems(t: ServerTls): { cert: Buffer; key: Buffer; ca: Buffer | null } | null {
   if (!t.cert && !t.key) {
     if (t.clientCa) throw new ConfigInvalid('cluster.tlsClientCa needs cluster.tlsCert and cluster.tlsKey');
     return null;
