@@ -15,8 +15,8 @@ import { ParamSpec } from '../core/model/params';
 import { Metrics } from '../core/observe/metrics';
 import { Tensors } from '../core/train/optimizer';
 import { FRAME_BYTES } from '../core/wire/frames';
-import { CHUNK_BYTES, chunksOf } from '../core/wire/tensors';
-import { Split } from '../proto/gen/tunefleet/v1/tunefleet';
+import { CHUNK_BYTES, chunksOf, piecesOf, wireBytes } from '../core/wire/tensors';
+import { DType, Split } from '../proto/gen/tunefleet/v1/tunefleet';
 import { WorkerSession } from './session';
 
 export interface Traffic {
@@ -47,13 +47,9 @@ export class WorkerSync {
     for (const spec of s.version < 0 ? this.specs.all : this.specs.trainable) {
       const values = this.params.get(spec.name)!;
       if (link) {
-        const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-        const index = this.index.get(spec.name)!;
-        for (let offset = 0; offset < bytes.length || offset === 0; offset += FRAME_BYTES) {
-          const frame = bytes.subarray(offset, offset + FRAME_BYTES);
-          this.count(spec.name, frame.length, 'tcp');
-          await link.sendParam(index, version, offset, frame);
-          if (bytes.length === 0) break;
+        for (const { offset, data } of piecesOf(wireBytes(values, DType.FLOAT32), FRAME_BYTES)) {
+          this.count(spec.name, data.length, 'tcp');
+          await link.sendParam(this.index.get(spec.name)!, version, offset, data);
         }
         continue;
       }

@@ -8,10 +8,10 @@
 import { connect, Socket } from 'node:net';
 import * as tls from 'node:tls';
 import { JobFailed, WireInvalid } from '../core/errors';
-import { FrameWriter, onreadInto } from '../core/wire/data-socket';
+import { feedFrames, FrameWriter, onreadInto } from '../core/wire/data-socket';
 import { FrameHandler, FrameHeader, FrameKind, FrameReader, FRAME_BYTES } from '../core/wire/frames';
 import { ClientTls, dataPlaneClientTls } from '../core/wire/security';
-import { TensorAssembler } from '../core/wire/tensors';
+import { piecesOf, TensorAssembler } from '../core/wire/tensors';
 import { DType } from '../proto/gen/tunefleet/v1/tunefleet';
 
 /** Where a worker's parameters land: the buffers, the variables' names by index, and what to do with each piece and each completed tensor. */
@@ -39,8 +39,8 @@ export class DataLink implements FrameHandler {
     let link: DataLink | null = null;
     const reader = new FrameReader({ target: (h) => link!.target(h), landed: (h) => link!.landed(h) });
     const secure = dataPlaneClientTls(tlsFiles, host);
-    const socket = secure ? tls.connect({ host, port, ...secure }) : connect({ host, port, onread: onreadInto(reader, (err) => link!.fail(err, true)) });
-    if (secure) socket.on('data', (chunk: Buffer) => { try { reader.feed(chunk); } catch (err) { link!.fail(err, true); } });
+    const fail = (err: unknown) => link!.fail(err, true);
+    const socket = secure ? feedFrames(tls.connect({ host, port, ...secure }), reader, fail) : connect({ host, port, onread: onreadInto(reader, fail) });
     await new Promise<void>((resolve, reject) => {
       socket.once(secure ? 'secureConnect' : 'connect', resolve);
       socket.once('error', (err) => reject(new JobFailed(`cannot reach the coordinator's data port ${host}:${port} (cluster.dataPort): ${err.message}; ` +
@@ -61,9 +61,8 @@ export class DataLink implements FrameHandler {
 
   /** Send gradient `tensor` (its index in Welcome.trainable), as `dtype` bytes, for `step` at `version`, in frames of FRAME_BYTES. */
   async sendGradient(step: number, version: number, tensor: number, dtype: DType, bytes: Uint8Array): Promise<void> {
-    for (let offset = 0; offset < bytes.length || offset === 0; offset += FRAME_BYTES) {
-      await this.writer.send({ kind: FrameKind.GRADIENT, dtype, tensor, step, version, offset }, bytes.subarray(offset, offset + FRAME_BYTES));
-      if (bytes.length === 0) return;
+    for (const { offset, data } of piecesOf(bytes, FRAME_BYTES)) {
+      await this.writer.send({ kind: FrameKind.GRADIENT, dtype, tensor, step, version, offset }, data);
     }
   }
 

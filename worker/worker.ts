@@ -12,7 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import { hostname } from 'node:os';
 import { BackendName, initBackend } from '../core/backend/backends';
 import { writeWithBackpressure } from '../core/wire/backpressure';
-import { fitsFloat16, toFloat16 } from '../core/wire/fp16';
+import { fitsFloat16 } from '../core/wire/fp16';
 import { parseJob } from '../core/job/config';
 import { JobFailed } from '../core/errors';
 import { evaluateRange, makeBatch, streamGradients } from '../core/train/gradients';
@@ -22,7 +22,7 @@ import { logger } from '../core/observe/log';
 import { cleartextTokenWarning, clientCredentials, ClientTls, tokenMetadata } from '../core/wire/security';
 import { Metrics } from '../core/observe/metrics';
 import { paramSpecs, writeParams } from '../core/model/params';
-import { CHUNK_BYTES, chunksOf, MAX_MESSAGE_BYTES, TensorAssembler } from '../core/wire/tensors';
+import { CHUNK_BYTES, chunksOf, MAX_MESSAGE_BYTES, TensorAssembler, wireBytes } from '../core/wire/tensors';
 import { CoordinatorClient, CoordinatorMessage, DType, Eval, Split, Step, Welcome, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
 import { DataLink, ParamSink } from './data-link';
 import { ExampleCache } from './example-cache';
@@ -103,8 +103,7 @@ export class WorkerJob {
     for (const [name, g] of timed(grads, (seconds) => { computeSeconds += seconds; })) {
       const dtype = this.welcome.gradientDtype === DType.FLOAT16 && !fitsFloat16(g) ? DType.FLOAT32 : this.welcome.gradientDtype;
       if (link) {
-        const typed = dtype === DType.FLOAT16 ? toFloat16(g) : g;
-        const bytes = new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
+        const bytes = wireBytes(g, dtype);
         metrics.traffic('sent', 'gradients', bytes.length, 'tcp');
         await link.sendGradient(s.step, s.version, this.trainableIndex.get(name)!, dtype, bytes);
         continue;

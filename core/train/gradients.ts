@@ -28,8 +28,7 @@ export interface GradientResult {
 
 export function computeGradients(model: tf.LayersModel, trainable: string[], batch: Batch): GradientResult {
   const { loss, grads } = streamGradients(model, trainable, batch);
-  const read = new Map(grads);
-  return { loss, grads: new Map(trainable.map((name) => [name, read.get(name)!])) };
+  return { loss, grads: new Map([...grads].reverse()) }; // back in the variables' order
 }
 
 /**

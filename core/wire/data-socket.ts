@@ -56,13 +56,15 @@ export function onreadInto(reader: FrameReader, fail: (err: unknown) => void): {
  * are copied in, once.
  */
 export function readFrames(socket: Socket, reader: FrameReader, fail: (err: unknown) => void): Socket {
-  if (socket instanceof TLSSocket) {
-    socket.on('data', (chunk: Buffer) => {
-      try { reader.feed(chunk); } catch (err) { fail(err); socket.pause(); }
-    });
-    return socket;
-  }
+  if (socket instanceof TLSSocket) return feedFrames(socket, reader, fail);
   return withOnread(socket, onreadInto(reader, fail));
+}
+
+/** Feed a socket's own chunks (TLS: decrypted into buffers of its own) to `reader`, one copy each. */
+export function feedFrames(socket: Socket, reader: FrameReader, fail: (err: unknown) => void): Socket {
+  return socket.on('data', (chunk: Buffer) => {
+    try { reader.feed(chunk); } catch (err) { fail(err); socket.pause(); }
+  });
 }
 
 /**

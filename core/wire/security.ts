@@ -87,18 +87,25 @@ export function dataPlaneTls(t: ServerTls): tls.TlsOptions | null {
 
 export interface ClientTls { ca?: string; cert?: string; key?: string }
 
-export function clientCredentials(t: ClientTls): grpc.ChannelCredentials {
-  if (!t.ca && !t.cert) return grpc.credentials.createInsecure();
+/** The worker's PEM files, read and checked once for both planes; null: plaintext. */
+function clientPems(t: ClientTls): { ca: Buffer | null; key: Buffer | null; cert: Buffer | null } | null {
+  if (!t.ca && !t.cert) return null;
   if (Boolean(t.cert) !== Boolean(t.key)) throw new ConfigInvalid('--tls-cert and --tls-key go together');
-  return grpc.credentials.createSsl(t.ca ? readPem(t.ca, 'CA') : null, t.key ? readPem(t.key, 'TLS key') : null, t.cert ? readPem(t.cert, 'TLS certificate') : null);
+  return { ca: t.ca ? readPem(t.ca, 'CA') : null, key: t.key ? readPem(t.key, 'TLS key') : null, cert: t.cert ? readPem(t.cert, 'TLS certificate') : null };
+}
+
+export function clientCredentials(t: ClientTls): grpc.ChannelCredentials {
+  const pems = clientPems(t);
+  return pems ? grpc.credentials.createSsl(pems.ca, pems.key, pems.cert) : grpc.credentials.createInsecure();
 }
 
 /** The worker's data connection TLS options (its --tls-* files), or null when it talks plaintext. */
 export function dataPlaneClientTls(t: ClientTls, host: string): tls.ConnectionOptions | null {
-  if (!t.ca && !t.cert) return null;
+  const pems = clientPems(t);
+  if (!pems) return null;
   return {
-    ...(t.ca ? { ca: readPem(t.ca, 'CA') } : {}),
-    ...(t.cert ? { cert: readPem(t.cert, 'TLS certificate'), key: readPem(t.key!, 'TLS key') } : {}),
+    ...(pems.ca ? { ca: pems.ca } : {}),
+    ...(pems.cert ? { cert: pems.cert, key: pems.key! } : {}),
     servername: isIP(host) ? undefined : host, // SNI takes names only; the certificate is checked against `host` either way
   };
 }

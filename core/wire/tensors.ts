@@ -16,14 +16,23 @@ export const MAX_MESSAGE_BYTES = 8 << 20;
 
 const BYTES_PER_ELEMENT: Partial<Record<DType, number>> = { [DType.FLOAT32]: 4, [DType.FLOAT16]: 2 };
 
-/** The chunks of one tensor. As float32, `data` views `values`' bytes; as float16 it views one converted copy. */
-export function* chunksOf(name: string, shape: number[], values: Float32Array, chunkBytes = CHUNK_BYTES, dtype = DType.FLOAT32): Generator<TensorChunk> {
+/** A tensor's bytes on the wire: as float32 a view of `values`' bytes, as float16 one converted copy. */
+export function wireBytes(values: Float32Array, dtype: DType): Uint8Array {
   const typed = dtype === DType.FLOAT16 ? toFloat16(values) : values;
-  const bytes = new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
-  for (let offset = 0; offset < bytes.length || offset === 0; offset += chunkBytes) {
-    yield { name, dtype, shape, offset, data: bytes.subarray(offset, offset + chunkBytes) };
+  return new Uint8Array(typed.buffer, typed.byteOffset, typed.byteLength);
+}
+
+/** `bytes` cut into views of at most `size` bytes, with their offsets; an empty tensor is one empty piece, so the receiver sees it complete. */
+export function* piecesOf(bytes: Uint8Array, size: number): Generator<{ offset: number; data: Uint8Array }> {
+  for (let offset = 0; offset < bytes.length || offset === 0; offset += size) {
+    yield { offset, data: bytes.subarray(offset, offset + size) };
     if (bytes.length === 0) return;
   }
+}
+
+/** The chunks of one tensor (gRPC plane), each a view of wireBytes(). */
+export function* chunksOf(name: string, shape: number[], values: Float32Array, chunkBytes = CHUNK_BYTES, dtype = DType.FLOAT32): Generator<TensorChunk> {
+  for (const { offset, data } of piecesOf(wireBytes(values, dtype), chunkBytes)) yield { name, dtype, shape, offset, data };
 }
 
 /**
