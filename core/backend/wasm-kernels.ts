@@ -4,7 +4,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { convGradKernels } from './wasm-conv-grads';
 import { depthwiseGradKernels } from './wasm-depthwise-grads';
-import { maxPoolGradKernel } from './wasm-maxpool-grad';
 
 const stock = new Map<string, tf.KernelConfig | undefined>();
 
@@ -17,7 +16,7 @@ export function installWasmTrainingKernels(): void {
   if (stock.size > 0) return;
   const stockInput = tf.getKernel('Conv2DBackpropInput', 'wasm');
   if (!stockInput) throw new Error('wasm backend kernels are not registered; import @tensorflow/tfjs-backend-wasm first');
-  for (const config of [...convGradKernels(stockInput.kernelFunc), ...depthwiseGradKernels, maxPoolGradKernel]) {
+  for (const config of [...convGradKernels(stockInput.kernelFunc), ...depthwiseGradKernels]) {
     stock.set(config.kernelName, tf.getKernel(config.kernelName, 'wasm'));
     replaceKernel(config, config.kernelName);
   }
