@@ -16,6 +16,9 @@ for (const pad of ['valid', 'same'] as const) {
 }
 cases.push({ b: 2, h: 12, w: 10, ci: 5, co: 6, k: 3, kw: 2, s: 2, pad: 'same' }); // non-square kernel
 cases.push({ b: 4, h: 28, w: 28, ci: 1, co: 16, k: 3, s: 1, pad: 'same' });        // the seed CNN's first layer
+cases.push({ b: 2, h: 11, w: 9, ci: 8, co: 5, k: 3, s: 2, pad: 'same' });         // more channels: the filter gradient's conv route
+cases.push({ b: 2, h: 6, w: 5, ci: 12, co: 7, k: 1, s: 1, pad: 'valid' });        // pointwise
+cases.push({ b: 2, h: 7, w: 6, ci: 9, co: 4, k: 1, s: 2, pad: 'same' });         // pointwise, strided
 
 function rand(shape: number[], seed: number): Float32Array {
   let x = seed * 2654435761 >>> 0;
@@ -83,13 +86,66 @@ for (const [i, c] of cases.entries()) {
 
 test('wasm-kernels – gradients leak no wasm memory', async () => {
   await tf.setBackend('wasm');
-  const x = tf.randomNormal([2, 8, 8, 3]), f = tf.randomNormal([3, 3, 3, 4]);
-  const step = () => tf.tidy(() => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same').square().sum())([x, f]));
+  // Every kernel we register: both conv gradients (the patch route: 3 input channels), MaxPoolGrad, transposed BatchMatMuls.
+  const x = tf.randomNormal([2, 8, 8, 3]), f = tf.randomNormal([3, 3, 3, 4]), w = tf.randomNormal([16, 5]);
+  const net = (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.matMul(tf.maxPool(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same'), 2, 2, 'valid').reshape([2, 16]), c as tf.Tensor2D).square().sum();
+  const step = () => tf.tidy(() => tf.grads(net)([x, f, w]));
   tf.dispose(step());
   const before = tf.memory();
   for (let i = 0; i < 5; i++) tf.dispose(step());
   const after = tf.memory();
   assert.equal(after.numTensors, before.numTensors);
   assert.equal(after.numBytes, before.numBytes);
-  tf.dispose([x, f]);
+  tf.dispose([x, f, w]);
+});
+
+/** MaxPoolGrad on both backends; the input is `x`, the forward output computed on each backend as tfjs would. */
+async function maxPoolGradBoth(x: Float32Array, xs: number[], pool: number[], s: number[], pad: 'valid' | 'same'): Promise<[Float32Array, Float32Array]> {
+  const ys = tf.backend_util.computePool2DInfo(xs as [number, number, number, number], pool as [number, number], s as [number, number], 1, pad).outShape;
+  const run = () => tf.tidy(() => {
+    const input = tf.tensor(x, xs);
+    const output = tf.maxPool(input as tf.Tensor4D, pool as [number, number], s as [number, number], pad);
+    const dy = tf.tensor(rand(ys, 7), ys);
+    return tf.engine().runKernel('MaxPoolGrad', { dy, input, output }, { filterSize: pool, strides: s, pad } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  });
+  return [await onBackend('wasm', run), await onBackend('cpu', run)];
+}
+
+test('wasm-kernels – MaxPoolGrad: the stock kernel\'s negative-window case, now the cpu backend\'s answer', async () => {
+  const [got, want] = await maxPoolGradBoth(Float32Array.of(-3, -1, -2, -4, -5, -1.5, -2.5, -3), [1, 2, 4, 1], [2, 2], [2, 2], 'valid');
+  assert.deepEqual([...want].map((v, i) => (v ? i : -1)).filter((i) => i >= 0), [1, 2], 'cpu: the gradient goes to the maxima -1 and -2');
+  assert.deepEqual(got, want);
+});
+
+test('wasm-kernels – MaxPoolGrad matches cpu exactly: pool sizes, strides (overlapping too), padding, negative inputs, ties', async () => {
+  let seed = 11;
+  for (const pad of ['valid', 'same'] as const) {
+    for (const [pool, s] of [[[2, 2], [2, 2]], [[3, 3], [2, 2]], [[3, 2], [1, 2]], [[2, 2], [1, 1]], [[1, 1], [1, 1]], [[3, 3], [3, 3]]] as const) {
+      for (const c of [1, 2, 5]) {
+        const xs = [2, 7, 8, c];
+        const uniform = rand(xs, seed++); // in [-1, 1): all-negative windows included
+        const tied = uniform.map((v) => Math.round(v * 2) / 2); // few distinct values: ties in most windows
+        for (const [what, x] of [['uniform', uniform], ['tied', tied]] as const) {
+          const [got, want] = await maxPoolGradBoth(x, xs, [...pool], [...s], pad);
+          assert.deepEqual(got, want, `${what} pool ${pool} stride ${s} ${pad} c${c}`);
+        }
+      }
+    }
+  }
+});
+
+test('wasm-kernels – BatchMatMul matches cpu with either operand transposed (rank 2 and batched)', async () => {
+  let seed = 31;
+  for (const batch of [[], [3]]) {
+    for (const [m, k, n] of [[5, 7, 3], [64, 40, 16], [1, 9, 1]]) {
+      for (const transposeA of [false, true]) {
+        for (const transposeB of [false, true]) {
+          const as = [...batch, ...(transposeA ? [k, m] : [m, k])], bs = [...batch, ...(transposeB ? [n, k] : [k, n])];
+          const [sa, sb] = [seed++, seed++];
+          const err = await compare('BatchMatMul', () => ({ a: tf.tensor(rand(as, sa), as), b: tf.tensor(rand(bs, sb), bs) }), { transposeA, transposeB });
+          assert.ok(err <= 1e-5, `${as} × ${bs} transposeA ${transposeA} transposeB ${transposeB}: relative error ${err}`);
+        }
+      }
+    }
+  }
 });

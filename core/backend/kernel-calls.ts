@@ -11,6 +11,13 @@ type Attrs = Record<string, unknown>;
 
 export type KernelArgs = Parameters<tf.KernelFunc>[0];
 
+/** What our kernels use of the wasm backend beyond tf.KernelBackend. */
+export interface WasmBackend extends tf.KernelBackend {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  /** A view into the wasm heap; any later allocation may grow the heap and detach it. */
+  typedArrayFromHeap(t: tf.TensorInfo): tf.backend_util.TypedArray;
+}
+
 export class KernelCalls {
   private readonly temps: tf.TensorInfo[] = [];
   private readonly backend: tf.KernelBackend;
@@ -19,13 +26,24 @@ export class KernelCalls {
     this.backend = args.backend as tf.KernelBackend;
   }
 
-  run(name: string, inputs: Record<string, tf.TensorInfo> | tf.TensorInfo[], attrs: Attrs = {}): tf.TensorInfo {
-    const kernel = tf.getKernel(name, this.backendName);
-    if (!kernel) throw new Error(`kernel ${name} is not registered for ${this.backendName}`);
-    const out = kernel.kernelFunc({ inputs: inputs as tf.NamedTensorInfoMap, backend: this.backend, attrs: attrs as tf.NamedAttrMap });
+  /** Run a kernel by name, or a given kernel function (e.g. the stock one we replaced). */
+  run(kernel: string | tf.KernelFunc, inputs: Record<string, tf.TensorInfo> | tf.TensorInfo[], attrs: Attrs = {}): tf.TensorInfo {
+    const func = typeof kernel === 'string' ? tf.getKernel(kernel, this.backendName)?.kernelFunc : kernel;
+    if (!func) throw new Error(`kernel ${kernel} is not registered for ${this.backendName}`);
+    const out = func({ inputs: inputs as tf.NamedTensorInfoMap, backend: this.backend, attrs: attrs as tf.NamedAttrMap });
     const info = Array.isArray(out) ? out[0] : out;
     this.temps.push(info);
     return info;
+  }
+
+  /** A new float32 tensor filled by `fill` (given views of it and of `inputs`, taken after allocating it). */
+  compute(shape: number[], inputs: tf.TensorInfo[], fill: (out: Float32Array, ...inputs: Float32Array[]) => void): tf.TensorInfo {
+    const backend = this.backend as WasmBackend;
+    const out = backend.makeOutput(shape, 'float32');
+    this.temps.push(out);
+    const view = (t: tf.TensorInfo) => backend.typedArrayFromHeap(t) as Float32Array;
+    fill(view(out), ...inputs.map(view));
+    return out;
   }
 
   transpose(x: tf.TensorInfo, perm: number[]): tf.TensorInfo {

@@ -53,11 +53,54 @@ export function inputGradPadding(info: tf.backend_util.Conv2DInfo): Pad | null {
   return [[0, 0], [top, bottom], [left, right], [0, 0]];
 }
 
+/**
+ * Pᵀ, the transposed patch matrix of a conv: row (i, j, c) — the filter's own
+ * layout — column (b, r, q) holds x[b, r·sh − top + i, q·sw − left + j, c], 0
+ * outside the input. Plain numbers in, so the JIT keeps one specialised version.
+ */
+function patchesTransposed(p: Float32Array, x: Float32Array, b: number, h: number, w: number, ci: number,
+  oh: number, ow: number, kh: number, kw: number, sh: number, sw: number, top: number, left: number): void {
+  let o = 0;
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++) {
+      for (let c = 0; c < ci; c++) {
+        for (let n = 0; n < b; n++) {
+          for (let r = 0; r < oh; r++) {
+            const row = r * sh - top + i;
+            const inside = row >= 0 && row < h;
+            for (let q = 0; q < ow; q++) {
+              const col = q * sw - left + j;
+              p[o++] = inside && col >= 0 && col < w ? x[((n * h + row) * w + col) * ci + c] : 0;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// When Pᵀ is no bigger than x — a 1×1 (pointwise) conv — or x has few
+// channels (a first layer: grey or RGB images), the filter gradient is taken
+// as dW = Pᵀ·dy: building Pᵀ is one pass, while the transposes of the conv
+// route below cost more than the product.
+const FEW_CHANNELS = 4;
+const patchesAreCheap = (info: tf.backend_util.Conv2DInfo) => info.inChannels <= FEW_CHANNELS || info.filterHeight * info.filterWidth === 1;
+
+function filterGradByPatches(k: KernelCalls, x: Info, dy: Info, info: tf.backend_util.Conv2DInfo): Info {
+  const { batchSize: b, inHeight: h, inWidth: w, inChannels: ci, outHeight: oh, outWidth: ow, filterHeight: kh, filterWidth: kw } = info;
+  const rows = kh * kw * ci, cols = b * oh * ow;
+  const p = k.compute([1, rows, cols], [x], (out, xs) =>
+    patchesTransposed(out, xs, b, h, w, ci, oh, ow, kh, kw, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left));
+  const dw = k.run('BatchMatMul', { a: p, b: k.reshape(dy, [1, cols, info.outChannels]) }, { transposeA: false, transposeB: false });
+  return k.finish(k.reshape(dw, [kh, kw, ci, info.outChannels]));
+}
+
 function conv2DBackpropFilter(args: KernelArgs): Info {
   const { x, dy } = args.inputs as { x: Info; dy: Info };
   const attrs = args.attrs as unknown as ConvAttrs & { filterShape: number[] };
   const info = convInfo(x.shape, attrs.filterShape, attrs);
   const k = new KernelCalls(args, 'wasm');
+  if (patchesAreCheap(info)) return filterGradByPatches(k, x, dy, info);
   const { top, bottom, left, right } = info.padInfo;
   const out = k.run('Conv2D', {
     x: k.transpose(x, [3, 1, 2, 0]),

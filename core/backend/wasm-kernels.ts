@@ -4,6 +4,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { convGradKernels } from './wasm-conv-grads';
 import { depthwiseGradKernels } from './wasm-depthwise-grads';
+import { matMulKernels } from './wasm-matmul';
+import { maxPoolGradKernel } from './wasm-maxpool-grad';
 
 const stock = new Map<string, tf.KernelConfig | undefined>();
 
@@ -15,8 +17,10 @@ function replaceKernel(config: tf.KernelConfig | undefined, name: string): void 
 export function installWasmTrainingKernels(): void {
   if (stock.size > 0) return;
   const stockInput = tf.getKernel('Conv2DBackpropInput', 'wasm');
-  if (!stockInput) throw new Error('wasm backend kernels are not registered; import @tensorflow/tfjs-backend-wasm first');
-  for (const config of [...convGradKernels(stockInput.kernelFunc), ...depthwiseGradKernels]) {
+  const stockMatMul = tf.getKernel('BatchMatMul', 'wasm');
+  if (!stockInput || !stockMatMul) throw new Error('wasm backend kernels are not registered; import @tensorflow/tfjs-backend-wasm first');
+  const ours = [...convGradKernels(stockInput.kernelFunc), ...depthwiseGradKernels, maxPoolGradKernel, ...matMulKernels(stockMatMul.kernelFunc)];
+  for (const config of ours) {
     stock.set(config.kernelName, tf.getKernel(config.kernelName, 'wasm'));
     replaceKernel(config, config.kernelName);
   }
