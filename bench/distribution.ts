@@ -16,7 +16,7 @@ import { phaseSums, tempDirBench } from './report';
 
 export interface DistributionRow { setup: string; examplesPerSec: number; ratioToPlain: number; phasesMs?: Partial<Record<Phase, number>> }
 
-function job(iterations: number) {
+export function job(iterations: number) {
   return parseJob({
     name: 'bench-dist', backend: 'wasm', data: { dataset: 'fashion-mnist', download: false },
     train: { iterations, batchSize: 64, evalEvery: iterations, logEvery: 25, checkpointEvery: iterations, outDir: tempDirBench() },
@@ -24,7 +24,7 @@ function job(iterations: number) {
   });
 }
 
-async function steadyRate<R>(run: (events: EventBus) => Promise<R>): Promise<{ rate: number; result: R }> {
+export async function steadyRate<R>(run: (events: EventBus) => Promise<R>): Promise<{ rate: number; result: R }> {
   const events = new EventBus();
   const rates: number[] = [];
   events.subscribe((e) => { if (e.type === 'progress') rates.push(e.examplesPerSec); });

@@ -2,31 +2,30 @@
 // is measured in this run, on this machine; ratios compare runs made here in
 // the same script, because these machines are noisy. Writes
 // bench/results/bench.json and bench.md and prints the tables.
-import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
+import { AnchorRow, benchAnchors } from './anchors';
 import { benchCommunication, CommRow, rawGrpc, rawTcpStep } from './communication';
 import { benchCompute } from './compute';
 import { benchDistribution } from './distribution';
 import { benchFp16 } from './fp16';
 import { PHASES } from '../core/observe/metrics';
 import { benchKernels, kernelTable } from './kernels';
+import { benchProfile, profileTable } from './profile';
 import { markdownTable, writeBenchResult } from './report';
-
-function pytorchDdp(processes: number): number | null {
-  try {
-    execFileSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' });
-  } catch {
-    return null; // apt-get install python3-torch to include the anchor
-  }
-  const out = execFileSync('/usr/bin/python3', [join(__dirname, '..', '..', 'bench', 'ddp.py'), String(processes), '200']).toString();
-  return JSON.parse(out.trim().split('\n').pop()!).examples_per_sec;
-}
 
 const fmt = (v: number | null, digits = 0) => (v === null ? 'n/a' : v.toFixed(digits));
 const goal = (ok: boolean) => (ok ? 'met' : 'not met');
 
+function anchorGoal(what: string, anchors: AnchorRow[] | null, model: string, processes: number, min: number): string[] {
+  const r = anchors?.find((x) => x.model === model && x.processes === processes);
+  if (!r) return [what, 'PyTorch not installed', 'n/a'];
+  return [what, `${fmt(r.tunefleet)} vs ${fmt(r.pytorchTuned)} = ${r.ratio.toFixed(2)}× (vs PyTorch as installed, ${fmt(r.pytorch)}: ${r.ratioAsInstalled.toFixed(2)}×)`, goal(r.ratio >= min)];
+}
+
 async function main() {
   const sizes = (process.env.BENCH_COMM_MIB ?? '1,16,100,400').split(',').map(Number);
+  // First, with nothing else started yet: the anchors run in fresh processes.
+  const anchors = benchAnchors();
+  const profile = await benchProfile();
   const kernels = await benchKernels();
   const compute = await benchCompute();
   const distribution = await benchDistribution();
@@ -34,9 +33,8 @@ async function main() {
   const receivePath = { onread: await rawTcpStep(1, 100 * 2 ** 20), dataEvents: await rawTcpStep(1, 100 * 2 ** 20, 5, 'data events') };
   const communication = await benchCommunication(sizes);
   const fp16 = await benchFp16();
-  const ddp = pytorchDdp(2);
 
-  const [a, b, c] = distribution;
+  const [, b, c] = distribution;
   const tcp = (mib: number, workers: number) => communication.find((r) => r.modelMiB === mib && r.workers === workers && r.plane === 'tcp' && r.variant === 'fp32');
   const frozen = communication.find((r) => r.variant === 'frozen backbone');
   const full2 = tcp(100, 2);
@@ -55,15 +53,21 @@ async function main() {
     commGoal('data plane, 16 MiB: ≥ 70%', [1, 2, 4].map((w) => tcp(16, w)), 0.7),
     ['fp16 gradients halve bytes, accuracy within 0.5 points', `bytes × ${fp16.bytesRatio.toFixed(3)}, accuracy ${fp16.accuracyDiffPoints >= 0 ? '+' : ''}${fp16.accuracyDiffPoints.toFixed(2)} points (median of ${fp16.rows.length / 2} seeds)`, goal(fp16.bytesRatio <= 0.5 && Math.abs(fp16.accuracyDiffPoints) <= 0.5)],
     ['frozen backbone: zero bytes after the first step', frozen && full2 ? `backbone ${fmt(frozen.backboneBytesPerStep)} bytes per step after the first; all traffic ${fmt(frozen.bytesPerStep / 2 ** 20, 1)} MiB (the head) vs ${fmt(full2.bytesPerStep / 2 ** 20)} MiB unfrozen` : 'n/a', frozen ? goal(frozen.backboneBytesPerStep === 0) : 'n/a'],
-    ['2 wasm workers ≥ 0.5× PyTorch DDP (2 processes)', ddp === null ? 'PyTorch not installed' : `${fmt(c.examplesPerSec)} vs ${fmt(ddp)} = ${(c.examplesPerSec / ddp).toFixed(2)}×`, ddp === null ? 'n/a' : goal(c.examplesPerSec / ddp >= 0.5)],
+    anchorGoal('per core, seed CNN: wasm ≥ 0.8× PyTorch (1 thread)', anchors, 'seed-cnn', 1, 0.8),
+    anchorGoal('per core, CIFAR CNN: wasm ≥ 0.6× PyTorch (1 thread)', anchors, 'cifar-cnn', 1, 0.6),
+    anchorGoal('tunefleet 2 workers ≥ 0.6× PyTorch DDP (2 processes)', anchors, 'seed-cnn', 2, 0.6),
   ];
   const tables = [
     '### Goals', markdownTable(['goal', 'measured', ''], goals),
+    '### PyTorch anchors: examples/s, batch 64, each run in a fresh process, interleaved with ours, median of 3 (PyTorch as installed, and with malloc keeping freed memory: its best here)',
+    anchors ? markdownTable(['model', 'processes', 'tunefleet (wasm)', 'PyTorch as installed', 'PyTorch, malloc tuned', 'ratio (tuned)', 'ratio (as installed)'], anchors.map((r) => [
+      r.model, r.processes, fmt(r.tunefleet), fmt(r.pytorch), fmt(r.pytorchTuned), r.ratio.toFixed(2), r.ratioAsInstalled.toFixed(2),
+    ])) : 'PyTorch not installed (apt-get install python3-torch): no anchors.',
+    '### Where a wasm training step goes (`npm run bench:profile`): ms per kernel, batch 64', profileTable(profile),
     '### Compute: training examples/s, batch 64, one process', markdownTable(['backend', 'model', 'examples/s', 'note'], compute.map((r) => [r.backend, r.model, fmt(r.examplesPerSec), r.note])),
     '### wasm conv kernels, stock against ours', kernelTable(kernels),
     '### Distribution overhead: seed CNN, Fashion-MNIST, global batch 64, wasm', markdownTable(['setup', 'examples/s', '÷ (a)', ...PHASES.map((p) => `${p} ms/step`)], [
       ...distribution.map((r) => [r.setup, fmt(r.examplesPerSec), fmt(r.ratioToPlain, 2), ...PHASES.map((p) => (r.phasesMs ? fmt(r.phasesMs[p] ?? 0, 1) : ''))]),
-      ['PyTorch DDP, gloo, 2 processes, 1 thread each', fmt(ddp), ddp === null ? 'n/a' : fmt(ddp / a.examplesPerSec, 2), ...PHASES.map(() => '')],
     ]),
     `### Communication: one step's broadcast + gradient collection on loopback, beside raw TCP moving the same bytes between the same processes (gRPC alone, one stream of 1 MiB chunks between two fresh processes: ${(grpcCeiling / 1e9).toFixed(2)} GB/s)`,
     markdownTable(['model MiB', 'workers', 'plane', 'gradients', 'MiB moved / step', 'seconds', 'GB/s', 'raw TCP GB/s', '% of raw TCP'], communication.map((r) => [
@@ -73,7 +77,7 @@ async function main() {
     '### float16 gradients: the default fine-tuning preset (fashion-transfer, fine-tune arm, 2 workers)',
     markdownTable(['gradients', 'seed', 'gradient KiB / step', 'final accuracy'], fp16.rows.map((r) => [r.dtype, r.seed, fmt(r.gradientBytesPerStep / 1024, 1), (100 * r.finalAccuracy).toFixed(2)])),
   ];
-  writeBenchResult('bench', { kernels, compute, distribution, rawGrpcBytesPerSec: grpcCeiling, receivePath, communication, fp16, pytorchDdpExamplesPerSec: ddp, goals }, tables.join('\n\n'));
+  writeBenchResult('bench', { kernels, compute, distribution, rawGrpcBytesPerSec: grpcCeiling, receivePath, communication, fp16, anchors, profile, goals }, tables.join('\n\n'));
 }
 
 main().catch((err) => { console.error(err); process.exit(1); });
