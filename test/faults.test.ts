@@ -140,9 +140,13 @@ test('faults – the coordinator SIGKILLed mid-run and restarted resumes from it
   assert.deepEqual(hurt.ledger.report(0).entries.map((e) => e.step), calm.ledger.report(0).entries.map((e) => e.step));
 });
 
-test('faults – chaos: workers SIGKILLed at random steps while new ones join; every epoch exactly once; accuracy within 1 point of an undisturbed run', { skip, timeout: 180_000 }, async () => {
+test('faults – chaos: workers SIGKILLed at random steps while new ones join; every epoch exactly once; accuracy within 1 point of an undisturbed run', { skip, timeout: 180_000 }, async (t) => {
   const iterations = 150;
-  const cfg = () => fashionJob({ iterations, evalEvery: iterations, checkpointEvery: iterations });
+  // Cosine decay to 0: at a fixed rate the last steps move validation accuracy
+  // by about a point either way, so two end points would differ by noise
+  // alone; annealed, both runs end settled and the 1-point bound tests the chaos.
+  const optimizer = { lr: 0.02, momentum: 0.9, policy: { type: 'cosine', minLr: 0 } };
+  const cfg = () => fashionJob({ iterations, evalEvery: iterations, checkpointEvery: iterations }, { optimizer });
   const calm = await runJob(cfg(), 2);
   const random = rng(11);
   const killAt = new Set(Array.from({ length: 4 }, (_, k) => 15 + k * 30 + Math.floor(random() * 20)));
@@ -164,6 +168,7 @@ test('faults – chaos: workers SIGKILLed at random steps while new ones join; e
   assert.ok([...computed].some((w) => w.startsWith('new-')), `workers that joined computed slices: ${[...computed]}`);
   assert.ok(epochs.complete.length >= 3 && epochs.complete.every(Boolean), `every finished epoch exactly once: ${epochs.complete}`);
   const [a, b] = [calm, hurt].map((r) => r.curve[r.curve.length - 1].valAccuracy);
+  t.diagnostic(`validation accuracy: undisturbed ${a}, chaos ${b}`);
   assert.ok(a > 0.6, `the undisturbed run learned (${a})`);
   assert.ok(Math.abs(a - b) <= 0.01, `accuracy ${b} vs undisturbed ${a}`);
 });
