@@ -8,20 +8,17 @@ import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import { AddressInfo, connect, createServer } from 'node:net';
 import { join } from 'node:path';
-import { initBackend } from '../core/backend/backends';
 import { EventBus } from '../core/observe/events';
 import { parseJob } from '../core/job/config';
 import { maxRelativeDiff, readParams } from '../core/model/params';
 import { train } from '../core/train/trainer';
 import { CoordinatorClient, LedgerReport } from '../proto/gen/tunefleet/v1/tunefleet';
-import { saveWideModel, tempDir, writeIdxSet } from './fixtures';
+import { saveWideModel, tempDir, wasmWithIdxSet } from './fixtures';
 import { runJob, spawnWorker } from './cluster-helpers';
 
 let dataDir = '';
 before(async () => {
-  await initBackend('wasm');
-  dataDir = tempDir();
-  writeIdxSet(dataDir, 200, 40);
+  dataDir = await wasmWithIdxSet(200, 40);
 });
 
 function job(overrides: Record<string, unknown> = {}) {

@@ -2,18 +2,15 @@
 // changed seed, batch, data selection or model is refused, naming what differs.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { initBackend } from '../core/backend/backends';
 import { CheckpointInvalid } from '../core/errors';
 import { parseJob } from '../core/job/config';
 import { differences, fingerprint } from '../core/job/fingerprint';
 import { train } from '../core/train/trainer';
-import { tempDir, writeIdxSet } from './fixtures';
+import { tempDir, wasmWithIdxSet } from './fixtures';
 
 let dataDir = '';
 before(async () => {
-  await initBackend('wasm');
-  dataDir = tempDir();
-  writeIdxSet(dataDir, 200, 50);
+  dataDir = await wasmWithIdxSet(200, 50);
 });
 
 test('fingerprint – differences name each changed field with both values; a checkpoint from before fingerprints is checked on its seed', () => {

@@ -30,6 +30,15 @@ export function writeIdxSet(dir: string, nTrain: number, nTest: number, gzip = t
   }
 }
 
+/** Start the wasm backend and write a small IDX set (writeIdxSet) into a fresh directory: the `before` of tests that run real jobs. */
+export async function wasmWithIdxSet(nTrain: number, nTest: number): Promise<string> {
+  const { initBackend } = await import('../core/backend/backends');
+  await initBackend('wasm');
+  const dir = tempDir();
+  writeIdxSet(dir, nTrain, nTest);
+  return dir;
+}
+
 /** CIFAR records: label byte(s), then 1024 R, 1024 G, 1024 B. Pixel = channel*80 + label + (p % 7). */
 export function cifarBytes(labels: number[][]): Buffer {
   const records = labels.map((ls) => {

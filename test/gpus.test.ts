@@ -7,18 +7,15 @@ import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { plan } from '../cli/gpus';
 import { runCoordinator } from '../coordinator/coordinator';
-import { initBackend } from '../core/backend/backends';
 import { BackendUnavailable, ConfigInvalid } from '../core/errors';
 import { parseJob } from '../core/job/config';
 import { CLI, exitOf } from './cluster-helpers';
-import { tempDir, writeIdxSet } from './fixtures';
+import { tempDir, wasmWithIdxSet } from './fixtures';
 
 const run = promisify(execFile);
 let dataDir = '';
 before(async () => {
-  await initBackend('wasm');
-  dataDir = tempDir();
-  writeIdxSet(dataDir, 100, 20);
+  dataDir = await wasmWithIdxSet(100, 20);
 });
 
 test('gpus – all: one process per GPU; N: N processes, on GPUs when the backend needs them, else on the CPU', () => {

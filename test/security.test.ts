@@ -6,19 +6,16 @@ import assert from 'node:assert/strict';
 import { ChildProcess, execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { initBackend } from '../core/backend/backends';
 import { parseJob } from '../core/job/config';
 import { runCoordinator } from '../coordinator/coordinator';
 import { freePort, spawnWorker } from './cluster-helpers';
-import { saveWideModel, tempDir, writeIdxSet } from './fixtures';
+import { saveWideModel, tempDir, wasmWithIdxSet } from './fixtures';
 import { missing } from './needs';
 
 let dataDir = '';
 let pki = '';
 before(async () => {
-  await initBackend('wasm');
-  dataDir = tempDir();
-  writeIdxSet(dataDir, 100, 20);
+  dataDir = await wasmWithIdxSet(100, 20);
   pki = tempDir();
   if (missing('openssl')) return; // the TLS test says so and skips
   const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: pki, stdio: 'ignore' });

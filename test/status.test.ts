@@ -10,19 +10,16 @@ import { promisify } from 'node:util';
 import { StatusBoard } from '../coordinator/status';
 import { statusText } from '../cli/status';
 import { runCoordinator } from '../coordinator/coordinator';
-import { initBackend } from '../core/backend/backends';
 import { parseJob } from '../core/job/config';
 import { EventBus } from '../core/observe/events';
 import { CLI, spawnWorker } from './cluster-helpers';
 import { FakeClock } from './fake-clock';
-import { tempDir, writeIdxSet } from './fixtures';
+import { tempDir, wasmWithIdxSet } from './fixtures';
 
 const run = promisify(execFile);
 let dataDir = '';
 before(async () => {
-  await initBackend('wasm');
-  dataDir = tempDir();
-  writeIdxSet(dataDir, 200, 50);
+  dataDir = await wasmWithIdxSet(200, 50);
 });
 
 test('status – progress and ETA from the events; per-worker slices; a worker over twice the others\' median time per example is a straggler', () => {
