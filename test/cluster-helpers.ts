@@ -3,6 +3,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { createServer, AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { EventBus } from '../core/observe/events';
 import { JobConfig } from '../core/job/config';
 import { runCoordinator } from '../coordinator/coordinator';
@@ -40,6 +41,13 @@ export async function runJob(cfg: JobConfig, workers: number, onCluster?: (c: Cl
       onCluster?.(cluster, port, procs);
     },
   });
-  await Promise.all(procs.map(exitOf));
+  // A worker the job lost may still be waiting to join again (for up to
+  // --reconnect-for, 300 s) when the job ends: give the workers a few seconds
+  // to exit on their own, then stop the rest.
+  const exited = Promise.all(procs.map(exitOf));
+  if (await Promise.race([exited.then(() => true), sleep(10_000, false, { ref: false })]) === false) {
+    for (const p of procs) if (running(p)) p.kill('SIGTERM');
+  }
+  await exited;
   return { ...result, procs };
 }
