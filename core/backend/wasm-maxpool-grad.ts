@@ -5,10 +5,10 @@
 //
 // This one does what the cpu backend does, exactly: each window's gradient
 // goes to the first element (row-major within the window) holding its
-// maximum — none if every element is NaN — and an input that is the maximum
+// maximum — none if every element is NaN or -Infinity — and an input that is the maximum
 // of several overlapping windows gets their gradients summed in float64 in
-// window order, then rounded to float32 once. One pass over each window finds
-// its maximum and adds its dy there.
+// window order, then rounded to float32 once. One pass over the windows finds
+// where each one's maximum is; a second adds each window's dy there.
 import * as tf from '@tensorflow/tfjs';
 import { KernelArgs, KernelCalls } from './kernel-calls';
 
@@ -23,7 +23,7 @@ interface PoolAttrs {
 /**
  * For each output element (window × channel) of a max pool over x [b, h, w, c],
  * the index in x of the window's first maximal element, or -1 when it has
- * none (all NaN). Plain numbers in, so the JIT keeps one specialised version.
+ * none (all NaN or -Infinity, as on cpu). Plain numbers in, so the JIT keeps one specialised version.
  */
 function firstMaxima(at: Int32Array, x: Float32Array, b: number, h: number, w: number, c: number, oh: number, ow: number,
   sh: number, sw: number, fh: number, fw: number, top: number, left: number): void {
