@@ -132,3 +132,13 @@ test('checkpoint – round trip, keep the newest M, refuse a corrupted one', asy
   writeFileSync(join(dir, 'weights.bin'), weights);
   await assert.rejects(loadCheckpoint(dir), (e: unknown) => e instanceof CheckpointInvalid && /weights.bin does not match its SHA-256/.test(e.message));
 });
+
+test('checkpoint – a fresh run in a folder holding an earlier run\'s later checkpoints keeps its own and leaves those', async () => {
+  const root = tempDir();
+  const model = buildModel('seed-cnn', [28, 28, 1], 10, 1);
+  const save = (iteration: number) => saveCheckpoint(root, model, { iteration, seed: 5, job: 'j', sampler: { epoch: 0, offset: 0 }, velocity: new Map(), ledger: [] }, 2);
+  for (const iteration of [30, 40, 50]) await save(iteration); // the earlier run: keeps 40 and 50
+  for (const iteration of [10, 20, 30]) await save(iteration); // the new one, from the start
+  assert.deepEqual(listCheckpoints(root), ['ckpt-00000020', 'ckpt-00000030', 'ckpt-00000040', 'ckpt-00000050']);
+  model.dispose();
+});

@@ -4,7 +4,7 @@
 // which variables train, the optimizer and the sampler.
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend/backends';
-import { latestCheckpoint, loadCheckpoint, TrainingState } from '../model/checkpoint';
+import { latestCheckpoint, listCheckpoints, loadCheckpoint, TrainingState } from '../model/checkpoint';
 import { JobConfig, outDirOf } from './config';
 import { differences, Fingerprint, fingerprint } from './fingerprint';
 import { CheckpointInvalid } from '../errors';
@@ -57,6 +57,10 @@ async function startingPoint(cfg: JobConfig, data: JobData, resume: boolean, pri
     }
     log.info('resuming', { checkpoint: latest, iteration: state.iteration });
     return { model, state };
+  }
+  const earlier = listCheckpoints(outDirOf(cfg));
+  if (earlier.length > 0) {
+    log.warn('starting afresh in a folder with checkpoints of an earlier run: this run replaces those of the same iterations, later ones stay, and --resume would continue from the newest; choose another train.outDir to keep runs apart', { outDir: outDirOf(cfg), newest: earlier[earlier.length - 1] });
   }
   const model = await initialModel(cfg, data.train.shape, data.train.numClasses);
   return { model, state: { iteration: 0, seed: cfg.seed, job: cfg.name, sampler: { epoch: 0, offset: 0 }, velocity: new Map(), ledger: [] } };

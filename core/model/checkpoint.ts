@@ -6,11 +6,13 @@
 // state.json lists the SHA-256 of every other file; a checkpoint whose files
 // do not match is refused whole, never half-loaded. Each checkpoint is written
 // into a temp folder and renamed into place (ckpt-<iteration>), and only the
-// newest `keep` are kept.
+// newest `keep` up to it are kept: checkpoints numbered above it belong to an
+// earlier run in the same folder (a fresh start warns about them: setup.ts)
+// and are left alone — pruning them by name would delete the one just written.
 import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { writeDirAtomic } from '../util/atomic';
 import { CheckpointInvalid } from '../errors';
 import { loadModel, writeModelFiles } from './io';
@@ -72,7 +74,8 @@ export async function saveCheckpoint(root: string, model: tf.LayersModel, state:
     const file: StateFile = { ...rest, velocity: manifest, sha256: hashes };
     writeFileSync(join(tmp, 'state.json'), JSON.stringify(file, null, 1));
   });
-  for (const old of listCheckpoints(root).slice(0, -keep)) rmSync(join(root, old), { recursive: true, force: true });
+  const upToThis = listCheckpoints(root).filter((name) => name <= basename(dir));
+  for (const old of upToThis.slice(0, -keep)) rmSync(join(root, old), { recursive: true, force: true });
   return dir;
 }
 
