@@ -85,7 +85,7 @@ const cluster = z.object({
   workers: positiveInt.default(1).describe('the first step waits until this many workers are live (`tunefleet local --workers N` sets it)'),
   host: z.string().default('0.0.0.0').describe('address the coordinator listens on'),
   port: z.number().int().min(0).max(65535).default(7070).describe('gRPC port of the coordinator; 0 = any free port'),
-  dataPlane: z.enum(['tcp', 'grpc']).default('tcp').describe("where parameters and gradients travel: 'tcp' = raw frames on a connection of their own (TLS when gRPC is); 'grpc' = as messages on the gRPC stream (one port only, 4.6–9× slower in the benchmarks)"),
+  dataPlane: z.enum(['tcp', 'grpc']).default('tcp').describe("where parameters and gradients travel: 'tcp' = raw frames on a connection of their own (TLS when gRPC is); 'grpc' = as messages on the gRPC stream (one port only, several times slower: README, Benchmarks)"),
   dataPort: z.number().int().min(0).max(65535).nullable().default(null).describe("the data plane's port (dataPlane tcp), reached by workers at the coordinator's host; null = port + 1 (7071), or any free port when port is 0; 0 = any free port"),
   tokenFile: z.string().nullable().default(null).describe('file holding the shared worker token; null = TUNEFLEET_TOKEN, or no token required when that is unset too'),
   tlsCert: z.string().nullable().default(null).describe('PEM certificate for gRPC over TLS; null = plaintext'),
