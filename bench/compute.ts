@@ -2,12 +2,19 @@
 // backend that loads here, batch 64 (8 on the slow pure-JS cpu backend), measured in this process.
 import * as tf from '@tensorflow/tfjs';
 import { BACKENDS, initBackend } from '../core/backend/backends';
-import { computeGradients } from '../core/train/gradients';
+import { Batch, computeGradients } from '../core/train/gradients';
 import { paramSpecs } from '../core/model/params';
 import { buildModel } from '../core/model/zoo';
 import { medianMs } from './report';
 
-const MODELS: [string, [number, number, number]][] = [['seed-cnn', [28, 28, 1]], ['cifar-cnn', [32, 32, 3]], ['mobilenet-small', [32, 32, 3]]];
+/** The zoo models the benches time, with their input shapes. */
+export const MODELS: [string, [number, number, number]][] = [['seed-cnn', [28, 28, 1]], ['cifar-cnn', [32, 32, 3]], ['mobilenet-small', [32, 32, 3]]];
+
+/** A deterministic batch of `n` examples of `shape` (compute is what is timed, not data). */
+export function syntheticBatch(n: number, shape: [number, number, number]): Batch {
+  const size = shape[0] * shape[1] * shape[2];
+  return { x: Float32Array.from({ length: n * size }, (_, i) => Math.sin(i)), y: Int32Array.from({ length: n }, (_, i) => i % 10), shape };
+}
 
 export interface ComputeRow { backend: string; model: string; examplesPerSec: number | null; note: string }
 
@@ -26,8 +33,7 @@ export async function benchCompute(batch = 64): Promise<ComputeRow[]> {
     for (const [name, shape] of MODELS) {
       const model = buildModel(name, shape, 10, 1);
       const names = paramSpecs(model).map((s) => s.name);
-      const size = shape[0] * shape[1] * shape[2];
-      const b = { x: Float32Array.from({ length: n * size }, (_, i) => Math.sin(i)), y: Int32Array.from({ length: n }, (_, i) => i % 10), shape };
+      const b = syntheticBatch(n, shape);
       const ms = medianMs(() => { computeGradients(model, names, b); }, slow ? 1 : 5, slow ? 0 : 1);
       rows.push({ backend, model: name, examplesPerSec: (n * 1000) / ms, note: slow ? 'batch 8, one step' : '' });
       model.dispose();

@@ -7,9 +7,9 @@ import { initBackend } from '../core/backend/backends';
 import { computeGradients } from '../core/train/gradients';
 import { paramSpecs } from '../core/model/params';
 import { buildModel } from '../core/model/zoo';
+import { MODELS, syntheticBatch } from './compute';
 import { markdownTable, writeBenchResult } from './report';
 
-const MODELS: [string, [number, number, number]][] = [['seed-cnn', [28, 28, 1]], ['cifar-cnn', [32, 32, 3]], ['mobilenet-small', [32, 32, 3]]];
 const SHOWN = 6; // kernels per model in the table; the rest summed
 
 export interface ProfileRow { model: string; kernel: string; ms: number; share: number }
@@ -17,8 +17,7 @@ export interface ProfileRow { model: string; kernel: string; ms: number; share: 
 async function profileModel(name: string, shape: [number, number, number], warmup = 5, steps = 10): Promise<Map<string, number>> {
   const model = buildModel(name, shape, 10, 1);
   const names = paramSpecs(model).map((s) => s.name);
-  const size = shape[0] * shape[1] * shape[2];
-  const batch = { x: Float32Array.from({ length: 64 * size }, (_, i) => Math.sin(i)), y: Int32Array.from({ length: 64 }, (_, i) => i % 10), shape };
+  const batch = syntheticBatch(64, shape);
   for (let i = 0; i < warmup; i++) computeGradients(model, names, batch);
   const ms = new Map<string, number>();
   for (let i = 0; i < steps; i++) {

@@ -12,21 +12,21 @@ import { Sgd } from '../core/train/optimizer';
 import { readParams, writeParams } from '../core/model/params';
 import { buildModel } from '../core/model/zoo';
 import { runLocal } from '../cli/local';
+import { MODELS, syntheticBatch } from './compute';
 import { job, steadyRate } from './distribution';
 
-const SHAPES: Record<string, [number, number, number]> = { 'seed-cnn': [28, 28, 1], 'cifar-cnn': [32, 32, 3] };
+const ANCHORED = ['seed-cnn', 'cifar-cnn']; // the models bench/pytorch_anchor.py builds
 const WARMUP = 10;
 
 async function oneProcess(model: string): Promise<number> {
   await initBackend('wasm');
-  const shape = SHAPES[model];
+  const shape = new Map(MODELS).get(model)!;
   const steps = model === 'seed-cnn' ? 300 : 30;
   const net = buildModel(model, shape, 10, 1);
   const params = readParams(net);
   const names = [...params.keys()];
   const sgd = new Sgd({ momentum: 0.9, nesterov: false, weightDecay: 0 }, new Map());
-  const size = shape[0] * shape[1] * shape[2];
-  const batch = { x: Float32Array.from({ length: 64 * size }, () => Math.random() * 2 - 1), y: Int32Array.from({ length: 64 }, (_, i) => i % 10), shape };
+  const batch = syntheticBatch(64, shape);
   let start = 0n;
   for (let i = 0; i < WARMUP + steps; i++) {
     if (i === WARMUP) start = process.hrtime.bigint();
@@ -37,7 +37,7 @@ async function oneProcess(model: string): Promise<number> {
 }
 
 async function main(model: string, workers: number) {
-  if (!SHAPES[model] || (workers > 0 && model !== 'seed-cnn')) throw new Error(`usage: step-rate.js seed-cnn|cifar-cnn [WORKERS] (WORKERS > 0: seed-cnn only)`);
+  if (!ANCHORED.includes(model) || (workers > 0 && model !== 'seed-cnn')) throw new Error(`usage: step-rate.js seed-cnn|cifar-cnn [WORKERS] (WORKERS > 0: seed-cnn only)`);
   const rate = workers > 0 ? (await steadyRate((events) => runLocal(job(300), workers, { events }))).rate : await oneProcess(model);
   console.log(JSON.stringify({ model, workers, examples_per_sec: rate }));
 }
