@@ -103,7 +103,6 @@ export class Steps {
     this.ledger.record(step, w, task.indices, task.epochs!);
   }
 
-
   /** One chunk of worker `w`'s gradient for its current slice (gRPC plane). */
   onGradient(w: string, chunk: TensorChunk): void {
     if (this.fleet.session(w).dataPlane) throw new WireInvalid('a gradient chunk on the gRPC stream: this session sends tensors on its data connection', 'unexpected');

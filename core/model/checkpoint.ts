@@ -12,7 +12,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { writeDirAtomic } from '../util/atomic';
 import { CheckpointInvalid } from '../errors';
 import { loadModel, writeModelFiles } from './io';
@@ -74,7 +74,7 @@ export async function saveCheckpoint(root: string, model: tf.LayersModel, state:
     const file: StateFile = { ...rest, velocity: manifest, sha256: hashes };
     writeFileSync(join(tmp, 'state.json'), JSON.stringify(file, null, 1));
   });
-  const upToThis = listCheckpoints(root).filter((name) => name <= basename(dir));
+  const upToThis = listCheckpoints(root).filter((name) => name <= checkpointName(state.iteration));
   for (const old of upToThis.slice(0, -keep)) rmSync(join(root, old), { recursive: true, force: true });
   return dir;
 }
