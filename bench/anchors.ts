@@ -35,7 +35,7 @@ function examplesPerSec(cmd: string, args: string[], env: Record<string, string>
   return JSON.parse(out.trim().split('\n').pop()!).examples_per_sec;
 }
 
-export function hasPyTorch(): boolean {
+function hasPyTorch(): boolean {
   try {
     execFileSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' });
     return true;
