@@ -20,7 +20,7 @@ import { shard } from '../core/train/sampler';
 import { redactJob } from '../core/util/redact';
 import { FrameHeader } from '../core/wire/frames';
 import { CoordinatorMessage, DType, EvalDone, Join, Split, StepDone, TensorChunk, Welcome } from '../proto/gen/tunefleet/v1/tunefleet';
-import { GradientAverager } from './aggregator';
+import { GradientAverager } from '../core/train/aggregator';
 import { Clock, systemClock } from './clock';
 import { DataPlaneHost, Tickets } from './data-plane';
 import { Evaluations } from './evaluation';

@@ -25,7 +25,7 @@ import { Ledger } from '../core/train/ledger';
 import { NormHistory, SpikeGuardConfig, sumOfSquares } from '../core/train/spike-guard';
 import { Tensors } from '../core/train/optimizer';
 import { CoordinatorMessage, DType, StepDone, TensorChunk } from '../proto/gen/tunefleet/v1/tunefleet';
-import { GradientAverager } from './aggregator';
+import { GradientAverager } from '../core/train/aggregator';
 import { Clock } from './clock';
 import { Round, Task } from './round';
 import { WorkerSession } from './session';

@@ -1,7 +1,7 @@
 // aggregator – the example-weighted mean of the workers' gradients.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { GradientAverager } from '../coordinator/aggregator';
+import { GradientAverager } from '../core/train/aggregator';
 
 test('aggregator – mean weighted by example count equals the mean over the whole batch', () => {
   const avg = new GradientAverager([{ name: 'w', shape: [2] }]);

@@ -6,9 +6,9 @@
 //
 // Sums are kept in float64 so the order in which workers report does not
 // change the result beyond float32 rounding of the final mean.
-import { Tensors } from '../core/train/optimizer';
-import { ParamSpec } from '../core/model/params';
-import { product } from '../core/util/numbers';
+import { Tensors } from './optimizer';
+import { ParamSpec } from '../model/params';
+import { product } from '../util/numbers';
 
 export class GradientAverager {
   private readonly sums = new Map<string, Float64Array>();
