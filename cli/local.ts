@@ -1,5 +1,6 @@
 // `tunefleet local --workers N`: the coordinator in this process and N worker
-// processes on this machine, on loopback (like `torchrun --nproc-per-node`).
+// processes on this machine, on loopback (like `torchrun --nproc-per-node`),
+// and with cluster.shards = k, k parameter shard processes.
 // Ctrl-C stops every worker before exiting. A worker that crashes is
 // reported; the job goes on with the others (round.ts) and fails only when
 // no worker is left.
@@ -28,6 +29,13 @@ export async function runLocal(cfg: JobConfig, workers: number, opts: LocalOptio
   let finished = false;
   const release = stopOnSignal(children);
 
+  const spawnShards = (port: number) => {
+    for (let i = 0; i < cfg.cluster.shards; i++) {
+      const args = [join(__dirname, 'main.js'), 'shard', '--coordinator', `127.0.0.1:${port}`, '--host', '127.0.0.1', '--data-port', '0', '--metrics-port', 'off'];
+      if (cfg.cluster.tokenFile) args.push('--token-file', cfg.cluster.tokenFile);
+      children.push(spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] }));
+    }
+  };
   let allDead: (err: Error) => void = () => {};
   const workersGone = new Promise<never>((_, reject) => { allDead = reject; });
   const spawnWorkers = (port: number) => {
@@ -43,12 +51,12 @@ export async function runLocal(cfg: JobConfig, workers: number, opts: LocalOptio
       child.on('exit', (code, signal) => {
         if (finished) return;
         log.warn('worker process exited', { worker: `worker-${i}`, code, signal });
-        if (children.every(exited)) allDead(new JobFailed('every worker process has exited; see the lines above for why'));
+        if (children.slice(cfg.cluster.shards).every(exited)) allDead(new JobFailed('every worker process has exited; see the lines above for why'));
       });
     }
   };
   try {
-    return await Promise.race([runCoordinator(job, { resume: opts.resume, events: opts.events, onListening: (port, cluster) => { opts.onCluster?.(cluster); spawnWorkers(port); } }), workersGone]);
+    return await Promise.race([runCoordinator(job, { resume: opts.resume, events: opts.events, onListening: (port, cluster) => { opts.onCluster?.(cluster); spawnShards(port); spawnWorkers(port); } }), workersGone]);
   } finally {
     finished = true;
     release();

@@ -15,6 +15,7 @@ import { train } from '../core/train/trainer';
 import { TrainResult } from '../core/train/loop';
 import { runCoordinator } from '../coordinator/coordinator';
 import { runWorker } from '../worker/worker';
+import { runShard } from '../shard/run';
 import { FlagSpec, parseArgs } from './args';
 import { runCompare } from './compare';
 import { summaryTables } from './compare-report';
@@ -31,12 +32,20 @@ export const FLAGS: Record<string, FlagSpec> = {
   train: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', fresh: 'boolean' },
   coordinator: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', port: 'string', workers: 'string' },
   worker: { coordinator: 'string', gpus: 'string', backend: 'string', id: 'string', 'metrics-port': 'string', 'metrics-host': 'string', 'token-file': 'string', 'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string', 'reconnect-for': 'string' },
+  shard: { coordinator: 'string', 'data-port': 'string', host: 'string', advertise: 'string', 'metrics-port': 'string', 'metrics-host': 'string', 'token-file': 'string', 'reconnect-for': 'string' },
   local: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', fresh: 'boolean', workers: 'string' },
   compare: { config: 'string', workers: 'string', out: 'string', fresh: 'boolean', backend: 'string' },
   doctor: { config: 'string', backend: 'string', coordinator: 'string', 'token-file': 'string' },
   status: { coordinator: 'string', 'token-file': 'string', 'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string', json: 'boolean' },
   watch: { nats: 'string', job: 'string' },
 };
+
+/** --reconnect-for: seconds to keep joining again after losing the coordinator (default 300). */
+function reconnectFlag(args: Record<string, unknown>): number {
+  const seconds = Number(args['reconnect-for'] ?? 300);
+  if (!(seconds >= 0)) throw new ConfigInvalid(`--reconnect-for must be a number of seconds >= 0, not ${args['reconnect-for']}`);
+  return seconds;
+}
 
 // Flag values are checked by the job schema's own rule for the same field.
 const backendFlag = (v: unknown) => parseJob({ backend: v }, '--backend').backend;
@@ -106,9 +115,20 @@ async function main(argv: string[]): Promise<void> {
         const shared = Object.entries(args).filter(([k]) => !['gpus', 'id', 'metrics-port'].includes(k)).flatMap(([k, v]) => (v === true ? [`--${k}`] : [`--${k}`, String(v)]));
         return runWorkerGroup(shared, { gpus: String(args.gpus), backend: backend ?? process.env.TUNEFLEET_BACKEND, id: args.id as string | undefined, metricsPort });
       }
-      const reconnectSeconds = Number(args['reconnect-for'] ?? 300);
-      if (!(reconnectSeconds >= 0)) throw new ConfigInvalid(`--reconnect-for must be a number of seconds >= 0, not ${args['reconnect-for']}`);
-      return runWorker(String(args.coordinator), { backend, id: args.id as string | undefined, metricsPort, metricsHost: args['metrics-host'] as string | undefined, token: readToken(args['token-file'] as string | undefined), tls, reconnectSeconds });
+      return runWorker(String(args.coordinator), { backend, id: args.id as string | undefined, metricsPort, metricsHost: args['metrics-host'] as string | undefined, token: readToken(args['token-file'] as string | undefined), tls, reconnectSeconds: reconnectFlag(args) });
+    }
+    case 'shard': {
+      const args = parseArgs(rest, FLAGS.shard);
+      if (!args.coordinator) throw new ConfigInvalid('--coordinator HOST:PORT is required');
+      const port = (flag: string, fallback: string) => {
+        const v = String(args[flag] ?? fallback);
+        return v === 'off' ? null : parseJob({ metrics: { port: Number(v) } }, `--${flag}`).metrics.port;
+      };
+      return runShard(String(args.coordinator), {
+        host: args.host as string | undefined, dataPort: port('data-port', '7072') ?? undefined, advertise: args.advertise as string | undefined,
+        metricsPort: port('metrics-port', '9402'), metricsHost: args['metrics-host'] as string | undefined,
+        token: readToken(args['token-file'] as string | undefined), reconnectSeconds: reconnectFlag(args),
+      });
     }
     case 'local': {
       const args = parseArgs(rest, FLAGS.local);

@@ -17,6 +17,9 @@ export function describeEvent(e: TrainingEvent): string {
     case 'progress': return `iteration ${e.iteration}/${e.iterations}  loss ${e.loss.toFixed(4)}  lr ${e.lr}  ${e.examplesPerSec} examples/s`;
     case 'evaluation': return `iteration ${e.iteration}: validation accuracy ${pct(e.valAccuracy)}, loss ${e.valLoss.toFixed(4)}`;
     case 'checkpoint.written': return `checkpoint at iteration ${e.iteration}: ${e.dir} (${(e.bytes / 2 ** 20).toFixed(1)} MiB, ${e.seconds.toFixed(2)} s)`;
+    case 'shard.joined': return `parameter shard ${e.shard} joined (${e.address}); ${e.live} live`;
+    case 'shard.lost': return `parameter shard ${e.shard} LOST (${e.reason}); ${e.live} live`;
+    case 'job.rewound': return `REWOUND to iteration ${e.iteration}: ${e.reason}`;
     case 'lr.changed': return `learning rate ${e.lr} from iteration ${e.iteration}`;
     case 'step.skipped': return `step ${e.iteration} SKIPPED: gradient norm ${e.gradNorm.toPrecision(3)} against a recent median of ${e.medianNorm.toPrecision(3)}`;
     case 'target.reached': return `TARGET ${pct(e.target)} reached at iteration ${e.iteration} (${pct(e.valAccuracy)}) after ${e.wallSeconds.toFixed(0)} s`;

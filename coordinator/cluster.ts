@@ -8,14 +8,14 @@
 // server.ts makes from a gRPC stream (the unit tests, from an array).
 import type * as tf from '@tensorflow/tfjs';
 import { randomBytes } from 'node:crypto';
-import { ConnectionLost, DeadlineExceeded, endedBecause, JobFailed, rejectReason, WireInvalid, WorkerRefused } from '../core/errors';
+import { ConnectionLost, DeadlineExceeded, endedBecause, JobFailed, rejectReason, ShardLost, WireInvalid, WorkerRefused } from '../core/errors';
 import { JobSetup } from '../core/job/setup';
 import { logger } from '../core/observe/log';
 import { ParamSpec } from '../core/model/params';
 import { Metrics } from '../core/observe/metrics';
 import { EvalResult } from '../core/train/gradients';
 import { Ledger, LedgerEntry } from '../core/train/ledger';
-import { Compute } from '../core/train/loop';
+import { Compute, RemoteUpdate } from '../core/train/loop';
 import { shard } from '../core/train/sampler';
 import { redactJob } from '../core/util/redact';
 import { FrameHeader } from '../core/wire/frames';
@@ -25,6 +25,7 @@ import { Clock, systemClock } from './clock';
 import { DataPlaneHost, Tickets } from './data-plane';
 import { Evaluations } from './evaluation';
 import { Round, Task } from './round';
+import { ShardHost, ShardSet } from './shards';
 import { Channel, WorkerSession } from './session';
 import { Deadlines, SliceKind } from './slice-deadline';
 import { StatusBoard } from './status';
@@ -46,14 +47,14 @@ function checkJoin(msg: Join): void {
 }
 
 /** What the fleet needs of a job (a JobSetup has it all; unit tests build one by hand). */
-export type FleetJob = Pick<JobSetup, 'cfg' | 'data' | 'specs' | 'trainable' | 'params' | 'ledger' | 'events' | 'metrics'> & {
+export type FleetJob = Pick<JobSetup, 'cfg' | 'data' | 'specs' | 'trainable' | 'params' | 'sgd' | 'ledger' | 'events' | 'metrics'> & {
   model: Pick<tf.LayersModel, 'toJSON'>;
 };
 
-/** What a round in progress must hear about membership. */
-type Listening = Pick<Round<unknown>, 'workerJoined' | 'workerLost'>;
+/** What a round in progress must hear about membership (and a lost shard). */
+type Listening = Pick<Round<unknown>, 'workerJoined' | 'workerLost' | 'abort'>;
 
-export class Cluster implements Compute, Fleet, DataPlaneHost {
+export class Cluster implements Compute, Fleet, DataPlaneHost, ShardHost {
   readonly sessions = new Map<string, WorkerSession>();
   /** Data-plane tickets of the sessions that have not opened their data connection yet. */
   readonly tickets = new Tickets();
@@ -75,6 +76,10 @@ export class Cluster implements Compute, Fleet, DataPlaneHost {
   private readonly clock: Clock;
   private version = 0;
   private finished = false;
+  /** The parameter shards (cluster.shards > 0); null: this coordinator holds the parameters. */
+  readonly shards: ShardSet | null;
+  /** Set from a shard's loss until the job has gone back to its checkpoint (rewind). */
+  private shardLoss: ShardLost | null = null;
 
   constructor(private readonly job: FleetJob, opts: { localData: boolean; clock?: Clock }) {
     const clock = (this.clock = opts.clock ?? systemClock);
@@ -84,7 +89,8 @@ export class Cluster implements Compute, Fleet, DataPlaneHost {
     this.status = new StatusBoard(job.cfg.name, clock);
     job.events.subscribe(this.status.onEvent);
     this.sync = new WorkerSync(job.params, { all: job.specs, trainable }, opts.localData ? null : job.data, job.metrics);
-    this.steps = new Steps(this, new GradientAverager(trainable), this.ledger, job.metrics, clock, job.cfg.train.spikeGuard);
+    this.shards = job.cfg.cluster.shards > 0 ? new ShardSet(job, this, job.events, () => this.version) : null;
+    this.steps = new Steps(this, new GradientAverager(trainable), this.ledger, job.metrics, clock, job.cfg.train.spikeGuard, this.shards);
     this.evaluations = new Evaluations(this);
     this.deadlines = new Deadlines(job.cfg.cluster.sliceDeadline, (w, seconds, kind) =>
       this.drop(w, new DeadlineExceeded(`no result within the ${kind} deadline of ${seconds.toFixed(1)} s`)), clock);
@@ -135,11 +141,15 @@ export class Cluster implements Compute, Fleet, DataPlaneHost {
     // float16 jobs also take float32: a worker sends a tensor that would overflow float16 as float32.
     const dtypes = this.gradientDtype === DType.FLOAT16 ? [DType.FLOAT16, DType.FLOAT32] : [DType.FLOAT32];
     const sizes = { train: data.train.labels.length, val: data.val.labels.length };
-    const session = new WorkerSession(id, msg.backend, channel, this.trainable, dtypes, sizes, this.dataPort !== null);
+    // With shards, tensors travel only between workers and shards: no data connection to this coordinator.
+    const session = new WorkerSession(id, msg.backend, channel, this.trainable, dtypes, sizes, this.dataPort !== null || this.shards !== null);
     this.sessions.set(id, session);
     this.status.joined(id, msg.backend, msg.device);
-    const ticket = this.dataPort === null ? new Uint8Array(0) : this.awaitDataConnection(session);
-    void session.send({ kind: { $case: 'welcome', value: this.welcomeFor(id, ticket) } });
+    const ticket = this.dataPort === null || this.shards ? new Uint8Array(0) : this.awaitDataConnection(session);
+    const welcome = this.shards
+      ? this.shards.expect(id).then((shards) => ({ ...this.welcomeFor(id, ticket), dataPort: 0, shards, partitionBytes: this.shards!.partitionBytes }))
+      : this.welcomeFor(id, ticket);
+    session.send(Promise.resolve(welcome).then((value) => ({ kind: { $case: 'welcome' as const, value } }))).catch((err) => this.drop(id, err));
     log.info('worker joined', { worker: id, backend: msg.backend, device: msg.device, live: this.live().length });
     this.job.events.emit({ type: 'worker.joined', worker: id, backend: msg.backend, live: this.live().length });
     for (const round of this.rounds) round.workerJoined(id);
@@ -171,6 +181,7 @@ export class Cluster implements Compute, Fleet, DataPlaneHost {
     s.alive = false;
     s.release();
     this.tickets.forget(s);
+    this.shards?.forget(id);
     this.sessions.delete(id);
     this.status.left(id);
     this.deadlines.clear(id);
@@ -229,6 +240,8 @@ export class Cluster implements Compute, Fleet, DataPlaneHost {
         gradientDtype: this.gradientDtype,
         dataPort: 0,
         dataTicket: new Uint8Array(0),
+        shards: [],
+        partitionBytes: 0,
       };
     }
     return { ...this.welcome, workerId, dataPort: this.dataPort ?? 0, dataTicket };
@@ -237,6 +250,7 @@ export class Cluster implements Compute, Fleet, DataPlaneHost {
   // ---- Fleet: what a round needs ---------------------------------------------
 
   async distribute<R>(round: Round<R>, indices: Uint32Array, epochs?: Uint32Array): Promise<void> {
+    if (this.shardLoss) throw this.shardLoss;
     if (this.live().length === 0) await this.waitForWorkers(1);
     const live = this.live();
     const slices = shard(indices, live.length);
@@ -257,7 +271,7 @@ export class Cluster implements Compute, Fleet, DataPlaneHost {
     const s = this.session(w);
     return s.serially(async () => {
       const joining = s.version < 0;
-      await this.sync.sendParams(s, this.version);
+      if (!this.shards) await this.sync.sendParams(s, this.version); // with shards, they serve the parameters
       await this.sync.sendExamples(s, kind === 'step' ? Split.TRAIN : Split.VALIDATION, task.indices);
       await s.send({ kind: assignment });
       if (s.alive && round.outstanding(w)) this.deadlines.arm(w, { kind, examples: task.indices.length, joining });
@@ -311,6 +325,55 @@ export class Cluster implements Compute, Fleet, DataPlaneHost {
 
   paramsChanged(): void {
     this.version++;
+  }
+
+  /** With shards: they apply the step and serve the result as the next version. */
+  get remoteUpdate(): RemoteUpdate | null {
+    const shards = this.shards;
+    if (!shards) return null;
+    return {
+      apply: (lr) => shards.apply(++this.version, lr),
+      gather: (params, velocity) => shards.gather(params, velocity),
+    };
+  }
+
+  // ---- ShardHost: what the shards report --------------------------------------
+
+  uploaded(w: string, step: number, version: number, squares: number, index: number): void {
+    if (!this.sessions.get(w)?.alive) return; // its session ended while the report was on its way
+    try {
+      this.steps.shardUploaded(w, step, version, squares, index);
+    } catch (err) {
+      this.drop(w, err as Error);
+    }
+  }
+
+  workerLost(w: string, err: Error): void {
+    if (this.sessions.get(w)?.alive) this.drop(w, err instanceof WireInvalid ? err : new ConnectionLost(err.message));
+  }
+
+  /** Nothing can step until every slot is taken again: stop the rounds in progress; the coordinator rewinds. */
+  shardLost(err: ShardLost): void {
+    if (this.finished) return;
+    this.shardLoss ??= err;
+    for (const round of this.rounds) round.abort(err);
+  }
+
+  /**
+   * Go back to a checkpoint after a shard was lost: every worker session ends
+   * (they join again, and connect to the shards of the new Welcome), the
+   * shards are waited for, `restore` puts the job's state back, and every
+   * shard is loaded afresh with it at a version never used before.
+   */
+  async rewind(lost: ShardLost, restore: () => Promise<void>): Promise<void> {
+    this.shardLoss = null; // one lost while this rewind waits is caught by the next step, which rewinds again
+    this.shards!.beginRewind();
+    for (const id of this.live()) this.drop(id, new ConnectionLost(`${lost.message}; the job goes back to its last checkpoint: join again`));
+    await this.shards!.allJoined();
+    await restore();
+    this.ledger.restore(this.job.ledger);
+    this.version++;
+    this.shards!.reload();
   }
 
   liveWorkers(): number {

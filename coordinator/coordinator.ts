@@ -1,7 +1,11 @@
 // `tunefleet coordinator`: set the job up, serve gRPC, wait for the first
-// workers, then run the shared training loop with the fleet as its Compute.
+// workers (and the parameter shards, with cluster.shards > 0), then run the
+// shared training loop with the fleet as its Compute. A lost shard sends the
+// loop back to the last checkpoint (restore-point.ts) once a shard has taken
+// its slot again.
 import * as grpc from '@grpc/grpc-js';
-import { describeError } from '../core/errors';
+import { describeError, ShardLost } from '../core/errors';
+import { logger } from '../core/observe/log';
 import { dataPortOf, JobConfig } from '../core/job/config';
 import { EventBus } from '../core/observe/events';
 import { startHttpServer } from '../core/observe/http-server';
@@ -10,7 +14,10 @@ import { readToken } from '../core/wire/security';
 import { runTraining, TrainResult } from '../core/train/loop';
 import { Cluster } from './cluster';
 import { startDataPlane } from './data-plane';
+import { RestorePoint } from './restore-point';
 import { startServer } from './server';
+
+const log = logger('coordinator');
 
 export interface CoordinatorOptions {
   resume?: boolean;
@@ -36,14 +43,28 @@ export async function runCoordinator(cfg: JobConfig, opts: CoordinatorOptions = 
   opts.onListening?.(port, cluster);
   let ending = 'job finished';
   try {
+    const restorePoint = cluster.shards ? new RestorePoint(job) : null;
+    await cluster.shards?.ready();
     await cluster.waitForWorkers(cfg.cluster.workers);
-    const result = await runTraining(job, cluster);
-    return { ...result, cluster };
+    for (;;) {
+      try {
+        return { ...(await runTraining(job, cluster)), cluster };
+      } catch (err) {
+        if (!(err instanceof ShardLost) || !restorePoint) throw err;
+        log.warn('waiting for a shard to take the lost one\'s slot', { error: err.message });
+        await cluster.rewind(err, async () => {
+          const iteration = await restorePoint.restore();
+          log.info('rewound', { iteration });
+          job.events.emit({ type: 'job.rewound', iteration, reason: err.message });
+        });
+      }
+    }
   } catch (err) {
     ending = `job failed: ${describeError(err)}`;
     throw err;
   } finally {
     cluster.finish(ending);
+    cluster.shards?.finish();
     await shutdown(server);
     data?.server.close(); // its connections close with their sessions
     http?.close();

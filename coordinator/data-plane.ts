@@ -24,7 +24,7 @@ import { FrameHandler, FrameHeader, FrameKind, FrameReader, TICKET_BYTES } from 
 import { dataPlaneTls, ServerTls } from '../core/wire/security';
 import { DType } from '../proto/gen/tunefleet/v1/tunefleet';
 import { logRefusal } from './server';
-import { TensorLink, WorkerSession } from './session';
+import { TensorLink } from './session';
 
 const log = logger('data-plane');
 
@@ -38,22 +38,35 @@ export interface DataPlaneHost {
   drop(w: string, err: Error): void;
 }
 
+/** Whom a ticket admits: a worker's session (the coordinator's data plane) or a worker as a parameter shard knows it (shard/peers.ts). */
+export interface TicketHolder {
+  readonly id: string;
+  readonly alive: boolean;
+  attach(link: TensorLink): void;
+}
+
 /** Single-use tickets, each bound to the session it was issued to. */
 export class Tickets {
   // Keyed by the ticket's hex: a Map lookup is not constant-time, but a
   // 256-bit random value cannot be guessed a byte at a time from timing.
-  private readonly open = new Map<string, WorkerSession>();
-  private readonly bySession = new WeakMap<WorkerSession, string>();
+  private readonly open = new Map<string, TicketHolder>();
+  private readonly bySession = new WeakMap<TicketHolder, string>();
 
-  issue(session: WorkerSession): Uint8Array {
+  issue(session: TicketHolder): Uint8Array {
     const ticket = randomBytes(TICKET_BYTES);
-    this.open.set(ticket.toString('hex'), session);
-    this.bySession.set(session, ticket.toString('hex'));
+    this.admit(session, ticket);
     return ticket;
   }
 
+  /** Admit `session` with a ticket issued elsewhere (a shard gets its workers' tickets from the coordinator). */
+  admit(session: TicketHolder, ticket: Uint8Array): void {
+    const key = Buffer.from(ticket).toString('hex');
+    this.open.set(key, session);
+    this.bySession.set(session, key);
+  }
+
   /** The live session `ticket` was issued to; null for any other ticket. Spent either way. */
-  redeem(ticket: Uint8Array): WorkerSession | null {
+  redeem(ticket: Uint8Array): TicketHolder | null {
     const key = Buffer.from(ticket).toString('hex');
     const session = this.open.get(key);
     this.open.delete(key);
@@ -61,7 +74,7 @@ export class Tickets {
   }
 
   /** The session ended: its unused ticket goes too, so the map holds only live sessions'. */
-  forget(session: WorkerSession): void {
+  forget(session: TicketHolder): void {
     const key = this.bySession.get(session);
     if (key) this.open.delete(key);
   }
@@ -73,7 +86,7 @@ export class Tickets {
 
 /** One worker's data connection: its TensorLink out, its gradient frames in. */
 class DataConnection implements FrameHandler, TensorLink {
-  private session: WorkerSession | null = null;
+  private session: TicketHolder | null = null;
   private readonly ticket = Buffer.alloc(TICKET_BYTES);
   private writer: FrameWriter | null = null;
   private socket: Socket;
@@ -115,6 +128,10 @@ class DataConnection implements FrameHandler, TensorLink {
 
   paramsDone(version: number): Promise<void> {
     return this.writer!.send({ kind: FrameKind.PARAMS_END, version });
+  }
+
+  flushed(): Promise<void> {
+    return this.writer?.written ?? Promise.resolve();
   }
 
   close(): void {

@@ -9,11 +9,13 @@ import { logger } from '../core/observe/log';
 import { authorized, cleartextTokenWarning, serverCredentials, ServerTls } from '../core/wire/security';
 import { MAX_MESSAGE_BYTES } from '../core/wire/tensors';
 import { writeWithBackpressure } from '../core/wire/backpressure';
-import { CoordinatorMessage, CoordinatorService, LedgerRequest, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
+import { CoordinatorMessage, CoordinatorService, LedgerRequest, ShardCommand, ShardMessage, ShardsService, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
 import { Cluster } from './cluster';
 import { Channel, WorkerSession } from './session';
+import { ShardPeer } from './shards';
 
 type SessionCall = grpc.ServerDuplexStream<WorkerMessage, CoordinatorMessage>;
+type ShardCall = grpc.ServerDuplexStream<ShardMessage, ShardCommand>;
 
 const log = logger('server');
 
@@ -108,6 +110,38 @@ function handleSession(cluster: Cluster, opts: ServerOptions, call: SessionCall)
   call.on('error', gone('stream error'));
 }
 
+/** The host a stream comes from, as grpc-js names its peer (`1.2.3.4:5678`, `[::1]:5678`, `ipv4:…`). */
+export function peerHost(peer: string): string {
+  const address = peer.replace(/^ipv[46]:/, '');
+  return address.slice(0, address.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1').replace(/^::ffff:/, '');
+}
+
+/** A parameter shard's stream (shards.ts): ShardJoin first, then its reports, until it ends (the shard is lost) or the job does. */
+function handleShardSession(cluster: Cluster, token: string | null, call: ShardCall): void {
+  const shards = cluster.shards;
+  let peer: ShardPeer | null = null;
+  const fail = (err: unknown) => {
+    if (peer) shards!.left(peer, err instanceof Error ? err.message : String(err));
+    call.emit('error', toStatus(err));
+  };
+  if (!authorized(token, call.metadata)) return fail(new Unauthenticated('missing or wrong token (--token-file or TUNEFLEET_TOKEN)'));
+  if (!shards) return fail(new JobFailed('this job runs without parameter shards (cluster.shards: 0)'));
+  call.on('data', (msg: ShardMessage) => {
+    try {
+      if (peer) return shards.onMessage(peer, msg);
+      if (msg.kind?.$case !== 'join') throw new WireInvalid('the first message must be ShardJoin', 'no-join');
+      peer = shards.join(msg.kind.value, peerHost(call.getPeer()), { write: (cmd) => writeWithBackpressure(call, cmd), end: () => call.end() });
+    } catch (err) {
+      fail(err);
+    }
+  });
+  const gone = (reason: string) => () => { if (peer) shards.left(peer, reason); };
+  call.on('end', () => { gone('stream ended')(); if (!call.writableEnded) call.end(); });
+  call.on('cancelled', gone('cancelled'));
+  call.on('close', gone('stream closed'));
+  call.on('error', gone('stream error'));
+}
+
 /** A unary RPC that answers only calls carrying the token. */
 function guarded<Req, Res>(token: string | null, answer: (request: Req) => Res) {
   return (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => {
@@ -156,6 +190,7 @@ export async function startServer(cluster: Cluster, opts: ServerOptions): Promis
     getLedger: guarded(opts.token, (r: LedgerRequest) => cluster.ledger.report(r.epoch)),
     getStatus: guarded(opts.token, () => cluster.status.report()),
   });
+  server.addService(ShardsService, { session: (call: ShardCall) => handleShardSession(cluster, opts.token, call) });
   const bound = await new Promise<number>((resolve, reject) =>
     server.bindAsync(`${host}:${port}`, serverCredentials(opts), (err, p) => (err ? reject(err) : resolve(p))));
   const cleartext = cleartextTokenWarning(opts.token, Boolean(opts.cert), 'coordinator');

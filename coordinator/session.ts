@@ -24,6 +24,8 @@ export interface TensorLink {
   sendParam(tensor: number, version: number, offset: number, bytes: Uint8Array): Promise<void>;
   /** Every parameter of `version` the worker lacked has been sent. */
   paramsDone(version: number): Promise<void>;
+  /** Resolves once everything sent so far has left this process (the arrays sent from may change after). */
+  flushed(): Promise<void>;
   close(): void;
 }
 
@@ -66,10 +68,11 @@ export class WorkerSession {
     return this.bitmaps;
   }
 
-  /** Queue a message; resolves once the channel has accepted it. Messages go out in call order. */
-  send(msg: CoordinatorMessage): Promise<void> {
+  /** Queue a message (or one still being made: a Welcome waits for the parameter shards); resolves once the channel has accepted it. Messages go out in call order. */
+  send(msg: CoordinatorMessage | Promise<CoordinatorMessage>): Promise<void> {
     this.sending = this.sending.then(async () => {
-      if (this.alive) await this.channel.write(msg);
+      const m = await msg;
+      if (this.alive) await this.channel.write(m);
     });
     return this.sending;
   }

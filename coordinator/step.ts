@@ -6,10 +6,17 @@
 //      its slice deadline has its slices handed to the others within this
 //      step (the failure policy is written in round.ts);
 //   4. check each gradient tensor as it arrives; fold each accepted gradient
-//      into the example-weighted mean (aggregator.ts) and record its
-//      examples in the ledger;
+//      into the example-weighted mean (core/train/aggregator.ts) and record
+//      its examples in the ledger;
 //   5. return the mean. The training loop (core/train/loop.ts, shared with
 //      `tunefleet train`) then applies the per-layer-LR SGD update.
+//
+// With parameter shards (shards.ts) the gradients go to the shards instead:
+// each reports a worker's complete upload with its Σ g² (checked here like a
+// tensor that arrived), an answer is complete when every shard has reported
+// and the StepDone is in, accepting it tells the shards to fold it (in the
+// same order everywhere), and step 5 closes the mean on the shards, which
+// then apply the update themselves.
 //
 // Every message a worker sends for the step is checked before it changes any
 // state; a bad one throws WireInvalid, which ends that worker's session
@@ -31,6 +38,7 @@ import { Round, Task } from './round';
 import { WorkerSession } from './session';
 import { SliceKind } from './slice-deadline';
 import { StepTimer } from './step-timer';
+import { ShardSet } from './shards';
 
 /** What a round needs of the fleet (cluster.ts). */
 export interface Fleet {
@@ -52,7 +60,10 @@ interface Answer {
 
 export interface StepResult {
   loss: number;
+  /** The mean gradient (empty with shards: it stays on them). */
   grads: Tensors;
+  /** With shards: Σ g² of the mean, added up over the shards. */
+  squares?: number;
   phases: Partial<Record<Phase, number>>;
 }
 
@@ -61,6 +72,8 @@ export class Steps {
 
   /** Recent workers' gradient norms, to reject one far above its peers' (spike-guard.ts). */
   private readonly contributions: NormHistory;
+  /** With shards: the step's loss, weighted by examples (the gradients' mean is on the shards). */
+  private shardLoss = { sum: 0, examples: 0 };
 
   constructor(
     private readonly fleet: Fleet,
@@ -69,6 +82,7 @@ export class Steps {
     private readonly metrics: Metrics,
     private readonly clock: Clock,
     spikeGuard: SpikeGuardConfig,
+    private readonly shards: ShardSet | null = null,
   ) {
     this.contributions = new NormHistory(spikeGuard);
   }
@@ -92,15 +106,47 @@ export class Steps {
       this.current = null;
     }
     const averaging = this.clock.now();
-    const mean = this.averager.take();
+    const mean = this.shards ? await this.shardMean(step) : this.averager.take();
     return { ...mean, phases: { ...timer.phases(), aggregate_update: (this.clock.now() - averaging) / 1000 } };
+  }
+
+  private async shardMean(step: number): Promise<{ loss: number; grads: Tensors; squares: number }> {
+    const squares = await this.shards!.average(step);
+    const loss = this.shardLoss.sum / this.shardLoss.examples;
+    this.shardLoss = { sum: 0, examples: 0 };
+    return { loss, grads: new Map(), squares };
   }
 
   /** `w`'s slice is done: its gradient goes into the mean, its examples into the ledger. */
   private accept(w: string, step: number, task: Task, { done, grads }: Answer): void {
     this.metrics.workerCompute(w, done.computeSeconds, done.examples);
-    this.averager.add(grads, task.indices.length, done.loss);
+    const n = task.indices.length;
+    if (this.shards) {
+      this.shards.fold(w, n);
+      this.shardLoss.sum += n * done.loss;
+      this.shardLoss.examples += n;
+    } else {
+      this.averager.add(grads, n, done.loss);
+    }
     this.ledger.record(step, w, task.indices, task.epochs!);
+  }
+
+  /**
+   * With shards: worker `w`'s upload to one shard is complete, with Σ g²
+   * `squares`; `index` says which of w's outstanding slices it answers. It
+   * is checked as a tensor arriving here is, and once every shard has one,
+   * it answers a StepDone waiting for it.
+   */
+  shardUploaded(w: string, step: number, version: number, squares: number, index: number): void {
+    const current = this.current;
+    const task = current?.round.outstanding(w, index);
+    if (!current || !task) throw new WireInvalid('a gradient while this worker holds no slice without one', 'unexpected');
+    if (step !== current.step || version !== current.version) {
+      throw new WireInvalid(`a gradient for step ${step} at version ${version}; expected step ${current.step} at version ${current.version}`, 'stale');
+    }
+    if (!Number.isFinite(squares)) this.nonFinite(task, 'gradient holds NaN or Inf');
+    const session = this.fleet.session(w);
+    while (session.pendingDones.length > 0 && this.shards!.uploadsReady(w) > 0) session.pendingDones.shift()!();
   }
 
   /** One chunk of worker `w`'s gradient for its current slice (gRPC plane). */
@@ -168,13 +214,18 @@ export class Steps {
     if (!(Number.isFinite(msg.computeSeconds) && msg.computeSeconds >= 0)) throw new WireInvalid(`StepDone reports compute_seconds ${msg.computeSeconds}`, 'non-finite');
     if (msg.examples !== task.indices.length) throw new WireInvalid(`StepDone reports ${msg.examples} examples for a slice of ${task.indices.length}`, 'examples');
     const finish = () => {
-      const upload = session.uploads.take()!;
-      this.checkNotOutlier(Math.sqrt(upload.squares));
-      current.round.complete(w, { done: msg, grads: upload.assembler.tensors });
-      session.uploads.recycle(upload);
+      if (this.shards) {
+        this.checkNotOutlier(Math.sqrt(this.shards.takeUpload(w)));
+        current.round.complete(w, { done: msg, grads: new Map() });
+      } else {
+        const upload = session.uploads.take()!;
+        this.checkNotOutlier(Math.sqrt(upload.squares));
+        current.round.complete(w, { done: msg, grads: upload.assembler.tensors });
+        session.uploads.recycle(upload);
+      }
       this.fleet.answered(w, current.round, 'step');
     };
-    if (session.uploads.ready > 0) return finish();
+    if ((this.shards ? this.shards.uploadsReady(w) : session.uploads.ready) > 0) return finish();
     if (!session.dataPlane) throw new WireInvalid('StepDone before every trainable gradient arrived', 'incomplete');
     session.pendingDones.push(finish); // its frames are on another connection, not ordered with this stream: wait for them
   }

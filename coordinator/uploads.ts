@@ -57,12 +57,13 @@ export class Uploads {
     this.current!.squares += squares;
   }
 
-  /** Seal the open upload if every tensor has arrived; true if it was. */
-  sealIfComplete(): boolean {
-    if (!this.current?.assembler.complete()) return false;
-    this.sealed.push(this.current);
+  /** Seal the open upload if every tensor has arrived; returns it if it was. */
+  sealIfComplete(): Upload | null {
+    const upload = this.current;
+    if (!upload?.assembler.complete()) return null;
+    this.sealed.push(upload);
     this.current = null;
-    return true;
+    return upload;
   }
 
   /** The oldest sealed upload, for the StepDone that claims it; give it back with recycle() once used. */

@@ -92,6 +92,9 @@ export class JobDiverged extends TunefleetError {}
 /** A worker's data connection closed (or never opened): its session ends, its slice goes to another. */
 export class ConnectionLost extends TunefleetError {}
 
+/** A parameter shard's session ended mid-job: the step cannot complete; the job goes back to its last checkpoint once a shard takes the slot again. */
+export class ShardLost extends TunefleetError {}
+
 /** A worker did not answer its slice within the slice deadline (coordinator/slice-deadline.ts). */
 export class DeadlineExceeded extends TunefleetError {}
 
@@ -104,7 +107,7 @@ export function endedBecause(err: Error): string {
 
 /** The reason a refused message or session is counted under; null when no message was refused (a missed deadline, a diverged job). */
 export function rejectReason(err: unknown): RejectReason | null {
-  if (err instanceof DeadlineExceeded || err instanceof JobDiverged || err instanceof ConnectionLost) return null;
+  if (err instanceof DeadlineExceeded || err instanceof JobDiverged || err instanceof ConnectionLost || err instanceof ShardLost) return null;
   if (err instanceof WireInvalid) return err.reason;
   if (err instanceof Unauthenticated) return 'auth';
   if (err instanceof WorkerRefused) return 'refused';

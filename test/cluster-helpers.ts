@@ -16,6 +16,12 @@ export function spawnWorker(port: number, id: string, metricsPort: number | 'off
   return spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
+/** A parameter shard process for the coordinator at `port` (data port: any free one, on loopback). */
+export function spawnShard(port: number, extra: string[] = []): ChildProcess {
+  const args = [CLI, 'shard', '--coordinator', `127.0.0.1:${port}`, '--host', '127.0.0.1', '--data-port', '0', '--metrics-port', 'off', ...extra];
+  return spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
 export const running = (p: ChildProcess) => p.exitCode === null && p.signalCode === null;
 
 /** The exit code of `p` (null when a signal ended it), waiting if it still runs. */
@@ -30,17 +36,20 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** Run `cfg` with `workers` worker processes; `onCluster` sees the cluster once it listens. */
-export async function runJob(cfg: JobConfig, workers: number, onCluster?: (c: Cluster, port: number, procs: ChildProcess[]) => void, workerMetricsPorts: number[] = [], events?: EventBus) {
+/** Run `cfg` with `workers` worker processes (and cluster.shards shard processes); `onCluster` sees the cluster once it listens. */
+export async function runJob(cfg: JobConfig, workers: number, onCluster?: (c: Cluster, port: number, procs: ChildProcess[], shards: ChildProcess[]) => void, workerMetricsPorts: number[] = [], events?: EventBus) {
   const procs: ChildProcess[] = [];
+  const shards: ChildProcess[] = [];
   const job = { ...cfg, cluster: { ...cfg.cluster, workers, host: '127.0.0.1', port: 0 } };
   const result = await runCoordinator(job, {
     events,
     onListening: (port, cluster) => {
+      for (let i = 0; i < cfg.cluster.shards; i++) shards.push(spawnShard(port));
       for (let i = 0; i < workers; i++) procs.push(spawnWorker(port, `w${i}`, workerMetricsPorts[i] ?? 'off'));
-      onCluster?.(cluster, port, procs);
+      onCluster?.(cluster, port, procs, shards);
     },
   });
+  procs.push(...shards); // they exit when the coordinator ends their streams
   // A worker the job lost may still be waiting to join again (for up to
   // --reconnect-for, 300 s) when the job ends: give the workers a few seconds
   // to exit on their own, then stop the rest.
@@ -49,5 +58,5 @@ export async function runJob(cfg: JobConfig, workers: number, onCluster?: (c: Cl
     for (const p of procs) if (running(p)) p.kill('SIGTERM');
   }
   await exited;
-  return { ...result, procs };
+  return { ...result, procs, shards };
 }

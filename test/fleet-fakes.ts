@@ -9,6 +9,7 @@ import { Dataset } from '../core/data/dataset';
 import { parseJob } from '../core/job/config';
 import { EventBus } from '../core/observe/events';
 import { Metrics } from '../core/observe/metrics';
+import { Sgd } from '../core/train/optimizer';
 import { FrameKind } from '../core/wire/frames';
 import { chunksOf } from '../core/wire/tensors';
 import { CoordinatorMessage, DType, Eval, Step } from '../proto/gen/tunefleet/v1/tunefleet';
@@ -164,6 +165,7 @@ export function fakeCluster(clock: Clock = new FakeClock(), valSize = 8, job: { 
     specs: SPECS,
     trainable: SPECS.map((s) => s.name),
     params: new Map(SPECS.map((s) => [s.name, new Float32Array(s.shape[0])])),
+    sgd: new Sgd(cfg.optimizer, new Map()),
     ledger: [],
     events: new EventBus('fake'),
     metrics: new Metrics('fake', 'coordinator'),
@@ -182,7 +184,7 @@ export function joinDataWorker(cluster: Cluster, id: string, order: 'frames-firs
   if (cluster.dataPlanePort === null) cluster.useDataPlane(7071);
   const w = joinWorker(cluster, id);
   w.order = order;
-  w.session!.attach({ sendParam: async () => {}, paramsDone: async () => {}, close: () => {} });
+  w.session!.attach({ sendParam: async () => {}, paramsDone: async () => {}, flushed: async () => {}, close: () => {} });
   return w;
 }
 

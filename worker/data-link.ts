@@ -7,7 +7,7 @@
 // the gradient arrays themselves.
 import { connect, Socket } from 'node:net';
 import * as tls from 'node:tls';
-import { JobFailed, WireInvalid } from '../core/errors';
+import { ConnectionLost, JobFailed, WireInvalid } from '../core/errors';
 import { feedFrames, FrameWriter, onreadInto } from '../core/wire/data-socket';
 import { FrameHandler, FrameHeader, FrameKind, FrameReader, FRAME_BYTES } from '../core/wire/frames';
 import { ClientTls, dataPlaneClientTls } from '../core/wire/security';
@@ -31,11 +31,11 @@ export class DataLink implements FrameHandler {
   private constructor(private readonly socket: Socket, private readonly sink: ParamSink) {
     this.writer = new FrameWriter(socket);
     socket.on('error', (err) => this.fail(err));
-    socket.on('close', () => this.fail(new Error('the coordinator closed the data connection')));
+    socket.on('close', () => this.fail(new ConnectionLost('the data connection closed')));
   }
 
-  /** Connect to `host`:`port` and present `ticket`. A port that cannot be reached is a JobFailed naming it and the config key. */
-  static async open(host: string, port: number, ticket: Uint8Array, tlsFiles: ClientTls, sink: ParamSink): Promise<DataLink> {
+  /** Connect to `host`:`port` and present `ticket`; `unreachable` says what it means when that port cannot be reached. */
+  static async open(host: string, port: number, ticket: Uint8Array, tlsFiles: ClientTls, sink: ParamSink, unreachable: (err: Error) => Error): Promise<DataLink> {
     let link: DataLink | null = null;
     const reader = new FrameReader({ target: (h) => link!.target(h), landed: (h) => link!.landed(h) });
     const secure = dataPlaneClientTls(tlsFiles, host);
@@ -43,8 +43,7 @@ export class DataLink implements FrameHandler {
     const socket = secure ? feedFrames(tls.connect({ host, port, ...secure }), reader, fail) : connect({ host, port, onread: onreadInto(reader, fail) });
     await new Promise<void>((resolve, reject) => {
       socket.once(secure ? 'secureConnect' : 'connect', resolve);
-      socket.once('error', (err) => reject(new JobFailed(`cannot reach the coordinator's data port ${host}:${port} (cluster.dataPort): ${err.message}; ` +
-        'let workers reach that port, or set cluster.dataPlane: grpc to send tensors over the gRPC port', { cause: err })));
+      socket.once('error', (err) => reject(unreachable(err)));
     });
     socket.setNoDelay(true);
     link = new DataLink(socket, sink);
@@ -68,6 +67,12 @@ export class DataLink implements FrameHandler {
 
   close(): void {
     this.socket.destroy();
+  }
+
+  /** The coordinator's data port cannot be reached: retrying will not help (a firewall, a wrong port), so the worker stops with what to change. */
+  static coordinatorUnreachable(host: string, port: number): (err: Error) => Error {
+    return (err) => new JobFailed(`cannot reach the coordinator's data port ${host}:${port} (cluster.dataPort): ${err.message}; ` +
+      'let workers reach that port, or set cluster.dataPlane: grpc to send tensors over the gRPC port', { cause: err });
   }
 
   target(h: FrameHeader): Uint8Array {

@@ -25,6 +25,7 @@ import { paramSpecs, writeParams } from '../core/model/params';
 import { CHUNK_BYTES, chunksOf, MAX_MESSAGE_BYTES, TensorAssembler, wireBytes } from '../core/wire/tensors';
 import { CoordinatorClient, CoordinatorMessage, DType, Eval, Split, Step, Welcome, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
 import { DataLink, ParamSink } from './data-link';
+import { ShardLinks } from './shard-links';
 import { ExampleCache } from './example-cache';
 import { backoffSeconds, isRetryable } from './reconnect';
 
@@ -37,6 +38,8 @@ export class WorkerJob {
   private readonly shapes: Map<string, number[]>;
   /** How gradient frames name a variable: its index in Welcome.trainable. */
   private readonly trainableIndex: Map<string, number>;
+  /** With shards: the parameter version last written into the model (-1: none yet, so every variable). */
+  private written = -1;
 
   private constructor(
     readonly model: tf.LayersModel,
@@ -93,15 +96,39 @@ export class WorkerJob {
     };
   }
 
-  /** Compute the slice's gradients and send them, each as soon as it is read back: as frames on `link`, or as chunks on the gRPC stream. */
-  async step(s: Step, send: (m: WorkerMessage) => Promise<void>, metrics: Metrics, link: DataLink | null): Promise<void> {
-    if (link) await link.paramsAt(s.version);
-    else this.params.reset(); // on the stream every parameter of this version arrived before its Step
+  /** Open a connection to every parameter shard the Welcome names. */
+  openShards(tls: ClientTls, metrics: Metrics): Promise<ShardLinks> {
+    return ShardLinks.open(this.welcome, paramSpecs(this.model), this.params.tensors, tls, metrics);
+  }
+
+  /** Wait until the parameters of `version` are here: from the shards (then written into the model), on the data connection, or (gRPC) already. */
+  private async paramsAt(version: number, { link, shards }: Links): Promise<void> {
+    if (shards) {
+      await shards.paramsAt(version);
+      if (this.written === version) return;
+      const trainable = new Map(this.welcome.trainable.map((name) => [name, this.params.tensors.get(name)!]));
+      writeParams(this.model, this.written < 0 ? this.params.tensors : trainable);
+      this.written = version;
+    } else if (link) {
+      await link.paramsAt(version);
+    } else {
+      this.params.reset(); // on the stream every parameter of this version arrived before its Step
+    }
+  }
+
+  /** Compute the slice's gradients and send them, each as soon as it is read back: to the shards, as frames on the data connection, or as chunks on the gRPC stream. */
+  async step(s: Step, send: (m: WorkerMessage) => Promise<void>, metrics: Metrics, links: Links): Promise<void> {
+    await this.paramsAt(s.version, links);
+    const { link, shards } = links;
     const started = process.hrtime.bigint();
     const { loss, grads } = streamGradients(this.model, this.welcome.trainable, makeBatch(this.train.ds, s.indices, this.norm));
     let computeSeconds = secondsSince(started);
     for (const [name, g] of timed(grads, (seconds) => { computeSeconds += seconds; })) {
       const dtype = this.welcome.gradientDtype === DType.FLOAT16 && !fitsFloat16(g) ? DType.FLOAT32 : this.welcome.gradientDtype;
+      if (shards) {
+        shards.sendGradient(s.step, s.version, name, g, dtype, metrics);
+        continue;
+      }
       if (link) {
         const bytes = wireBytes(g, dtype);
         metrics.traffic('sent', 'gradients', bytes.length, 'tcp');
@@ -113,17 +140,25 @@ export class WorkerJob {
         await send({ kind: { $case: 'gradient', value: chunk } });
       }
     }
+    await shards?.flushed();
     metrics.examplesComputed(s.indices.length);
     metrics.workerCompute(this.welcome.workerId, computeSeconds, s.indices.length);
     await send({ kind: { $case: 'stepDone', value: { step: s.step, version: s.version, examples: s.indices.length, loss, computeSeconds } } });
   }
 
-  async eval(e: Eval, link: DataLink | null): Promise<WorkerMessage> {
-    if (link) await link.paramsAt(e.version);
-    else this.params.reset();
+  async eval(e: Eval, links: Links): Promise<WorkerMessage> {
+    await this.paramsAt(e.version, links);
     const r = evaluateRange(this.model, this.val.ds, e.indices, this.norm);
     return { kind: { $case: 'evalDone', value: { evalId: e.evalId, examples: r.count, correct: r.correct, lossSum: r.loss * r.count } } };
   }
+}
+
+/** Where a session's tensors travel besides its gRPC stream. */
+interface Links {
+  /** The coordinator's data connection; null: tensors on the gRPC stream, or shards. */
+  link: DataLink | null;
+  /** The parameter shards' connections; null: the job has none. */
+  shards: ShardLinks | null;
 }
 
 const secondsSince = (t: bigint) => Number(process.hrtime.bigint() - t) / 1e9;
@@ -167,7 +202,7 @@ const BACKOFF = { baseSeconds: 0.5, maxSeconds: 10 };
 export async function runWorker(address: string, opts: WorkerOptions = {}): Promise<void> {
   const backend = await initBackend(opts.backend);
   const metrics = new Metrics('', 'worker');
-  const state: SessionState = { id: opts.id ?? '', job: null, link: null, joins: 0 };
+  const state: SessionState = { id: opts.id ?? '', job: null, link: null, shards: null, joins: 0 };
   const http = opts.metricsPort === null || opts.metricsPort === undefined ? null : await startHttpServer(metrics, opts.metricsHost ?? '0.0.0.0', opts.metricsPort, () => state.job !== null);
   const client = new CoordinatorClient(address, clientCredentials(opts.tls ?? {}), {
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
@@ -186,8 +221,7 @@ export async function runWorker(address: string, opts: WorkerOptions = {}): Prom
         call.cancel(); // the session is over on our side too, whatever ended it
         state.job?.dispose();
         state.job = null;
-        state.link?.close();
-        state.link = null;
+        closeLinks(state);
         if (state.joins > joinsBefore) { attempt = 0; lostAt = Date.now(); }
         if (!isRetryable(err) || Date.now() - lostAt >= giveUpAfter) throw asJobFailed(err, address);
         const delay = backoffSeconds(BACKOFF, attempt++);
@@ -201,12 +235,17 @@ export async function runWorker(address: string, opts: WorkerOptions = {}): Prom
   }
 }
 
-interface SessionState {
+interface SessionState extends Links {
   id: string; // '' until the coordinator assigns one; reused when joining again
   job: WorkerJob | null;
-  /** The session's data connection; null: tensors on the gRPC stream. */
-  link: DataLink | null;
   joins: number;
+}
+
+function closeLinks(state: SessionState): void {
+  state.link?.close();
+  state.link = null;
+  state.shards?.close();
+  state.shards = null;
 }
 
 interface SessionContext {
@@ -235,8 +274,10 @@ async function runSession(call: Call, state: SessionState, { address, backend, m
     if (kind?.$case === 'welcome') {
       const w = kind.value;
       state.job = await WorkerJob.replace(state.job, w);
-      state.link?.close();
-      state.link = w.dataPort ? await DataLink.open(hostOf(address), w.dataPort, w.dataTicket, tls, state.job.paramSink(metrics)) : null;
+      closeLinks(state);
+      const host = hostOf(address);
+      state.link = w.dataPort ? await DataLink.open(host, w.dataPort, w.dataTicket, tls, state.job.paramSink(metrics), DataLink.coordinatorUnreachable(host, w.dataPort)) : null;
+      state.shards = w.shards.length > 0 ? await state.job.openShards(tls, metrics) : null;
       state.id = kind.value.workerId;
       state.joins++;
       metrics.setJob(kind.value.job);
@@ -245,7 +286,7 @@ async function runSession(call: Call, state: SessionState, { address, backend, m
     }
     if (kind?.$case === 'finish') {
       log.info('finished', { reason: kind.value.reason });
-      state.link?.close();
+      closeLinks(state);
       call.end();
       return;
     }
@@ -254,8 +295,8 @@ async function runSession(call: Call, state: SessionState, { address, backend, m
     switch (kind?.$case) {
       case 'param': metrics.traffic('received', 'parameters', kind.value.data.length); job.onParam(kind.value); break;
       case 'examples': metrics.traffic('received', 'data', kind.value.images.length); (kind.value.split === Split.TRAIN ? job.train : job.val).add(kind.value); break;
-      case 'step': await job.step(kind.value, send, metrics, state.link); break;
-      case 'eval': await send(await job.eval(kind.value, state.link)); break;
+      case 'step': await job.step(kind.value, send, metrics, state); break;
+      case 'eval': await send(await job.eval(kind.value, state)); break;
     }
   }
   throw new Error(`coordinator ${address} closed the session without finishing the job`);

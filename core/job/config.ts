@@ -98,6 +98,8 @@ const cluster = z.object({
     window: positiveInt.default(50).describe('adaptive: how many recent training slices the median is over'),
     joinSeconds: z.number().positive().default(120).describe("a worker's first slice after joining (model build, cache fill) has this long"),
   }).strict().default({}).describe('a worker that misses it (in a step or an evaluation) is dropped and its slice reassigned within the round (coordinator/slice-deadline.ts)'),
+  shards: z.number().int().min(0).max(1024).default(0).describe("parameter shards: 0 = the coordinator holds the parameters and averages every gradient; k > 0 = k `tunefleet shard` processes each hold 1/k of them, average their part and apply SGD to it, so no single link carries every worker's traffic (docs/distributed.md; needs dataPlane tcp, without TLS for now)"),
+  partitionMiB: z.number().positive().max(64).default(4).describe('with shards: the model is cut into partitions of at most this many MiB, spread evenly over the shards (core/train/partition.ts)'),
   gradientDtype: z.enum(['float32', 'float16']).default('float32').describe('how workers send gradients: float16 halves the bytes (rounded to ~3 significant digits; the coordinator averages in float64)'),
   joinTimeoutSeconds: z.number().positive().default(10).describe('a session that has not sent Join within this long is closed (and counted as no-join)'),
   maxRejections: positiveInt.default(3).describe('sessions of one worker id ended for bad messages before that id is refused for the rest of the job'),
@@ -144,7 +146,15 @@ export function parseJob(raw: unknown, source = 'job config'): JobConfig {
   const result = jobSchema.safeParse(raw ?? {});
   if (!result.success) throw new ConfigInvalid(formatIssues(source, result.error));
   if (result.data.pretrain) pretrainConfig(result.data, source); // validate the stage now, not hours later
+  checkShards(result.data, source);
   return result.data;
+}
+
+function checkShards(cfg: JobConfig, source: string): void {
+  const c = cfg.cluster;
+  if (c.shards === 0) return;
+  if (c.dataPlane !== 'tcp') throw new ConfigInvalid(`${source}: cluster.shards: parameter shards move tensors on the data plane; set cluster.dataPlane: tcp or cluster.shards: 0`);
+  if (c.tlsCert) throw new ConfigInvalid(`${source}: cluster.shards: shards do not speak TLS yet; run without cluster.tlsCert (on a private network) or with cluster.shards: 0`);
 }
 
 /** The data plane's port to bind (cluster.dataPort's default follows cluster.port). */

@@ -20,6 +20,9 @@ export type TrainingEvent = Base & (
   | { type: 'evaluation'; iteration: number; valAccuracy: number; valLoss: number; trainLoss: number; wallSeconds: number }
   | { type: 'checkpoint.written'; iteration: number; dir: string; bytes: number; seconds: number }
   | { type: 'lr.changed'; iteration: number; lr: number }
+  | { type: 'shard.joined'; shard: number; address: string; live: number }
+  | { type: 'shard.lost'; shard: number; reason: string; live: number }
+  | { type: 'job.rewound'; iteration: number; reason: string }
   | { type: 'step.skipped'; iteration: number; gradNorm: number; medianNorm: number }
   | { type: 'target.reached'; iteration: number; valAccuracy: number; target: number; wallSeconds: number }
 );
@@ -30,6 +33,7 @@ export type EventType = TrainingEvent['type'];
 const EVERY_TYPE: Record<EventType, true> = {
   'job.started': true, 'job.finished': true, 'job.failed': true, 'worker.joined': true, 'worker.left': true, 'worker.lost': true,
   'progress': true, 'evaluation': true, 'checkpoint.written': true, 'lr.changed': true, 'step.skipped': true, 'target.reached': true,
+  'shard.joined': true, 'shard.lost': true, 'job.rewound': true,
 };
 export const EVENT_TYPES = Object.keys(EVERY_TYPE) as EventType[];
 

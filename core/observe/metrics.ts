@@ -19,7 +19,7 @@ export class Metrics {
   /** The backend each live worker's tunefleet_worker_info series is labelled with. */
   private readonly backends = new Map<string, string>();
 
-  constructor(job: string, role: 'coordinator' | 'worker') {
+  constructor(job: string, private readonly role: 'coordinator' | 'worker' | 'shard') {
     this.registry.setDefaultLabels({ job_name: job, role });
     client.collectDefaultMetrics({ register: this.registry, prefix: 'tunefleet_process_' });
     // prom-client names three of its gauges `*_total`, which Prometheus
@@ -57,6 +57,9 @@ export class Metrics {
       workerCompute: new client.Histogram({ name: 'tunefleet_worker_compute_seconds', help: 'Per worker: gradient computation time per slice.', labelNames: ['worker'], buckets: STEP_BUCKETS, registers: r }),
       workerThroughput: gauge('tunefleet_worker_examples_per_second', 'Per worker: examples per second of gradient computation.', ['worker']),
       workerInfo: gauge('tunefleet_worker_info', 'Per worker: 1, labelled with its compute backend.', ['worker', 'backend']),
+      shardsLive: gauge('tunefleet_shards_live', 'Parameter shards holding their slot (cluster.shards).'),
+      rewinds: counter('tunefleet_rewinds_total', 'Times the job went back to its last checkpoint because a parameter shard was lost.'),
+      shardSeconds: new client.Histogram({ name: 'tunefleet_shard_seconds', help: 'Parameter shard: time per step folding workers\' gradients into the mean (aggregate) and applying SGD to its pieces (update).', labelNames: ['phase'], buckets: STEP_BUCKETS, registers: r }),
       eventsDropped: counter('tunefleet_events_dropped_total', 'Events that could not be published to NATS.'),
     };
   }
@@ -73,6 +76,8 @@ export class Metrics {
       case 'worker.joined': m.joins.inc(); m.workersLive.set(e.live); m.workerInfo.set({ worker: e.worker, backend: e.backend }, 1); this.backends.set(e.worker, e.backend); break;
       case 'worker.left': m.leaves.inc(); m.workersLive.set(e.live); this.forgetWorker(e.worker); break;
       case 'worker.lost': m.losses.inc(); m.workersLive.set(e.live); this.forgetWorker(e.worker); break;
+      case 'shard.joined': case 'shard.lost': m.shardsLive.set(e.live); break;
+      case 'job.rewound': m.rewinds.inc(); break;
       default: break;
     }
   };
@@ -126,13 +131,17 @@ export class Metrics {
     if (seconds > 0) this.m.workerThroughput.set({ worker }, examples / seconds);
   }
 
+  shardWork(phase: 'aggregate' | 'update', seconds: number): void {
+    this.m.shardSeconds.observe({ phase }, seconds);
+  }
+
   eventDropped(): void {
     this.m.eventsDropped.inc();
   }
 
-  /** Workers learn their job's name only on joining. */
+  /** Workers and shards learn their job's name only on joining. */
   setJob(job: string): void {
-    this.registry.setDefaultLabels({ job_name: job, role: 'worker' });
+    this.registry.setDefaultLabels({ job_name: job, role: this.role });
   }
 
   text(): Promise<string> {

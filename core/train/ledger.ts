@@ -32,6 +32,11 @@ export class Ledger {
     }
   }
 
+  /** Back to a checkpoint's entries (the coordinator went back to it). */
+  restore(entries: LedgerEntry[]): void {
+    this.entries = entries.slice();
+  }
+
   /** The entries, for a checkpoint. */
   snapshot(): LedgerEntry[] {
     return this.entries;

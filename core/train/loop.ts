@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BatchScaler } from './batch-policy';
+import { ShardLost } from '../errors';
 import { saveCheckpoint } from '../model/checkpoint';
 import { EvalResult } from './gradients';
 import { JobSetup } from '../job/setup';
@@ -22,10 +23,26 @@ import { Tensors } from './optimizer';
 
 const log = logger('trainer');
 
+/**
+ * Where the SGD step happens when parameter shards hold the parameters
+ * (cluster.shards > 0): on them. `params` and the optimizer's momentum here
+ * are then only brought up to date for checkpoints and the final model.
+ */
+export interface RemoteUpdate {
+  apply(lr: number): void;
+  gather(params: Tensors, velocity: Tensors): Promise<void>;
+}
+
 /** Where gradients and evaluations come from: this process, or a fleet of workers. */
 export interface Compute {
-  /** Gradients of the mean loss over `indices` (epoch of each in `epochs`) at the current parameters. */
-  gradients(step: number, indices: Uint32Array, epochs: Uint32Array): Promise<{ loss: number; grads: Tensors; phases?: Partial<Record<Phase, number>> }>;
+  /**
+   * Gradients of the mean loss over `indices` (epoch of each in `epochs`) at
+   * the current parameters; with parameter shards, only Σ g² of the mean
+   * (`squares`): the mean itself stays on the shards.
+   */
+  gradients(step: number, indices: Uint32Array, epochs: Uint32Array): Promise<{ loss: number; grads: Tensors; squares?: number; phases?: Partial<Record<Phase, number>> }>;
+  /** Set when parameter shards hold the parameters. */
+  readonly remoteUpdate?: RemoteUpdate | null;
   evaluate(): Promise<EvalResult>;
   /** The trainable parameters changed (after each SGD step). */
   paramsChanged(params: Tensors): void;
@@ -55,7 +72,8 @@ export async function runTraining(job: JobSetup, compute: Compute): Promise<Trai
   try {
     return await loop(job, compute);
   } catch (err) {
-    events.emit({ type: 'job.failed', error: err instanceof Error ? err.message : String(err) });
+    // A lost shard is not the end: the coordinator goes back to the last checkpoint (job.rewound).
+    if (!(err instanceof ShardLost)) events.emit({ type: 'job.failed', error: err instanceof Error ? err.message : String(err) });
     throw err;
   }
 }
@@ -80,14 +98,16 @@ async function loop(job: JobSetup, compute: Compute): Promise<TrainResult> {
     lastLr = lr;
     const stepStart = performance.now();
     const { indices, epochs } = sampler.next(batchSize);
-    const { loss, grads, phases = {} } = await compute.gradients(it, indices, epochs);
+    const { loss, grads, squares, phases = {} } = await compute.gradients(it, indices, epochs);
     const updateStart = performance.now();
-    const gradNorm = l2Norm(grads.values());
+    const gradNorm = squares === undefined ? l2Norm(grads.values()) : Math.sqrt(squares);
     const { spike, median } = stepNorms.judge(gradNorm);
     log.debug('gradient norm', { iteration: it + 1, gradNorm, median }); // TUNEFLEET_DEBUG=trainer: the series bench/spike-guard.ts replays
     if (spike) {
       log.warn('step skipped: gradient spike', { iteration: it + 1, gradNorm, median });
       events.emit({ type: 'step.skipped', iteration: it + 1, gradNorm, medianNorm: median });
+    } else if (compute.remoteUpdate) {
+      compute.remoteUpdate.apply(lr);
     } else {
       sgd.step(params, grads, lr);
       compute.paramsChanged(params);
@@ -117,13 +137,14 @@ async function loop(job: JobSetup, compute: Compute): Promise<TrainResult> {
     if (done % t.logEvery === 0) { lossSum = 0; lossCount = 0; windowExamples = 0; windowStart = Date.now(); }
     if (done % t.checkpointEvery === 0 || done === t.iterations) {
       const t0 = Date.now();
+      await compute.remoteUpdate?.gather(params, sgd.velocity);
       writeParams(model, params);
       const dir = await saveCheckpoint(outDir, model, { iteration: done, seed: cfg.seed, job: cfg.name, fingerprint: job.fingerprint, sampler: sampler.position, velocity: sgd.velocity, ledger: compute.ledgerEntries?.() ?? [] }, t.keepCheckpoints);
       log.info('checkpoint', { iteration: done, dir });
       events.emit({ type: 'checkpoint.written', iteration: done, dir, bytes: folderBytes(dir), seconds: (Date.now() - t0) / 1000 });
     }
   }
-  writeParams(model, params);
+  writeParams(model, params); // with shards: gathered for the checkpoint the last iteration always writes
   await saveModel(model, join(outDir, 'model'));
   const seconds = (Date.now() - started) / 1000;
   log.info('finished', { model: join(outDir, 'model', 'model.json'), seconds });

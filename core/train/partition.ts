@@ -43,6 +43,7 @@ export function partition(sizes: number[], shards: number, partitionBytes: numbe
 
 /** The name a piece goes by in a shard's buffers and its snapshots: `p<index>`. */
 export const pieceName = (i: number) => `p${i}`;
+export const pieceIndex = (name: string) => Number(name.slice(1));
 
 /** Each variable's pieces, with the shard and index each has there, in element order (how a worker routes a gradient). */
 export function piecesByVariable(layout: Layout, variables: number): { shard: number; index: number; piece: Piece }[][] {

@@ -11,9 +11,19 @@ const MAX_READ = 4 << 20;
 
 export class FrameWriter {
   private closed = false;
+  private lastWrite: Promise<void> = Promise.resolve();
 
   constructor(private readonly socket: Socket) {
     socket.once('close', () => { this.closed = true; });
+  }
+
+  /**
+   * Resolves once every payload sent so far has been handed to the kernel (or
+   * the connection is gone): until then the socket may still hold views of
+   * the sender's arrays, which must not change.
+   */
+  get written(): Promise<void> {
+    return this.lastWrite;
   }
 
   /**
@@ -27,7 +37,8 @@ export class FrameWriter {
     const length = payload?.length ?? 0;
     this.socket.cork();
     this.socket.write(encodeHeader({ ...h, length }));
-    const room = length > 0 ? this.socket.write(payload!) : true;
+    let room = true;
+    if (length > 0) this.lastWrite = new Promise((resolve) => { room = this.socket.write(payload!, () => resolve()); });
     this.socket.uncork();
     if (room) return;
     await new Promise<void>((resolve, reject) => {

@@ -39,11 +39,13 @@ export function authorized(expected: string | null, metadata: grpc.Metadata): bo
 }
 
 /** The warning to log loudly when a token is required or sent without TLS (anyone on the path can read it); null when there is none. */
-export function cleartextTokenWarning(token: string | null, tls: boolean, side: 'coordinator' | 'worker'): string | null {
+export function cleartextTokenWarning(token: string | null, tls: boolean, side: 'coordinator' | 'worker' | 'shard'): string | null {
   if (!token || tls) return null;
   return side === 'coordinator'
     ? 'the worker token travels in cleartext: anyone who can see the network can read it and join as a worker; set cluster.tlsCert and cluster.tlsKey'
-    : 'this worker sends its token in cleartext: anyone who can see the network can read it; pass --tls-ca (the coordinator must serve TLS)';
+    : side === 'worker'
+      ? 'this worker sends its token in cleartext: anyone who can see the network can read it; pass --tls-ca (the coordinator must serve TLS)'
+      : 'this shard sends its token in cleartext (shards do not speak TLS yet): run shards only on a network you trust';
 }
 
 export function tokenMetadata(token: string | null): grpc.Metadata {

@@ -60,6 +60,16 @@ export class TensorAssembler {
     }
   }
 
+  /** An assembler that lands in `tensors` themselves (views of bigger arrays: a worker's pieces of its parameters, with shards). */
+  static over(tensors: Map<string, Float32Array>, dtypes: DType[] = [DType.FLOAT32]): TensorAssembler {
+    const a = new TensorAssembler([], dtypes);
+    for (const [name, values] of tensors) {
+      a.tensors.set(name, values);
+      a.shapes.set(name, String(values.length));
+    }
+    return a;
+  }
+
   /** Forget what arrived (the buffers are reused for the next transfer). */
   reset(): void {
     this.received = new Map();

@@ -110,6 +110,141 @@ export function splitToJSON(object: Split): string {
   }
 }
 
+export interface ShardMessage {
+  kind:
+    | { $case: "join"; value: ShardJoin }
+    | //
+    /** ready for this worker's data connection (answers Expect) */
+    { $case: "expecting"; value: WorkerRef }
+    | //
+    /** a worker's gradient for this shard's pieces is complete */
+    { $case: "uploaded"; value: Uploaded }
+    | //
+    /** answers Average */
+    { $case: "averaged"; value: Averaged }
+    | //
+    /** answers Snapshot: a trainable piece's values (name p<i>) */
+    { $case: "param"; value: TensorChunk }
+    | //
+    /** answers Snapshot: its momentum */
+    { $case: "velocity"; value: TensorChunk }
+    | { $case: "snapshotDone"; value: Snapshotted }
+    | //
+    /** a worker's data connection broke the contract or closed */
+    { $case: "workerLost"; value: WorkerLost }
+    | undefined;
+}
+
+export interface ShardJoin {
+  dataPort: number;
+  /** where workers reach the data port; empty: the address this stream comes from */
+  dataHost: string;
+}
+
+export interface WorkerRef {
+  workerId: string;
+}
+
+export interface Uploaded {
+  workerId: string;
+  step: number;
+  version: number;
+  /** Σ g² over the upload (NaN or Inf when a value is not finite) */
+  squares: number;
+}
+
+export interface Averaged {
+  step: number;
+  /** Σ g² of this shard's part of the step's mean gradient */
+  squares: number;
+}
+
+export interface Snapshotted {
+  version: number;
+}
+
+export interface WorkerLost {
+  workerId: string;
+  /** the refusal's reason (a tunefleet_rejected_messages_total label); empty: the connection closed */
+  reason: string;
+  details: string;
+}
+
+export interface ShardCommand {
+  kind:
+    | { $case: "welcome"; value: ShardWelcome }
+    | //
+    /** a piece's starting values (name p<i>) */
+    { $case: "param"; value: TensorChunk }
+    | //
+    /** a trainable piece's starting momentum (absent: zeros) */
+    { $case: "velocity"; value: TensorChunk }
+    | //
+    /** the state sent so far is this version: serve it */
+    { $case: "hold"; value: Hold }
+    | { $case: "expect"; value: Expect }
+    | //
+    /** that worker's session is over: close its connection, drop its uploads */
+    { $case: "forget"; value: WorkerRef }
+    | { $case: "fold"; value: Fold }
+    | { $case: "average"; value: Average }
+    | { $case: "apply"; value: Apply }
+    | { $case: "snapshot"; value: Snapshot }
+    | undefined;
+}
+
+export interface ShardWelcome {
+  /** this shard's slot: layout[index] (core/train/partition.ts) */
+  index: number;
+  shards: number;
+  /** optimizer and cluster sections: rates, momentum, partition size */
+  jobConfigJson: string;
+  /** every model variable, in model order */
+  variables: Variable[];
+  trainable: string[];
+}
+
+export interface Variable {
+  name: string;
+  shape: number[];
+}
+
+export interface Hold {
+  version: number;
+}
+
+export interface Expect {
+  workerId: string;
+  /** the worker's HELLO on the shard's data port carries it */
+  ticket: Uint8Array;
+}
+
+/**
+ * Fold the worker's oldest complete upload into the step's mean, weighted by
+ * its slice's examples. Folds come in the order the coordinator accepted the
+ * StepDones, the same on every shard.
+ */
+export interface Fold {
+  workerId: string;
+  examples: number;
+}
+
+export interface Average {
+  step: number;
+}
+
+/**
+ * Apply the step's mean with base rate `lr` (lr_mult and decay_mult are the
+ * shard's to look up) and serve the result as `version` to every worker.
+ */
+export interface Apply {
+  version: number;
+  lr: number;
+}
+
+export interface Snapshot {
+}
+
 /**
  * One piece of one tensor: raw little-endian bytes keyed by the variable's
  * stable name (`conv1/kernel`), with dtype and full shape on every chunk so
@@ -199,6 +334,16 @@ export interface Welcome {
   dataPort: number;
   /** opens the data connection once (HELLO frame); bound to this session */
   dataTicket: Uint8Array;
+  /** parameter shards, in slot order: parameters come from them, gradients go to them */
+  shards: ShardEndpoint[];
+  /** with shards: the layout's partition size (core/train/partition.ts) */
+  partitionBytes: number;
+}
+
+export interface ShardEndpoint {
+  host: string;
+  port: number;
+  ticket: Uint8Array;
 }
 
 /**
@@ -288,6 +433,1739 @@ export interface WorkerStatus {
   /** over twice the other workers' median seconds per example */
   straggler: boolean;
 }
+
+function createBaseShardMessage(): ShardMessage {
+  return { kind: undefined };
+}
+
+export const ShardMessage: MessageFns<ShardMessage> = {
+  encode(message: ShardMessage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.kind?.$case) {
+      case "join":
+        ShardJoin.encode(message.kind.value, writer.uint32(10).fork()).join();
+        break;
+      case "expecting":
+        WorkerRef.encode(message.kind.value, writer.uint32(18).fork()).join();
+        break;
+      case "uploaded":
+        Uploaded.encode(message.kind.value, writer.uint32(26).fork()).join();
+        break;
+      case "averaged":
+        Averaged.encode(message.kind.value, writer.uint32(34).fork()).join();
+        break;
+      case "param":
+        TensorChunk.encode(message.kind.value, writer.uint32(42).fork()).join();
+        break;
+      case "velocity":
+        TensorChunk.encode(message.kind.value, writer.uint32(50).fork()).join();
+        break;
+      case "snapshotDone":
+        Snapshotted.encode(message.kind.value, writer.uint32(58).fork()).join();
+        break;
+      case "workerLost":
+        WorkerLost.encode(message.kind.value, writer.uint32(66).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShardMessage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShardMessage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = { $case: "join", value: ShardJoin.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kind = { $case: "expecting", value: WorkerRef.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.kind = { $case: "uploaded", value: Uploaded.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.kind = { $case: "averaged", value: Averaged.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.kind = { $case: "param", value: TensorChunk.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.kind = { $case: "velocity", value: TensorChunk.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.kind = { $case: "snapshotDone", value: Snapshotted.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.kind = { $case: "workerLost", value: WorkerLost.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ShardMessage {
+    return {
+      kind: isSet(object.join)
+        ? { $case: "join", value: ShardJoin.fromJSON(object.join) }
+        : isSet(object.expecting)
+        ? { $case: "expecting", value: WorkerRef.fromJSON(object.expecting) }
+        : isSet(object.uploaded)
+        ? { $case: "uploaded", value: Uploaded.fromJSON(object.uploaded) }
+        : isSet(object.averaged)
+        ? { $case: "averaged", value: Averaged.fromJSON(object.averaged) }
+        : isSet(object.param)
+        ? { $case: "param", value: TensorChunk.fromJSON(object.param) }
+        : isSet(object.velocity)
+        ? { $case: "velocity", value: TensorChunk.fromJSON(object.velocity) }
+        : isSet(object.snapshotDone)
+        ? { $case: "snapshotDone", value: Snapshotted.fromJSON(object.snapshotDone) }
+        : isSet(object.snapshot_done)
+        ? { $case: "snapshotDone", value: Snapshotted.fromJSON(object.snapshot_done) }
+        : isSet(object.workerLost)
+        ? { $case: "workerLost", value: WorkerLost.fromJSON(object.workerLost) }
+        : isSet(object.worker_lost)
+        ? { $case: "workerLost", value: WorkerLost.fromJSON(object.worker_lost) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: ShardMessage): unknown {
+    const obj: any = {};
+    if (message.kind?.$case === "join") {
+      obj.join = ShardJoin.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "expecting") {
+      obj.expecting = WorkerRef.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "uploaded") {
+      obj.uploaded = Uploaded.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "averaged") {
+      obj.averaged = Averaged.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "param") {
+      obj.param = TensorChunk.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "velocity") {
+      obj.velocity = TensorChunk.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "snapshotDone") {
+      obj.snapshotDone = Snapshotted.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "workerLost") {
+      obj.workerLost = WorkerLost.toJSON(message.kind.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ShardMessage>, I>>(base?: I): ShardMessage {
+    return ShardMessage.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ShardMessage>, I>>(object: I): ShardMessage {
+    const message = createBaseShardMessage();
+    switch (object.kind?.$case) {
+      case "join": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "join", value: ShardJoin.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "expecting": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "expecting", value: WorkerRef.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "uploaded": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "uploaded", value: Uploaded.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "averaged": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "averaged", value: Averaged.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "param": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "param", value: TensorChunk.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "velocity": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "velocity", value: TensorChunk.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "snapshotDone": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "snapshotDone", value: Snapshotted.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "workerLost": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "workerLost", value: WorkerLost.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseShardJoin(): ShardJoin {
+  return { dataPort: 0, dataHost: "" };
+}
+
+export const ShardJoin: MessageFns<ShardJoin> = {
+  encode(message: ShardJoin, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.dataPort !== 0) {
+      writer.uint32(8).uint32(message.dataPort);
+    }
+    if (message.dataHost !== "") {
+      writer.uint32(18).string(message.dataHost);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShardJoin {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShardJoin();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.dataPort = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.dataHost = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ShardJoin {
+    return {
+      dataPort: isSet(object.dataPort)
+        ? globalThis.Number(object.dataPort)
+        : isSet(object.data_port)
+        ? globalThis.Number(object.data_port)
+        : 0,
+      dataHost: isSet(object.dataHost)
+        ? globalThis.String(object.dataHost)
+        : isSet(object.data_host)
+        ? globalThis.String(object.data_host)
+        : "",
+    };
+  },
+
+  toJSON(message: ShardJoin): unknown {
+    const obj: any = {};
+    if (message.dataPort !== 0) {
+      obj.dataPort = Math.round(message.dataPort);
+    }
+    if (message.dataHost !== "") {
+      obj.dataHost = message.dataHost;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ShardJoin>, I>>(base?: I): ShardJoin {
+    return ShardJoin.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ShardJoin>, I>>(object: I): ShardJoin {
+    const message = createBaseShardJoin();
+    message.dataPort = object.dataPort ?? 0;
+    message.dataHost = object.dataHost ?? "";
+    return message;
+  },
+};
+
+function createBaseWorkerRef(): WorkerRef {
+  return { workerId: "" };
+}
+
+export const WorkerRef: MessageFns<WorkerRef> = {
+  encode(message: WorkerRef, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.workerId !== "") {
+      writer.uint32(10).string(message.workerId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WorkerRef {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWorkerRef();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.workerId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WorkerRef {
+    return {
+      workerId: isSet(object.workerId)
+        ? globalThis.String(object.workerId)
+        : isSet(object.worker_id)
+        ? globalThis.String(object.worker_id)
+        : "",
+    };
+  },
+
+  toJSON(message: WorkerRef): unknown {
+    const obj: any = {};
+    if (message.workerId !== "") {
+      obj.workerId = message.workerId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WorkerRef>, I>>(base?: I): WorkerRef {
+    return WorkerRef.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WorkerRef>, I>>(object: I): WorkerRef {
+    const message = createBaseWorkerRef();
+    message.workerId = object.workerId ?? "";
+    return message;
+  },
+};
+
+function createBaseUploaded(): Uploaded {
+  return { workerId: "", step: 0, version: 0, squares: 0 };
+}
+
+export const Uploaded: MessageFns<Uploaded> = {
+  encode(message: Uploaded, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.workerId !== "") {
+      writer.uint32(10).string(message.workerId);
+    }
+    if (message.step !== 0) {
+      writer.uint32(16).uint64(message.step);
+    }
+    if (message.version !== 0) {
+      writer.uint32(24).uint64(message.version);
+    }
+    if (message.squares !== 0) {
+      writer.uint32(33).double(message.squares);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Uploaded {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUploaded();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.workerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.step = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.squares = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Uploaded {
+    return {
+      workerId: isSet(object.workerId)
+        ? globalThis.String(object.workerId)
+        : isSet(object.worker_id)
+        ? globalThis.String(object.worker_id)
+        : "",
+      step: isSet(object.step) ? globalThis.Number(object.step) : 0,
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      squares: isSet(object.squares) ? globalThis.Number(object.squares) : 0,
+    };
+  },
+
+  toJSON(message: Uploaded): unknown {
+    const obj: any = {};
+    if (message.workerId !== "") {
+      obj.workerId = message.workerId;
+    }
+    if (message.step !== 0) {
+      obj.step = Math.round(message.step);
+    }
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.squares !== 0) {
+      obj.squares = floatToJson(message.squares);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Uploaded>, I>>(base?: I): Uploaded {
+    return Uploaded.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Uploaded>, I>>(object: I): Uploaded {
+    const message = createBaseUploaded();
+    message.workerId = object.workerId ?? "";
+    message.step = object.step ?? 0;
+    message.version = object.version ?? 0;
+    message.squares = object.squares ?? 0;
+    return message;
+  },
+};
+
+function createBaseAveraged(): Averaged {
+  return { step: 0, squares: 0 };
+}
+
+export const Averaged: MessageFns<Averaged> = {
+  encode(message: Averaged, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.step !== 0) {
+      writer.uint32(8).uint64(message.step);
+    }
+    if (message.squares !== 0) {
+      writer.uint32(17).double(message.squares);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Averaged {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAveraged();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.step = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.squares = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Averaged {
+    return {
+      step: isSet(object.step) ? globalThis.Number(object.step) : 0,
+      squares: isSet(object.squares) ? globalThis.Number(object.squares) : 0,
+    };
+  },
+
+  toJSON(message: Averaged): unknown {
+    const obj: any = {};
+    if (message.step !== 0) {
+      obj.step = Math.round(message.step);
+    }
+    if (message.squares !== 0) {
+      obj.squares = floatToJson(message.squares);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Averaged>, I>>(base?: I): Averaged {
+    return Averaged.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Averaged>, I>>(object: I): Averaged {
+    const message = createBaseAveraged();
+    message.step = object.step ?? 0;
+    message.squares = object.squares ?? 0;
+    return message;
+  },
+};
+
+function createBaseSnapshotted(): Snapshotted {
+  return { version: 0 };
+}
+
+export const Snapshotted: MessageFns<Snapshotted> = {
+  encode(message: Snapshotted, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== 0) {
+      writer.uint32(8).uint64(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Snapshotted {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSnapshotted();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Snapshotted {
+    return { version: isSet(object.version) ? globalThis.Number(object.version) : 0 };
+  },
+
+  toJSON(message: Snapshotted): unknown {
+    const obj: any = {};
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Snapshotted>, I>>(base?: I): Snapshotted {
+    return Snapshotted.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Snapshotted>, I>>(object: I): Snapshotted {
+    const message = createBaseSnapshotted();
+    message.version = object.version ?? 0;
+    return message;
+  },
+};
+
+function createBaseWorkerLost(): WorkerLost {
+  return { workerId: "", reason: "", details: "" };
+}
+
+export const WorkerLost: MessageFns<WorkerLost> = {
+  encode(message: WorkerLost, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.workerId !== "") {
+      writer.uint32(10).string(message.workerId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    if (message.details !== "") {
+      writer.uint32(26).string(message.details);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WorkerLost {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWorkerLost();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.workerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.details = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): WorkerLost {
+    return {
+      workerId: isSet(object.workerId)
+        ? globalThis.String(object.workerId)
+        : isSet(object.worker_id)
+        ? globalThis.String(object.worker_id)
+        : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      details: isSet(object.details) ? globalThis.String(object.details) : "",
+    };
+  },
+
+  toJSON(message: WorkerLost): unknown {
+    const obj: any = {};
+    if (message.workerId !== "") {
+      obj.workerId = message.workerId;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.details !== "") {
+      obj.details = message.details;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<WorkerLost>, I>>(base?: I): WorkerLost {
+    return WorkerLost.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WorkerLost>, I>>(object: I): WorkerLost {
+    const message = createBaseWorkerLost();
+    message.workerId = object.workerId ?? "";
+    message.reason = object.reason ?? "";
+    message.details = object.details ?? "";
+    return message;
+  },
+};
+
+function createBaseShardCommand(): ShardCommand {
+  return { kind: undefined };
+}
+
+export const ShardCommand: MessageFns<ShardCommand> = {
+  encode(message: ShardCommand, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.kind?.$case) {
+      case "welcome":
+        ShardWelcome.encode(message.kind.value, writer.uint32(10).fork()).join();
+        break;
+      case "param":
+        TensorChunk.encode(message.kind.value, writer.uint32(18).fork()).join();
+        break;
+      case "velocity":
+        TensorChunk.encode(message.kind.value, writer.uint32(26).fork()).join();
+        break;
+      case "hold":
+        Hold.encode(message.kind.value, writer.uint32(34).fork()).join();
+        break;
+      case "expect":
+        Expect.encode(message.kind.value, writer.uint32(42).fork()).join();
+        break;
+      case "forget":
+        WorkerRef.encode(message.kind.value, writer.uint32(50).fork()).join();
+        break;
+      case "fold":
+        Fold.encode(message.kind.value, writer.uint32(58).fork()).join();
+        break;
+      case "average":
+        Average.encode(message.kind.value, writer.uint32(66).fork()).join();
+        break;
+      case "apply":
+        Apply.encode(message.kind.value, writer.uint32(74).fork()).join();
+        break;
+      case "snapshot":
+        Snapshot.encode(message.kind.value, writer.uint32(82).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShardCommand {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShardCommand();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = { $case: "welcome", value: ShardWelcome.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kind = { $case: "param", value: TensorChunk.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.kind = { $case: "velocity", value: TensorChunk.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.kind = { $case: "hold", value: Hold.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.kind = { $case: "expect", value: Expect.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.kind = { $case: "forget", value: WorkerRef.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.kind = { $case: "fold", value: Fold.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.kind = { $case: "average", value: Average.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.kind = { $case: "apply", value: Apply.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.kind = { $case: "snapshot", value: Snapshot.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ShardCommand {
+    return {
+      kind: isSet(object.welcome)
+        ? { $case: "welcome", value: ShardWelcome.fromJSON(object.welcome) }
+        : isSet(object.param)
+        ? { $case: "param", value: TensorChunk.fromJSON(object.param) }
+        : isSet(object.velocity)
+        ? { $case: "velocity", value: TensorChunk.fromJSON(object.velocity) }
+        : isSet(object.hold)
+        ? { $case: "hold", value: Hold.fromJSON(object.hold) }
+        : isSet(object.expect)
+        ? { $case: "expect", value: Expect.fromJSON(object.expect) }
+        : isSet(object.forget)
+        ? { $case: "forget", value: WorkerRef.fromJSON(object.forget) }
+        : isSet(object.fold)
+        ? { $case: "fold", value: Fold.fromJSON(object.fold) }
+        : isSet(object.average)
+        ? { $case: "average", value: Average.fromJSON(object.average) }
+        : isSet(object.apply)
+        ? { $case: "apply", value: Apply.fromJSON(object.apply) }
+        : isSet(object.snapshot)
+        ? { $case: "snapshot", value: Snapshot.fromJSON(object.snapshot) }
+        : undefined,
+    };
+  },
+
+  toJSON(message: ShardCommand): unknown {
+    const obj: any = {};
+    if (message.kind?.$case === "welcome") {
+      obj.welcome = ShardWelcome.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "param") {
+      obj.param = TensorChunk.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "velocity") {
+      obj.velocity = TensorChunk.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "hold") {
+      obj.hold = Hold.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "expect") {
+      obj.expect = Expect.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "forget") {
+      obj.forget = WorkerRef.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "fold") {
+      obj.fold = Fold.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "average") {
+      obj.average = Average.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "apply") {
+      obj.apply = Apply.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "snapshot") {
+      obj.snapshot = Snapshot.toJSON(message.kind.value);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ShardCommand>, I>>(base?: I): ShardCommand {
+    return ShardCommand.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ShardCommand>, I>>(object: I): ShardCommand {
+    const message = createBaseShardCommand();
+    switch (object.kind?.$case) {
+      case "welcome": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "welcome", value: ShardWelcome.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "param": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "param", value: TensorChunk.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "velocity": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "velocity", value: TensorChunk.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "hold": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "hold", value: Hold.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "expect": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "expect", value: Expect.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "forget": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "forget", value: WorkerRef.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "fold": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "fold", value: Fold.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "average": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "average", value: Average.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "apply": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "apply", value: Apply.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "snapshot": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "snapshot", value: Snapshot.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseShardWelcome(): ShardWelcome {
+  return { index: 0, shards: 0, jobConfigJson: "", variables: [], trainable: [] };
+}
+
+export const ShardWelcome: MessageFns<ShardWelcome> = {
+  encode(message: ShardWelcome, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.index !== 0) {
+      writer.uint32(8).uint32(message.index);
+    }
+    if (message.shards !== 0) {
+      writer.uint32(16).uint32(message.shards);
+    }
+    if (message.jobConfigJson !== "") {
+      writer.uint32(26).string(message.jobConfigJson);
+    }
+    for (const v of message.variables) {
+      Variable.encode(v!, writer.uint32(34).fork()).join();
+    }
+    for (const v of message.trainable) {
+      writer.uint32(42).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShardWelcome {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShardWelcome();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.index = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.shards = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.jobConfigJson = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.variables.push(Variable.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.trainable.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ShardWelcome {
+    return {
+      index: isSet(object.index) ? globalThis.Number(object.index) : 0,
+      shards: isSet(object.shards) ? globalThis.Number(object.shards) : 0,
+      jobConfigJson: isSet(object.jobConfigJson)
+        ? globalThis.String(object.jobConfigJson)
+        : isSet(object.job_config_json)
+        ? globalThis.String(object.job_config_json)
+        : "",
+      variables: globalThis.Array.isArray(object?.variables)
+        ? object.variables.map((e: any) => Variable.fromJSON(e))
+        : [],
+      trainable: globalThis.Array.isArray(object?.trainable)
+        ? object.trainable.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ShardWelcome): unknown {
+    const obj: any = {};
+    if (message.index !== 0) {
+      obj.index = Math.round(message.index);
+    }
+    if (message.shards !== 0) {
+      obj.shards = Math.round(message.shards);
+    }
+    if (message.jobConfigJson !== "") {
+      obj.jobConfigJson = message.jobConfigJson;
+    }
+    if (message.variables?.length) {
+      obj.variables = message.variables.map((e) => Variable.toJSON(e));
+    }
+    if (message.trainable?.length) {
+      obj.trainable = message.trainable;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ShardWelcome>, I>>(base?: I): ShardWelcome {
+    return ShardWelcome.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ShardWelcome>, I>>(object: I): ShardWelcome {
+    const message = createBaseShardWelcome();
+    message.index = object.index ?? 0;
+    message.shards = object.shards ?? 0;
+    message.jobConfigJson = object.jobConfigJson ?? "";
+    message.variables = object.variables?.map((e) => Variable.fromPartial(e)) || [];
+    message.trainable = object.trainable?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseVariable(): Variable {
+  return { name: "", shape: [] };
+}
+
+export const Variable: MessageFns<Variable> = {
+  encode(message: Variable, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.shape.length !== 0) {
+      writer.uint32(18).fork();
+      for (const v of message.shape) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Variable {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVariable();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag === 16) {
+              message.shape.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 18) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.shape.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Variable {
+    return {
+      name: isSet(object.name) ? globalThis.String(object.name) : "",
+      shape: globalThis.Array.isArray(object?.shape) ? object.shape.map((e: any) => globalThis.Number(e)) : [],
+    };
+  },
+
+  toJSON(message: Variable): unknown {
+    const obj: any = {};
+    if (message.name !== "") {
+      obj.name = message.name;
+    }
+    if (message.shape?.length) {
+      obj.shape = message.shape.map((e) => Math.round(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Variable>, I>>(base?: I): Variable {
+    return Variable.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Variable>, I>>(object: I): Variable {
+    const message = createBaseVariable();
+    message.name = object.name ?? "";
+    message.shape = object.shape?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseHold(): Hold {
+  return { version: 0 };
+}
+
+export const Hold: MessageFns<Hold> = {
+  encode(message: Hold, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== 0) {
+      writer.uint32(8).uint64(message.version);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Hold {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHold();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Hold {
+    return { version: isSet(object.version) ? globalThis.Number(object.version) : 0 };
+  },
+
+  toJSON(message: Hold): unknown {
+    const obj: any = {};
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Hold>, I>>(base?: I): Hold {
+    return Hold.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Hold>, I>>(object: I): Hold {
+    const message = createBaseHold();
+    message.version = object.version ?? 0;
+    return message;
+  },
+};
+
+function createBaseExpect(): Expect {
+  return { workerId: "", ticket: new Uint8Array(0) };
+}
+
+export const Expect: MessageFns<Expect> = {
+  encode(message: Expect, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.workerId !== "") {
+      writer.uint32(10).string(message.workerId);
+    }
+    if (message.ticket.length !== 0) {
+      writer.uint32(18).bytes(message.ticket);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Expect {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExpect();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.workerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.ticket = reader.bytes();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Expect {
+    return {
+      workerId: isSet(object.workerId)
+        ? globalThis.String(object.workerId)
+        : isSet(object.worker_id)
+        ? globalThis.String(object.worker_id)
+        : "",
+      ticket: isSet(object.ticket) ? bytesFromBase64(object.ticket) : new Uint8Array(0),
+    };
+  },
+
+  toJSON(message: Expect): unknown {
+    const obj: any = {};
+    if (message.workerId !== "") {
+      obj.workerId = message.workerId;
+    }
+    if (message.ticket.length !== 0) {
+      obj.ticket = base64FromBytes(message.ticket);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Expect>, I>>(base?: I): Expect {
+    return Expect.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Expect>, I>>(object: I): Expect {
+    const message = createBaseExpect();
+    message.workerId = object.workerId ?? "";
+    message.ticket = object.ticket ?? new Uint8Array(0);
+    return message;
+  },
+};
+
+function createBaseFold(): Fold {
+  return { workerId: "", examples: 0 };
+}
+
+export const Fold: MessageFns<Fold> = {
+  encode(message: Fold, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.workerId !== "") {
+      writer.uint32(10).string(message.workerId);
+    }
+    if (message.examples !== 0) {
+      writer.uint32(16).uint32(message.examples);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Fold {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFold();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.workerId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.examples = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Fold {
+    return {
+      workerId: isSet(object.workerId)
+        ? globalThis.String(object.workerId)
+        : isSet(object.worker_id)
+        ? globalThis.String(object.worker_id)
+        : "",
+      examples: isSet(object.examples) ? globalThis.Number(object.examples) : 0,
+    };
+  },
+
+  toJSON(message: Fold): unknown {
+    const obj: any = {};
+    if (message.workerId !== "") {
+      obj.workerId = message.workerId;
+    }
+    if (message.examples !== 0) {
+      obj.examples = Math.round(message.examples);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Fold>, I>>(base?: I): Fold {
+    return Fold.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Fold>, I>>(object: I): Fold {
+    const message = createBaseFold();
+    message.workerId = object.workerId ?? "";
+    message.examples = object.examples ?? 0;
+    return message;
+  },
+};
+
+function createBaseAverage(): Average {
+  return { step: 0 };
+}
+
+export const Average: MessageFns<Average> = {
+  encode(message: Average, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.step !== 0) {
+      writer.uint32(8).uint64(message.step);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Average {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAverage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.step = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Average {
+    return { step: isSet(object.step) ? globalThis.Number(object.step) : 0 };
+  },
+
+  toJSON(message: Average): unknown {
+    const obj: any = {};
+    if (message.step !== 0) {
+      obj.step = Math.round(message.step);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Average>, I>>(base?: I): Average {
+    return Average.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Average>, I>>(object: I): Average {
+    const message = createBaseAverage();
+    message.step = object.step ?? 0;
+    return message;
+  },
+};
+
+function createBaseApply(): Apply {
+  return { version: 0, lr: 0 };
+}
+
+export const Apply: MessageFns<Apply> = {
+  encode(message: Apply, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.version !== 0) {
+      writer.uint32(8).uint64(message.version);
+    }
+    if (message.lr !== 0) {
+      writer.uint32(17).double(message.lr);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Apply {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseApply();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.version = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.lr = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Apply {
+    return {
+      version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      lr: isSet(object.lr) ? globalThis.Number(object.lr) : 0,
+    };
+  },
+
+  toJSON(message: Apply): unknown {
+    const obj: any = {};
+    if (message.version !== 0) {
+      obj.version = Math.round(message.version);
+    }
+    if (message.lr !== 0) {
+      obj.lr = floatToJson(message.lr);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Apply>, I>>(base?: I): Apply {
+    return Apply.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Apply>, I>>(object: I): Apply {
+    const message = createBaseApply();
+    message.version = object.version ?? 0;
+    message.lr = object.lr ?? 0;
+    return message;
+  },
+};
+
+function createBaseSnapshot(): Snapshot {
+  return {};
+}
+
+export const Snapshot: MessageFns<Snapshot> = {
+  encode(_: Snapshot, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Snapshot {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSnapshot();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(_: any): Snapshot {
+    return {};
+  },
+
+  toJSON(_: Snapshot): unknown {
+    const obj: any = {};
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Snapshot>, I>>(base?: I): Snapshot {
+    return Snapshot.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Snapshot>, I>>(_: I): Snapshot {
+    const message = createBaseSnapshot();
+    return message;
+  },
+};
 
 function createBaseTensorChunk(): TensorChunk {
   return { name: "", dtype: 0, shape: [], offset: 0, data: new Uint8Array(0) };
@@ -1167,6 +3045,8 @@ function createBaseWelcome(): Welcome {
     gradientDtype: 0,
     dataPort: 0,
     dataTicket: new Uint8Array(0),
+    shards: [],
+    partitionBytes: 0,
   };
 }
 
@@ -1225,6 +3105,12 @@ export const Welcome: MessageFns<Welcome> = {
     }
     if (message.dataTicket.length !== 0) {
       writer.uint32(114).bytes(message.dataTicket);
+    }
+    for (const v of message.shards) {
+      ShardEndpoint.encode(v!, writer.uint32(122).fork()).join();
+    }
+    if (message.partitionBytes !== 0) {
+      writer.uint32(128).uint32(message.partitionBytes);
     }
     return writer;
   },
@@ -1384,6 +3270,22 @@ export const Welcome: MessageFns<Welcome> = {
             message.dataTicket = reader.bytes();
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.shards.push(ShardEndpoint.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.partitionBytes = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1462,6 +3364,14 @@ export const Welcome: MessageFns<Welcome> = {
         : isSet(object.data_ticket)
         ? bytesFromBase64(object.data_ticket)
         : new Uint8Array(0),
+      shards: globalThis.Array.isArray(object?.shards)
+        ? object.shards.map((e: any) => ShardEndpoint.fromJSON(e))
+        : [],
+      partitionBytes: isSet(object.partitionBytes)
+        ? globalThis.Number(object.partitionBytes)
+        : isSet(object.partition_bytes)
+        ? globalThis.Number(object.partition_bytes)
+        : 0,
     };
   },
 
@@ -1509,6 +3419,12 @@ export const Welcome: MessageFns<Welcome> = {
     if (message.dataTicket.length !== 0) {
       obj.dataTicket = base64FromBytes(message.dataTicket);
     }
+    if (message.shards?.length) {
+      obj.shards = message.shards.map((e) => ShardEndpoint.toJSON(e));
+    }
+    if (message.partitionBytes !== 0) {
+      obj.partitionBytes = Math.round(message.partitionBytes);
+    }
     return obj;
   },
 
@@ -1531,6 +3447,109 @@ export const Welcome: MessageFns<Welcome> = {
     message.gradientDtype = object.gradientDtype ?? 0;
     message.dataPort = object.dataPort ?? 0;
     message.dataTicket = object.dataTicket ?? new Uint8Array(0);
+    message.shards = object.shards?.map((e) => ShardEndpoint.fromPartial(e)) || [];
+    message.partitionBytes = object.partitionBytes ?? 0;
+    return message;
+  },
+};
+
+function createBaseShardEndpoint(): ShardEndpoint {
+  return { host: "", port: 0, ticket: new Uint8Array(0) };
+}
+
+export const ShardEndpoint: MessageFns<ShardEndpoint> = {
+  encode(message: ShardEndpoint, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.host !== "") {
+      writer.uint32(10).string(message.host);
+    }
+    if (message.port !== 0) {
+      writer.uint32(16).uint32(message.port);
+    }
+    if (message.ticket.length !== 0) {
+      writer.uint32(26).bytes(message.ticket);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShardEndpoint {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShardEndpoint();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.host = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.port = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.ticket = reader.bytes();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ShardEndpoint {
+    return {
+      host: isSet(object.host) ? globalThis.String(object.host) : "",
+      port: isSet(object.port) ? globalThis.Number(object.port) : 0,
+      ticket: isSet(object.ticket) ? bytesFromBase64(object.ticket) : new Uint8Array(0),
+    };
+  },
+
+  toJSON(message: ShardEndpoint): unknown {
+    const obj: any = {};
+    if (message.host !== "") {
+      obj.host = message.host;
+    }
+    if (message.port !== 0) {
+      obj.port = Math.round(message.port);
+    }
+    if (message.ticket.length !== 0) {
+      obj.ticket = base64FromBytes(message.ticket);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ShardEndpoint>, I>>(base?: I): ShardEndpoint {
+    return ShardEndpoint.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ShardEndpoint>, I>>(object: I): ShardEndpoint {
+    const message = createBaseShardEndpoint();
+    message.host = object.host ?? "";
+    message.port = object.port ?? 0;
+    message.ticket = object.ticket ?? new Uint8Array(0);
     return message;
   },
 };
@@ -2943,6 +4962,50 @@ export const CoordinatorClient = makeGenericClientConstructor(
 ) as unknown as {
   new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): CoordinatorClient;
   service: typeof CoordinatorService;
+  serviceName: string;
+};
+
+/**
+ * Parameter shards (cluster.shards > 0; docs/distributed.md): a shard process
+ * (`tunefleet shard`) opens this stream to the coordinator, authenticated
+ * like a worker's, and holds the stream for the rest of the job. The
+ * coordinator gives it a slot (index), the job, and its pieces' starting
+ * values and momentum; the shard serves a data port where each worker opens
+ * one connection (a ticket the coordinator hands both sides, as for its own
+ * data port). On it the shard sends its pieces' values (PARAM frames, tensor
+ * = piece index, then PARAMS_END) and receives each worker's gradient for
+ * its pieces (GRADIENT frames). The coordinator keeps the control plane: it
+ * says which uploads go into the mean and in what order (Fold), closes the
+ * mean (Average) and applies or skips the step (Apply). The stream ending is
+ * the shard lost: the step stops, and the job goes back to its last
+ * checkpoint once a shard has taken the slot again.
+ */
+export type ShardsService = typeof ShardsService;
+export const ShardsService = {
+  session: {
+    path: "/tunefleet.v1.Shards/Session" as const,
+    requestStream: true as const,
+    responseStream: true as const,
+    requestSerialize: (value: ShardMessage): Buffer => Buffer.from(ShardMessage.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ShardMessage => ShardMessage.decode(value),
+    responseSerialize: (value: ShardCommand): Buffer => Buffer.from(ShardCommand.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ShardCommand => ShardCommand.decode(value),
+  },
+} as const;
+
+export interface ShardsServer extends UntypedServiceImplementation {
+  session: handleBidiStreamingCall<ShardMessage, ShardCommand>;
+}
+
+export interface ShardsClient extends Client {
+  session(): ClientDuplexStream<ShardMessage, ShardCommand>;
+  session(options: Partial<CallOptions>): ClientDuplexStream<ShardMessage, ShardCommand>;
+  session(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<ShardMessage, ShardCommand>;
+}
+
+export const ShardsClient = makeGenericClientConstructor(ShardsService, "tunefleet.v1.Shards") as unknown as {
+  new (address: string, credentials: ChannelCredentials, options?: Partial<ClientOptions>): ShardsClient;
+  service: typeof ShardsService;
   serviceName: string;
 };
 

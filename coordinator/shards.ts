@@ -1,0 +1,282 @@
+// The parameter shards as the coordinator sees them (cluster.shards = k > 0;
+// docs/distributed.md). The coordinator keeps the control plane — who is in
+// a step, which uploads are accepted and in what order, the learning rate,
+// checkpoints — and the shards keep the parameters: each holds slot i of the
+// layout (core/train/partition.ts), takes the workers' gradients for its
+// pieces and applies the step to them.
+//
+// Failure policy: a shard whose stream ends is lost. Its slot is free for the
+// next shard to join; until every slot is taken again nothing can step, so
+// the cluster aborts the round in progress (ShardLost) and the job goes back
+// to its last checkpoint (coordinator.ts) — every shard is loaded afresh from
+// it, exactly as a restarted coordinator resumes. No transport here:
+// server.ts turns a Shards stream into a ShardChannel.
+import { randomBytes } from 'node:crypto';
+import { JobFailed, RejectReason, ShardLost, WireInvalid } from '../core/errors';
+import { logger } from '../core/observe/log';
+import { EventBus } from '../core/observe/events';
+import { Tensors } from '../core/train/optimizer';
+import { Layout, partition, pieceName, pieceViews } from '../core/train/partition';
+import { product } from '../core/util/numbers';
+import { redactJob } from '../core/util/redact';
+import { chunksOf, TensorAssembler } from '../core/wire/tensors';
+import { TICKET_BYTES } from '../core/wire/frames';
+import { ShardCommand, ShardEndpoint, ShardJoin, ShardMessage } from '../proto/gen/tunefleet/v1/tunefleet';
+import { JobSetup } from '../core/job/setup';
+
+const log = logger('shards');
+
+export interface ShardChannel {
+  write(cmd: ShardCommand): Promise<void>;
+  /** The job is over: close the stream (the shard exits). */
+  end(): void;
+}
+
+/** What the shard set tells the cluster. */
+export interface ShardHost {
+  /** Worker `w`'s gradient for one shard's pieces is complete; `index`: how many of w's uploads that shard already had waiting. */
+  uploaded(w: string, step: number, version: number, squares: number, index: number): void;
+  /** A shard refused or lost a worker's data connection. */
+  workerLost(w: string, err: Error): void;
+  shardLost(err: ShardLost): void;
+}
+
+type Waiter<T> = { resolve: (v: T) => void; reject: (err: Error) => void };
+
+/** One shard's session. */
+export class ShardPeer {
+  alive = true;
+  private sending: Promise<void> = Promise.resolve();
+  readonly expecting = new Map<string, Waiter<void>>();
+  averaged: Waiter<number> | null = null;
+  snapshot: { params: TensorAssembler; velocity: TensorAssembler; done: Waiter<void> } | null = null;
+
+  constructor(readonly slot: number, readonly endpoint: { host: string; port: number }, private readonly channel: ShardChannel) {}
+
+  send(cmd: ShardCommand): void {
+    this.sending = this.sending.then(() => (this.alive ? this.channel.write(cmd) : undefined));
+  }
+
+  end(): void {
+    void this.sending.then(() => this.channel.end());
+  }
+
+  /** Every request in flight fails with `err`. */
+  failPending(err: Error): void {
+    for (const w of this.expecting.values()) w.reject(err);
+    this.expecting.clear();
+    this.averaged?.reject(err);
+    this.averaged = null;
+    this.snapshot?.done.reject(err);
+    this.snapshot = null;
+  }
+}
+
+export class ShardSet {
+  private readonly slots: (ShardPeer | null)[];
+  readonly layout: Layout;
+  /** Slots holding trainable pieces: where workers send gradients, and which fold and average. */
+  private readonly gradientSlots: number[];
+  /** Per worker, per slot: Σ g² of each complete upload not yet claimed by a StepDone, oldest first. */
+  private readonly queues = new Map<string, number[][]>();
+  /** Waiting for every slot to be taken; for that and the shards loaded (not rewinding). */
+  private readonly joinWaiters: (() => void)[] = [];
+  private readonly readyWaiters: (() => void)[] = [];
+  /** Set while the job goes back to a checkpoint: shards that join then are loaded by reload(). */
+  private rewinding = false;
+  private finished = false;
+
+  constructor(
+    private readonly job: Pick<JobSetup, 'cfg' | 'specs' | 'trainable' | 'params' | 'sgd'>,
+    private readonly host: ShardHost,
+    private readonly events: EventBus,
+    private readonly version: () => number,
+  ) {
+    const k = job.cfg.cluster.shards;
+    this.slots = new Array(k).fill(null);
+    this.layout = partition(job.specs.map((s) => product(s.shape)), k, job.cfg.cluster.partitionMiB * 2 ** 20);
+    const trainable = new Set(job.trainable);
+    this.gradientSlots = this.layout.flatMap((pieces, slot) => (pieces.some((p) => trainable.has(job.specs[p.variable].name)) ? [slot] : []));
+  }
+
+  get live(): number {
+    return this.slots.filter(Boolean).length;
+  }
+
+  get partitionBytes(): number {
+    return this.job.cfg.cluster.partitionMiB * 2 ** 20;
+  }
+
+  /** A shard joined from `peerHost`: it takes the first free slot and is loaded with the current state. */
+  join(msg: ShardJoin, peerHost: string, channel: ShardChannel): ShardPeer {
+    const slot = this.slots.indexOf(null);
+    if (slot < 0) throw new JobFailed(`the job already has its ${this.slots.length} shards (cluster.shards)`);
+    if (!(msg.dataPort > 0 && msg.dataPort < 65536)) throw new WireInvalid(`a shard's data port must be 1-65535, not ${msg.dataPort}`, 'bad-join');
+    const peer = new ShardPeer(slot, { host: msg.dataHost || peerHost, port: msg.dataPort }, channel);
+    this.slots[slot] = peer;
+    const address = `${peer.endpoint.host}:${peer.endpoint.port}`;
+    log.info('shard joined', { shard: slot, address, live: this.live, of: this.slots.length });
+    this.events.emit({ type: 'shard.joined', shard: slot, address, live: this.live });
+    if (!this.rewinding) this.load(peer);
+    this.wake();
+    return peer;
+  }
+
+  /** The shard's stream ended. */
+  left(peer: ShardPeer, reason: string): void {
+    if (!peer.alive) return;
+    peer.alive = false;
+    this.slots[peer.slot] = null;
+    if (this.finished) return; // the job is over: finish() closed it
+    const err = new ShardLost(`parameter shard ${peer.slot} (${peer.endpoint.host}:${peer.endpoint.port}) was lost: ${reason}`);
+    peer.failPending(err);
+    log.warn('shard lost', { shard: peer.slot, reason, live: this.live });
+    this.events.emit({ type: 'shard.lost', shard: peer.slot, reason, live: this.live });
+    this.host.shardLost(err);
+  }
+
+  private get full(): boolean {
+    return this.live === this.slots.length;
+  }
+
+  private wake(): void {
+    if (this.full) for (const wake of this.joinWaiters.splice(0)) wake();
+    if (this.full && !this.rewinding) for (const wake of this.readyWaiters.splice(0)) wake();
+  }
+
+  /** Every slot is taken. */
+  allJoined(): Promise<void> {
+    return this.full ? Promise.resolve() : new Promise((resolve) => this.joinWaiters.push(resolve));
+  }
+
+  /** Every slot is taken and loaded: workers can be told where the shards are. */
+  ready(): Promise<void> {
+    return this.full && !this.rewinding ? Promise.resolve() : new Promise((resolve) => this.readyWaiters.push(resolve));
+  }
+
+  /** Going back to a checkpoint: hold off loading shards that join until reload(). */
+  beginRewind(): void {
+    this.rewinding = true;
+  }
+
+  /** Load every shard afresh from the job's state (after going back to a checkpoint). */
+  reload(): void {
+    this.rewinding = false;
+    this.queues.clear();
+    for (const peer of this.slots) if (peer) this.load(peer);
+    this.wake();
+  }
+
+  /** Welcome `peer` and send it its pieces' values and momentum, then Hold at the current version. */
+  private load(peer: ShardPeer): void {
+    const { cfg, specs, trainable, params, sgd } = this.job;
+    peer.send({ kind: { $case: 'welcome', value: { index: peer.slot, shards: this.slots.length, jobConfigJson: JSON.stringify(redactJob(cfg)), variables: specs, trainable } } });
+    const pieces = this.layout[peer.slot];
+    // Copies: the commands are written later, and these arrays change (a checkpoint gathers into them).
+    for (const [name, view] of pieceViews(pieces, specs, params)) for (const c of chunksOf(name, [view.length], view)) peer.send({ kind: { $case: 'param', value: { ...c, data: c.data.slice() } } });
+    for (const [name, view] of pieceViews(pieces, specs, sgd.velocity)) for (const c of chunksOf(name, [view.length], view)) peer.send({ kind: { $case: 'velocity', value: { ...c, data: c.data.slice() } } });
+    peer.send({ kind: { $case: 'hold', value: { version: this.version() } } });
+  }
+
+  /** Tickets for worker `w`'s connections, once every shard is ready for them: the Welcome's `shards`. */
+  async expect(w: string): Promise<ShardEndpoint[]> {
+    await this.ready();
+    const peers = this.slots as ShardPeer[];
+    const tickets = peers.map(() => randomBytes(TICKET_BYTES));
+    await Promise.all(peers.map((peer, i) => new Promise<void>((resolve, reject) => {
+      peer.expecting.set(w, { resolve, reject });
+      peer.send({ kind: { $case: 'expect', value: { workerId: w, ticket: tickets[i] } } });
+    })));
+    return peers.map((peer, i) => ({ host: peer.endpoint.host, port: peer.endpoint.port, ticket: tickets[i] }));
+  }
+
+  /** Worker `w`'s session is over: shards close its connection and drop its uploads. */
+  forget(w: string): void {
+    this.queues.delete(w);
+    for (const peer of this.slots) peer?.send({ kind: { $case: 'forget', value: { workerId: w } } });
+  }
+
+  /** A message on shard `peer`'s stream. */
+  onMessage(peer: ShardPeer, msg: ShardMessage): void {
+    const kind = msg.kind;
+    switch (kind?.$case) {
+      case 'expecting': peer.expecting.get(kind.value.workerId)?.resolve(); peer.expecting.delete(kind.value.workerId); return;
+      case 'uploaded': return this.uploaded(peer, kind.value.workerId, kind.value.step, kind.value.version, kind.value.squares);
+      case 'averaged': peer.averaged?.resolve(kind.value.squares); peer.averaged = null; return;
+      case 'param': peer.snapshot?.params.add(kind.value); return;
+      case 'velocity': peer.snapshot?.velocity.add(kind.value); return;
+      case 'snapshotDone': peer.snapshot?.done.resolve(); peer.snapshot = null; return;
+      case 'workerLost': {
+        const { workerId, reason, details } = kind.value;
+        const why = `shard ${peer.slot}: ${details}`;
+        return this.host.workerLost(workerId, reason && reason !== 'truncated' ? new WireInvalid(why, reason as RejectReason) : new Error(why));
+      }
+      default: throw new WireInvalid(`unexpected ${kind?.$case ?? 'empty'} message from a shard`, 'unexpected');
+    }
+  }
+
+  private uploaded(peer: ShardPeer, w: string, step: number, version: number, squares: number): void {
+    let perSlot = this.queues.get(w);
+    if (!perSlot) this.queues.set(w, (perSlot = this.slots.map(() => [])));
+    const queue = perSlot[peer.slot];
+    queue.push(squares);
+    this.host.uploaded(w, step, version, squares, queue.length - 1);
+  }
+
+  /** Complete uploads of `w` on every gradient shard, not yet claimed by a StepDone. */
+  uploadsReady(w: string): number {
+    const perSlot = this.queues.get(w);
+    return perSlot ? Math.min(...this.gradientSlots.map((s) => perSlot[s].length)) : 0;
+  }
+
+  /** Claim `w`'s oldest complete upload: its Σ g² over every shard. */
+  takeUpload(w: string): number {
+    const perSlot = this.queues.get(w)!;
+    return this.gradientSlots.reduce((sum, s) => sum + perSlot[s].shift()!, 0);
+  }
+
+  /** Fold `w`'s oldest claimed upload into the step's mean on every shard (in acceptance order, the same everywhere). */
+  fold(w: string, examples: number): void {
+    for (const s of this.gradientSlots) this.slots[s]?.send({ kind: { $case: 'fold', value: { workerId: w, examples } } });
+  }
+
+  /** Close the step's mean on every shard; resolves with its Σ g² (for the step's gradient norm). */
+  async average(step: number): Promise<number> {
+    const parts = await Promise.all(this.gradientSlots.map((s) => new Promise<number>((resolve, reject) => {
+      const peer = this.slots[s];
+      if (!peer) return reject(new ShardLost(`parameter shard ${s} is not there`));
+      peer.averaged = { resolve, reject };
+      peer.send({ kind: { $case: 'average', value: { step } } });
+    })));
+    return parts.reduce((a, b) => a + b, 0);
+  }
+
+  /** Apply the step on every shard with base rate `lr`; they serve the result as `version`. */
+  apply(version: number, lr: number): void {
+    for (const peer of this.slots) peer?.send({ kind: { $case: 'apply', value: { version, lr } } });
+  }
+
+  /** Copy every shard's trainable pieces and their momentum into `params` and `velocity` (whole variables). */
+  async gather(params: Tensors, velocity: Tensors): Promise<void> {
+    for (const name of this.job.trainable) if (!velocity.has(name)) velocity.set(name, new Float32Array(params.get(name)!.length));
+    const trainable = new Set(this.job.trainable);
+    await Promise.all(this.slots.map((peer, slot) => new Promise<void>((resolve, reject) => {
+      if (!peer) return reject(new ShardLost(`parameter shard ${slot} is not there`));
+      const pieces = this.layout[slot].map((p, i) => ({ p, name: pieceName(i) })).filter(({ p }) => trainable.has(this.job.specs[p.variable].name));
+      const names = new Set(pieces.map(({ name }) => name));
+      const only = (views: Tensors) => new Map([...views].filter(([name]) => names.has(name)));
+      const params_ = TensorAssembler.over(only(pieceViews(this.layout[slot], this.job.specs, params)));
+      const velocity_ = TensorAssembler.over(only(pieceViews(this.layout[slot], this.job.specs, velocity)));
+      const done = () => (params_.complete() && velocity_.complete() ? resolve() : reject(new ShardLost(`parameter shard ${slot} sent an incomplete snapshot`)));
+      peer.snapshot = { params: params_, velocity: velocity_, done: { resolve: done, reject } };
+      peer.send({ kind: { $case: 'snapshot', value: {} } });
+    })));
+  }
+
+  /** The job is over: close every shard's stream. */
+  finish(): void {
+    this.finished = true;
+    for (const peer of this.slots) peer?.end();
+  }
+
+}

@@ -1,0 +1,87 @@
+// `tunefleet shard --coordinator HOST:PORT`: serve a data port, then join the
+// coordinator's Shards service and do what it says until the job ends. Like a
+// worker, a shard that loses the coordinator joins again with backoff
+// (worker/reconnect.ts), for up to `reconnectSeconds`; every new session
+// starts from a new Welcome, so a restarted coordinator (or one that went back
+// to its checkpoint) hands it a slot and that slot's state afresh.
+import * as grpc from '@grpc/grpc-js';
+import { JobFailed } from '../core/errors';
+import { startHttpServer } from '../core/observe/http-server';
+import { logger } from '../core/observe/log';
+import { Metrics } from '../core/observe/metrics';
+import { writeWithBackpressure } from '../core/wire/backpressure';
+import { cleartextTokenWarning, clientCredentials, tokenMetadata } from '../core/wire/security';
+import { MAX_MESSAGE_BYTES } from '../core/wire/tensors';
+import { ShardCommand, ShardMessage, ShardsClient } from '../proto/gen/tunefleet/v1/tunefleet';
+import { startDataPlane } from '../coordinator/data-plane';
+import { backoffSeconds, isRetryable } from '../worker/reconnect';
+import { Shard } from './shard';
+
+const log = logger('shard');
+
+export interface ShardOptions {
+  /** Address the data port binds (default every interface). */
+  host?: string;
+  /** The data port workers connect to; 0 = any free port. */
+  dataPort?: number;
+  /** Where workers reach the data port; absent = the address the coordinator sees this shard's connection come from. */
+  advertise?: string;
+  token?: string | null;
+  /** Port for /metrics, /healthz, /readyz; null = off. */
+  metricsPort?: number | null;
+  metricsHost?: string;
+  reconnectSeconds?: number;
+  /** A worker's data connection must send its HELLO within this long. */
+  helloSeconds?: number;
+}
+
+const BACKOFF = { baseSeconds: 0.5, maxSeconds: 10 };
+
+type Call = grpc.ClientDuplexStream<ShardMessage, ShardCommand>;
+
+export async function runShard(address: string, opts: ShardOptions = {}): Promise<void> {
+  const metrics = new Metrics('', 'shard');
+  let joined = false;
+  let call: Call | null = null;
+  const shard = new Shard(metrics, (m) => (call ? writeWithBackpressure(call, m) : Promise.resolve()));
+  const data = await startDataPlane(shard, { host: opts.host ?? '0.0.0.0', port: opts.dataPort ?? 7072, helloSeconds: opts.helloSeconds ?? 10, cert: null, key: null, clientCa: null });
+  const http = opts.metricsPort === null || opts.metricsPort === undefined ? null : await startHttpServer(metrics, opts.metricsHost ?? '0.0.0.0', opts.metricsPort, () => joined);
+  const client = new ShardsClient(address, clientCredentials({}), { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES });
+  const cleartext = cleartextTokenWarning(opts.token ?? null, false, 'shard');
+  if (cleartext) log.warn('INSECURE', { problem: cleartext });
+  const giveUpAfter = (opts.reconnectSeconds ?? 300) * 1000;
+  let attempt = 0, lostAt = Date.now();
+  try {
+    for (;;) {
+      call = client.session(tokenMetadata(opts.token ?? null));
+      let welcomed = false;
+      try {
+        await serve(call, shard, { dataPort: data.port, advertise: opts.advertise ?? '' }, () => { welcomed = joined = true; });
+        log.info('finished', { coordinator: address });
+        return;
+      } catch (err) {
+        call.cancel();
+        shard.reset();
+        joined = false;
+        if (welcomed) { attempt = 0; lostAt = Date.now(); }
+        if (!isRetryable(err) || Date.now() - lostAt >= giveUpAfter) throw new JobFailed(`lost the coordinator at ${address}: ${(err as Error).message}`, { cause: err });
+        const delay = backoffSeconds(BACKOFF, attempt++);
+        log.warn('lost the coordinator; joining again', { coordinator: address, inSeconds: +delay.toFixed(2), error: (err as Error).message });
+        await new Promise((r) => setTimeout(r, delay * 1000));
+      }
+    }
+  } finally {
+    client.close();
+    data.server.close();
+    http?.close();
+  }
+}
+
+/** One session with the coordinator: join, then handle its commands in order until it ends the stream (the job is over). */
+async function serve(call: Call, shard: Shard, join: { dataPort: number; advertise: string }, welcomed: () => void): Promise<void> {
+  await writeWithBackpressure(call, { kind: { $case: 'join', value: { dataPort: join.dataPort, dataHost: join.advertise } } });
+  for await (const cmd of call as AsyncIterable<ShardCommand>) {
+    if (cmd.kind?.$case === 'welcome') welcomed();
+    await shard.handle(cmd);
+  }
+}

@@ -1,0 +1,74 @@
+// A worker's connections to the parameter shards (Welcome.shards, with
+// cluster.shards > 0): one data connection per shard, each opened with the
+// ticket the Welcome gave for it. Every shard sends the values of its pieces
+// (core/train/partition.ts) straight into views of the worker's parameter
+// buffers, then PARAMS_END; parameters of a version are complete when every
+// shard has sent its PARAMS_END. A gradient is cut the same way: each piece
+// goes to the shard that holds it, all shards' connections busy at once.
+import { ConnectionLost } from '../core/errors';
+import { Metrics } from '../core/observe/metrics';
+import { ParamSpec } from '../core/model/params';
+import { partition, pieceName, piecesByVariable, pieceViews } from '../core/train/partition';
+import { product } from '../core/util/numbers';
+import { ClientTls } from '../core/wire/security';
+import { TensorAssembler, wireBytes } from '../core/wire/tensors';
+import { DType, Welcome } from '../proto/gen/tunefleet/v1/tunefleet';
+import { DataLink } from './data-link';
+
+export class ShardLinks {
+  /** Per link, the gradient frames queued on it (each link sends in order; the links run side by side). */
+  private queues: Promise<void>[];
+
+  private constructor(private readonly links: DataLink[], private readonly routes: ReturnType<typeof piecesByVariable>, private readonly variable: Map<string, number>) {
+    this.queues = links.map(() => Promise.resolve());
+  }
+
+  /** Connect to every shard of `w`; parameters land in `params` (the worker's buffers, whole variables). */
+  static async open(w: Welcome, specs: ParamSpec[], params: Map<string, Float32Array>, tls: ClientTls, metrics: Metrics): Promise<ShardLinks> {
+    const layout = partition(specs.map((s) => product(s.shape)), w.shards.length, w.partitionBytes);
+    const links: DataLink[] = [];
+    try {
+      for (const [i, shard] of w.shards.entries()) {
+        const sink = {
+          params: TensorAssembler.over(pieceViews(layout[i], specs, params)),
+          names: layout[i].map((_, k) => pieceName(k)),
+          received: (bytes: number) => metrics.traffic('received', 'parameters', bytes, 'tcp'),
+          completed: () => {},
+        };
+        const unreachable = (err: Error) => new ConnectionLost(`cannot reach parameter shard ${i} at ${shard.host}:${shard.port}: ${err.message}`);
+        links.push(await DataLink.open(shard.host, shard.port, shard.ticket, tls, sink, unreachable));
+      }
+    } catch (err) {
+      for (const link of links) link.close();
+      throw err;
+    }
+    return new ShardLinks(links, piecesByVariable(layout, specs.length), new Map(specs.map((s, i) => [s.name, i])));
+  }
+
+  /** Resolves once every shard has sent its part of `version`. */
+  async paramsAt(version: number): Promise<void> {
+    await Promise.all(this.links.map((l) => l.paramsAt(version)));
+  }
+
+  /** Queue gradient `name` for the shards holding its pieces (as `dtype`); flushed() waits for every queued frame. */
+  sendGradient(step: number, version: number, name: string, g: Float32Array, dtype: DType, metrics: Metrics): void {
+    for (const { shard, index, piece } of this.routes[this.variable.get(name)!]) {
+      const bytes = wireBytes(g.subarray(piece.start, piece.start + piece.count), dtype);
+      metrics.traffic('sent', 'gradients', bytes.length, 'tcp');
+      const next = this.queues[shard].then(() => this.links[shard].sendGradient(step, version, index, dtype, bytes));
+      next.catch(() => {}); // flushed() reports it; until then it must not count as unhandled
+      this.queues[shard] = next;
+    }
+  }
+
+  /** Every queued gradient frame has been handed to its connection; a connection that failed rejects. */
+  async flushed(): Promise<void> {
+    const queues = this.queues;
+    this.queues = this.links.map(() => Promise.resolve());
+    await Promise.all(queues);
+  }
+
+  close(): void {
+    for (const link of this.links) link.close();
+  }
+}
