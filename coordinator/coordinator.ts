@@ -57,6 +57,7 @@ export async function runCoordinator(cfg: JobConfig, opts: CoordinatorOptions = 
           log.info('rewound', { iteration });
           job.events.emit({ type: 'job.rewound', iteration, reason: err.message });
         });
+        await cluster.waitForWorkers(cfg.cluster.workers); // as at the start: the steps redone are split as they were
       }
     }
   } catch (err) {

@@ -23,6 +23,7 @@ import { chunksOf, TensorAssembler } from '../core/wire/tensors';
 import { TICKET_BYTES } from '../core/wire/frames';
 import { ShardCommand, ShardEndpoint, ShardJoin, ShardMessage } from '../proto/gen/tunefleet/v1/tunefleet';
 import { JobSetup } from '../core/job/setup';
+import { partitionBytesOf } from '../core/job/config';
 
 const log = logger('shards');
 
@@ -94,7 +95,7 @@ export class ShardSet {
   ) {
     const k = job.cfg.cluster.shards;
     this.slots = new Array(k).fill(null);
-    this.layout = partition(job.specs.map((s) => product(s.shape)), k, job.cfg.cluster.partitionMiB * 2 ** 20);
+    this.layout = partition(job.specs.map((s) => product(s.shape)), k, partitionBytesOf(job.cfg));
     const trainable = new Set(job.trainable);
     this.gradientSlots = this.layout.flatMap((pieces, slot) => (pieces.some((p) => trainable.has(job.specs[p.variable].name)) ? [slot] : []));
   }
@@ -104,7 +105,7 @@ export class ShardSet {
   }
 
   get partitionBytes(): number {
-    return this.job.cfg.cluster.partitionMiB * 2 ** 20;
+    return partitionBytesOf(this.job.cfg);
   }
 
   /** A shard joined from `peerHost`: it takes the first free slot and is loaded with the current state. */

@@ -16,7 +16,7 @@
 import { WireInvalid } from '../core/errors';
 import { logger } from '../core/observe/log';
 import { Metrics } from '../core/observe/metrics';
-import { parseJob } from '../core/job/config';
+import { parseJob, partitionBytesOf } from '../core/job/config';
 import { resolveMultipliers } from '../core/train/lr-rules';
 import { partition, pieceIndex, pieceName } from '../core/train/partition';
 import { ShardOptimizer } from '../core/train/shard-optimizer';
@@ -96,7 +96,7 @@ export class Shard implements DataPlaneHost {
     this.reset();
     const cfg = parseJob(JSON.parse(w.jobConfigJson), 'the coordinator\'s job');
     const variables = w.variables.map((v) => ({ name: v.name, shape: v.shape }));
-    const layout = partition(variables.map((v) => product(v.shape)), w.shards, cfg.cluster.partitionMiB * 2 ** 20);
+    const layout = partition(variables.map((v) => product(v.shape)), w.shards, partitionBytesOf(cfg));
     const multipliers = resolveMultipliers(variables.map((v) => v.name), cfg.optimizer.layers);
     const optimizer = new ShardOptimizer(layout[w.index], variables, multipliers, cfg.optimizer);
     const dtypes = cfg.cluster.gradientDtype === 'float16' ? [DType.FLOAT16, DType.FLOAT32] : [DType.FLOAT32];

@@ -37,12 +37,13 @@ export async function freePort(): Promise<number> {
 }
 
 /** Run `cfg` with `workers` worker processes (and cluster.shards shard processes); `onCluster` sees the cluster once it listens. */
-export async function runJob(cfg: JobConfig, workers: number, onCluster?: (c: Cluster, port: number, procs: ChildProcess[], shards: ChildProcess[]) => void, workerMetricsPorts: number[] = [], events?: EventBus) {
+export async function runJob(cfg: JobConfig, workers: number, onCluster?: (c: Cluster, port: number, procs: ChildProcess[], shards: ChildProcess[]) => void, workerMetricsPorts: number[] = [], events?: EventBus, resume = false) {
   const procs: ChildProcess[] = [];
   const shards: ChildProcess[] = [];
   const job = { ...cfg, cluster: { ...cfg.cluster, workers, host: '127.0.0.1', port: 0 } };
   const result = await runCoordinator(job, {
     events,
+    resume,
     onListening: (port, cluster) => {
       for (let i = 0; i < cfg.cluster.shards; i++) shards.push(spawnShard(port));
       for (let i = 0; i < workers; i++) procs.push(spawnWorker(port, `w${i}`, workerMetricsPorts[i] ?? 'off'));

@@ -157,6 +157,11 @@ function checkShards(cfg: JobConfig, source: string): void {
   if (c.tlsCert) throw new ConfigInvalid(`${source}: cluster.shards: shards do not speak TLS yet; run without cluster.tlsCert (on a private network) or with cluster.shards: 0`);
 }
 
+/** The parameter shards' partition size in bytes (cluster.partitionMiB; whole float32s). */
+export function partitionBytesOf(cfg: JobConfig): number {
+  return 4 * Math.max(1, Math.floor((cfg.cluster.partitionMiB * 2 ** 20) / 4));
+}
+
 /** The data plane's port to bind (cluster.dataPort's default follows cluster.port). */
 export function dataPortOf(cfg: JobConfig): number {
   const { port, dataPort } = cfg.cluster;

@@ -1,0 +1,105 @@
+// shards – parameter shards (cluster.shards > 0) with real shard and worker
+// processes on loopback: the same arithmetic as without shards, checkpoints
+// that resume with any shard count, and the failure policy (a shard lost →
+// back to the last checkpoint; a worker lost → its slice reassigned).
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { EventBus, TrainingEvent } from '../core/observe/events';
+import { parseJob } from '../core/job/config';
+import { readParams } from '../core/model/params';
+import { Tensors } from '../core/train/optimizer';
+import { runJob, spawnShard } from './cluster-helpers';
+import { tempDir, wasmWithIdxSet } from './fixtures';
+
+let dataDir = '';
+before(async () => {
+  dataDir = await wasmWithIdxSet(1400, 40); // 20 steps of 64 stay within epoch 0: the ledger keeps all of them
+});
+
+function job(shards: number, train: Record<string, unknown> = {}) {
+  return parseJob({
+    name: 'shards', backend: 'wasm', data: { path: dataDir, download: false },
+    train: { iterations: 20, batchSize: 64, evalEvery: 10, logEvery: 10, checkpointEvery: 20, outDir: tempDir(), ...train },
+    optimizer: { lr: 0.02, momentum: 0.9, weightDecay: 0.0005, layers: [{ match: 'head/*', lrMult: 10 }, { match: 'conv1/*', lrMult: 0 }, { match: '*', lrMult: 0.5 }] },
+    cluster: { shards, partitionMiB: 0.05 }, // 50 KiB partitions: the 400 KiB model is cut into many pieces, fc1/kernel across shards
+  });
+}
+
+/** The first element where two sets of parameters differ, or null when every bit is the same. */
+function firstDifference(a: Tensors, b: Tensors): string | null {
+  for (const [name, x] of b) {
+    const y = a.get(name)!;
+    for (let i = 0; i < x.length; i++) if (!Object.is(x[i], y[i])) return `${name}[${i}]: ${y[i]} vs ${x[i]}`;
+  }
+  return null;
+}
+
+let undisturbed: Tensors | null = null;
+/** 2 workers, no shards, 20 iterations: what every run below must end with, bit for bit. */
+async function reference(): Promise<Tensors> {
+  undisturbed ??= readParams((await runJob(job(0), 2)).model);
+  return undisturbed;
+}
+
+test('shards – 2 workers with 2 and with 4 shards end bit-identical to 0 shards after 20 iterations; no gradient passes the coordinator', async () => {
+  const expected = await reference();
+  for (const shards of [2, 4]) {
+    const run = await runJob(job(shards), 2);
+    assert.equal(firstDifference(readParams(run.model), expected), null, `${shards} shards`);
+    assert.equal(run.cluster.traffic.gradientBytes, 0, `${shards} shards: gradients went to the shards`);
+    assert.ok(run.shards.every((p) => p.exitCode === 0), `${shards} shards exit 0 when the job ends`);
+  }
+});
+
+test('shards – a checkpoint written with 4 shards resumes with 0, one written with 0 resumes with 2: both end bit-identical', async () => {
+  const expected = await reference();
+  for (const [first, then] of [[4, 0], [0, 2]]) {
+    const outDir = tempDir();
+    await runJob(job(first, { iterations: 10, outDir, checkpointEvery: 10 }), 2);
+    const resumed = await runJob(job(then, { outDir }), 2, undefined, [], undefined, true);
+    assert.equal(resumed.curve[0].iteration, 20, 'resumed at 10, ran to 20');
+    assert.equal(firstDifference(readParams(resumed.model), expected), null, `${first} → ${then} shards`);
+  }
+});
+
+test('shards – a shard killed mid-job: the job goes back to its last checkpoint when a new shard joins, and ends bit-identical; each example once', async () => {
+  const expected = await reference();
+  const events = new EventBus();
+  const seen: TrainingEvent[] = [];
+  events.subscribe((e) => { if (['shard.lost', 'shard.joined', 'job.rewound', 'checkpoint.written'].includes(e.type)) seen.push(e); });
+  let killedAt = -1;
+  const run = await runJob(job(2, { checkpointEvery: 5 }), 2, (cluster, port, _workers, shards) => {
+    const check = setInterval(() => {
+      // Past the checkpoint at 10, mid-step: kill a shard, and start its replacement a moment later.
+      const step = Math.max(-1, ...cluster.ledger.snapshot().map((e) => e.step));
+      if (step >= 12) {
+        killedAt = step;
+        shards[0].kill('SIGKILL');
+        void sleep(300).then(() => shards.push(spawnShard(port)));
+        clearInterval(check);
+      }
+    }, 2).unref();
+  }, [], events);
+  assert.ok(killedAt >= 12, `a shard was killed after step ${killedAt}`);
+  const rewound = seen.find((e) => e.type === 'job.rewound');
+  assert.ok(rewound && rewound.type === 'job.rewound' && rewound.iteration % 5 === 0 && rewound.iteration >= 5, `rewound to a checkpoint: ${JSON.stringify(rewound)}`);
+  assert.ok(seen.some((e) => e.type === 'shard.lost'));
+  assert.equal(firstDifference(readParams(run.model), expected), null, 'bit-identical to the undisturbed run');
+  // The ledger went back with the job: the steps redone are recorded once.
+  const r = run.cluster.ledger.report(0);
+  assert.ok(r.examplesUsed === 20 * 64 && r.distinct === 20 * 64, `epoch 0: ${r.examplesUsed} uses of ${r.distinct} distinct examples`);
+});
+
+test('shards – a worker killed mid-step: its slice is reassigned, the ledger records each example once, the job completes', async () => {
+  let killed = false;
+  const run = await runJob(job(2, { iterations: 8, batchSize: 48, evalEvery: 8, checkpointEvery: 8 }), 2, (cluster, _port, workers) => {
+    const check = setInterval(() => {
+      if (!killed && cluster.ledger.report(0).examplesUsed >= 96) { workers[1].kill('SIGKILL'); killed = true; clearInterval(check); }
+    }, 2).unref();
+  });
+  assert.ok(killed, 'a worker was killed');
+  const r = run.cluster.ledger.report(0);
+  assert.ok(r.examplesUsed === 8 * 48 && r.distinct === 8 * 48, `epoch 0: ${r.examplesUsed} uses of ${r.distinct} distinct examples`);
+  assert.equal(run.curve[run.curve.length - 1].iteration, 8, 'the job completed');
+});
