@@ -221,6 +221,7 @@ export class ShardSet {
     if (!perSlot) this.queues.set(w, (perSlot = this.slots.map(() => [])));
     const queue = perSlot[peer.slot];
     queue.push(squares);
+    log.debug('upload', { worker: w, shard: peer.slot, step, version, waiting: queue.length });
     this.host.uploaded(w, step, version, squares, queue.length - 1);
   }
 

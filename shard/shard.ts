@@ -68,6 +68,8 @@ export class Shard implements DataPlaneHost {
   /** One command from the coordinator; commands are handled one at a time, in order. */
   async handle(cmd: ShardCommand): Promise<void> {
     const kind = cmd.kind;
+    const v = kind?.value as { workerId?: string; step?: number; version?: number } | undefined; // never the ticket: it is a secret
+    if (kind?.$case !== 'param' && kind?.$case !== 'velocity') log.debug('command', { kind: kind?.$case, worker: v?.workerId, step: v?.step, version: v?.version });
     if (kind?.$case === 'welcome') return this.welcome(kind.value);
     const held = this.held;
     if (!held) throw new Error(`coordinator sent ${kind?.$case} before welcoming this shard`);
@@ -207,6 +209,7 @@ export class Shard implements DataPlaneHost {
     if (!sealed) return;
     const step = peer.step!;
     peer.step = null;
+    log.debug('upload complete', { worker: w, step, version: h.version });
     void this.report({ kind: { $case: 'uploaded', value: { workerId: w, step, version: h.version, squares: sealed.squares } } });
   }
 

@@ -58,7 +58,7 @@ for (const overlay of OVERLAYS) {
     // Workload selectors match their own pod labels; the PodMonitor selects both tunefleet workloads.
     for (const w of workloads(objs)) for (const [k, v] of Object.entries(w.spec.selector.matchLabels)) assert.equal(w.spec.template.metadata.labels[k], v);
     const pm = byKind(objs, 'PodMonitor')[0];
-    assert.deepEqual(pm.spec.selector.matchExpressions[0].values, ['tunefleet-coordinator', 'tunefleet-worker']);
+    assert.deepEqual(pm.spec.selector.matchExpressions[0].values, ['tunefleet-coordinator', 'tunefleet-worker', 'tunefleet-shard']);
     // Probes use paths the code serves, on named ports.
     const httpServer = readFileSync(join(root, 'core', 'observe', 'http-server.ts'), 'utf8');
     const tunefleet = workloads(objs).filter((w) => w.metadata.name !== 'tunefleet-nats');
@@ -115,11 +115,24 @@ for (const overlay of OVERLAYS) {
     assert.equal(String(wc.ports.find((p: Obj) => p.name === 'metrics').containerPort), metricsPort);
     assert.equal(worker.spec.template.metadata.annotations['prometheus.io/port'], metricsPort);
     assert.ok(worker.spec.template.spec.affinity.podAntiAffinity);
-    // Both sides take the token from the same Secret key; the TLS Secret is mounted on both.
-    for (const w of [coord, worker]) {
+    // Shards: as many pods as the coordinator's --shards, on CPU, dialling the coordinator's Service, spread over nodes.
+    const shard = named(objs, 'StatefulSet', 'tunefleet-shard');
+    const sc = containers(shard)[0];
+    const shards = Number(c.args[c.args.indexOf('--shards') + 1]);
+    assert.equal(shard.spec.replicas, shards, 'shard replicas = coordinator --shards');
+    assert.equal(parseJob({ ...job, cluster: { ...job.cluster, shards } }).cluster.shards, shards, 'the job accepts that many shards');
+    assert.equal(sc.resources.limits['nvidia.com/gpu'], undefined);
+    assert.equal(sc.args[sc.args.indexOf('--coordinator') + 1], `${coordSvc.metadata.name}:${job.cluster.port}`);
+    assert.equal(String(sc.ports.find((p: Obj) => p.name === 'metrics').containerPort), sc.args[sc.args.indexOf('--metrics-port') + 1]);
+    assert.equal(String(sc.ports.find((p: Obj) => p.name === 'data').containerPort), sc.args[sc.args.indexOf('--data-port') + 1]);
+    assert.ok(shard.spec.template.spec.affinity.podAntiAffinity);
+    // Every side takes the token from the same Secret key; the TLS Secret is mounted on the coordinator and the workers (shards do not speak TLS yet).
+    for (const w of [coord, worker, shard]) {
       const env = containers(w)[0].env.find((e: Obj) => e.name === 'TUNEFLEET_TOKEN');
       const ref = env.valueFrom.secretKeyRef;
       assert.ok(ref.key in named(objs, 'Secret', ref.name).stringData);
+    }
+    for (const w of [coord, worker]) {
       const tls = w.spec.template.spec.volumes.find((v: Obj) => v.name === 'tls');
       assert.ok(named(objs, 'Secret', tls.secret.secretName));
     }

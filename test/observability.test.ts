@@ -11,7 +11,7 @@ import { connect, JSONCodec } from 'nats';
 import { initBackend } from '../core/backend/backends';
 import { parseJob } from '../core/job/config';
 import { EVENT_TYPES, TrainingEvent } from '../core/observe/events';
-import { CLI, freePort, runJob } from './cluster-helpers';
+import { CLI, freePort, runJob, spawnShard } from './cluster-helpers';
 import { tempDir, writeIdxSet } from './fixtures';
 import { missing } from './needs';
 
@@ -62,6 +62,9 @@ const PAYLOAD: Record<string, string[]> = {
   'lr.changed': ['iteration', 'lr'],
   'step.skipped': ['iteration', 'gradNorm', 'medianNorm'],
   'target.reached': ['iteration', 'valAccuracy', 'target', 'wallSeconds'],
+  'shard.joined': ['shard', 'address', 'live'],
+  'shard.lost': ['shard', 'reason', 'live'],
+  'job.rewound': ['iteration', 'reason'],
 };
 
 test('observability – a real nats-server receives every event kind with its documented payload', { skip: missing('nats-server') }, async () => {
@@ -82,6 +85,14 @@ test('observability – a real nats-server receives every event kind with its do
   await runJob(job({ metrics: { port: null, workerPort: null, nats: url } }), 3, (cluster, _port, procs) => {
     const t = setInterval(() => { if (cluster.ledger.report(0).examplesUsed >= 64 && !killed) { killed = true; procs[2].kill('SIGKILL'); clearInterval(t); } }, 5);
   });
+  // ... one with parameter shards, one of which is killed and replaced (shard.joined, shard.lost, job.rewound) ...
+  let shardKilled = false;
+  await runJob(job({ name: 'obs-shards', metrics: { port: null, workerPort: null, nats: url }, cluster: { shards: 2 }, train: { iterations: 12, batchSize: 32, evalEvery: 12, checkpointEvery: 4, outDir: tempDir() } }), 1, (cluster, port, _procs, shards) => {
+    const t = setInterval(() => {
+      if (cluster.ledger.report(0).examplesUsed >= 6 * 32 && !shardKilled) { shardKilled = true; shards[1].kill('SIGKILL'); shards.push(spawnShard(port)); clearInterval(t); }
+    }, 5);
+  });
+  assert.ok(shardKilled);
   // ... and one that fails: its checkpoint folder cannot be created (job.failed).
   const notADir = join(tempDir(), 'file');
   writeFileSync(notADir, 'x');

@@ -119,6 +119,7 @@ export class WorkerJob {
   /** Compute the slice's gradients and send them, each as soon as it is read back: to the shards, as frames on the data connection, or as chunks on the gRPC stream. */
   async step(s: Step, send: (m: WorkerMessage) => Promise<void>, metrics: Metrics, links: Links): Promise<void> {
     await this.paramsAt(s.version, links);
+    log.debug('step', { step: s.step, version: s.version, examples: s.indices.length });
     const { link, shards } = links;
     const started = process.hrtime.bigint();
     const { loss, grads } = streamGradients(this.model, this.welcome.trainable, makeBatch(this.train.ds, s.indices, this.norm));
