@@ -89,7 +89,7 @@ function stop(p: ChildProcess): Promise<void> {
 async function ddpRun(c: SimulatedCluster, units: number, n: number): Promise<number> {
   const master = c.host('w0');
   const ranks = Array.from({ length: n }, (_, rank) => c.spawn(c.host(`w${rank}`), PYTHON, [join(__dirname, '..', '..', 'bench', 'ddp_cluster.py'), String(units), String(STEPS), String(WARMUP)], {
-    env: { ...process.env, RANK: String(rank), WORLD_SIZE: String(n), MASTER_ADDR: master.ip, MASTER_PORT: '29500', OMP_NUM_THREADS: '1' },
+    env: { ...process.env, RANK: String(rank), WORLD_SIZE: String(n), MASTER_ADDR: master.ip, MASTER_PORT: '29500', OMP_NUM_THREADS: '1', GLOO_SOCKET_IFNAME: 'eth0' }, // gloo picks its interface by the hostname otherwise, which is not in the namespace
   }));
   let out = '';
   ranks[0].stdout!.on('data', (d: Buffer) => { out += d.toString(); });

@@ -62,6 +62,8 @@ export class Shard implements DataPlaneHost {
   private version = -1;
   /** Parameter pushes still being written: Apply waits for them before changing the values they are views of. */
   private readonly pushing = new Set<Promise<void>>();
+  /** Seconds spent folding this step's uploads so far (observed once per step, at Average). */
+  private folding = 0;
 
   constructor(readonly metrics: Metrics, private readonly report: (m: ShardMessage) => Promise<void>) {}
 
@@ -137,14 +139,15 @@ export class Shard implements DataPlaneHost {
     if (!upload) throw new Error(`Fold for ${id}, which has no complete upload here`);
     const t = performance.now();
     held.optimizer.fold(upload.assembler.tensors, examples);
-    this.metrics.shardWork('aggregate', (performance.now() - t) / 1000);
+    this.folding += (performance.now() - t) / 1000;
     this.peers.get(id)!.uploads.recycle(upload);
   }
 
   private async average(held: Held, step: number): Promise<void> {
     const t = performance.now();
     const squares = held.optimizer.average();
-    this.metrics.shardWork('aggregate', (performance.now() - t) / 1000);
+    this.metrics.shardWork('aggregate', this.folding + (performance.now() - t) / 1000);
+    this.folding = 0;
     await this.report({ kind: { $case: 'averaged', value: { step, squares } } });
   }
 

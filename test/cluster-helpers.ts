@@ -17,8 +17,8 @@ export function spawnWorker(port: number, id: string, metricsPort: number | 'off
 }
 
 /** A parameter shard process for the coordinator at `port` (data port: any free one, on loopback). */
-export function spawnShard(port: number, extra: string[] = []): ChildProcess {
-  const args = [CLI, 'shard', '--coordinator', `127.0.0.1:${port}`, '--host', '127.0.0.1', '--data-port', '0', '--metrics-port', 'off', ...extra];
+export function spawnShard(port: number, metricsPort: number | 'off' = 'off'): ChildProcess {
+  const args = [CLI, 'shard', '--coordinator', `127.0.0.1:${port}`, '--host', '127.0.0.1', '--data-port', '0', '--metrics-port', String(metricsPort)];
   return spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
@@ -36,8 +36,17 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+export interface RunOptions {
+  /** Worker i serves its metrics on workerMetricsPorts[i] (absent: off); likewise shards. */
+  workerMetricsPorts?: number[];
+  shardMetricsPorts?: number[];
+  events?: EventBus;
+  resume?: boolean;
+}
+
 /** Run `cfg` with `workers` worker processes (and cluster.shards shard processes); `onCluster` sees the cluster once it listens. */
-export async function runJob(cfg: JobConfig, workers: number, onCluster?: (c: Cluster, port: number, procs: ChildProcess[], shards: ChildProcess[]) => void, workerMetricsPorts: number[] = [], events?: EventBus, resume = false) {
+export async function runJob(cfg: JobConfig, workers: number, onCluster?: (c: Cluster, port: number, procs: ChildProcess[], shards: ChildProcess[]) => void, opts: RunOptions = {}) {
+  const { workerMetricsPorts = [], shardMetricsPorts = [], events, resume = false } = opts;
   const procs: ChildProcess[] = [];
   const shards: ChildProcess[] = [];
   const job = { ...cfg, cluster: { ...cfg.cluster, workers, host: '127.0.0.1', port: 0 } };
@@ -45,7 +54,7 @@ export async function runJob(cfg: JobConfig, workers: number, onCluster?: (c: Cl
     events,
     resume,
     onListening: (port, cluster) => {
-      for (let i = 0; i < cfg.cluster.shards; i++) shards.push(spawnShard(port));
+      for (let i = 0; i < cfg.cluster.shards; i++) shards.push(spawnShard(port, shardMetricsPorts[i] ?? 'off'));
       for (let i = 0; i < workers; i++) procs.push(spawnWorker(port, `w${i}`, workerMetricsPorts[i] ?? 'off'));
       onCluster?.(cluster, port, procs, shards);
     },

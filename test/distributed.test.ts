@@ -115,7 +115,7 @@ test('distributed – a worker that joins mid-job (kubectl scale up) takes part 
     const t = setInterval(() => {
       if (c.ledger.report(0).examplesUsed >= 64) { clearInterval(t); procs.push(spawnWorker(port, 'late')); }
     }, 5);
-  }, [], events);
+  }, { events });
   assert.ok(lateJoinedAtStep > 0 && lateJoinedAtStep < iterations - 1, `late worker joined after step ${lateJoinedAtStep}`);
   const epochs = Math.ceil((iterations * 32) / 200);
   const entries = Array.from({ length: epochs }, (_, e) => cluster.ledger.report(e).entries).flat();
@@ -139,7 +139,7 @@ test('distributed – batchPolicy per-worker: a joining worker doubles the globa
     const t = setInterval(() => {
       if (c.ledger.report(0).examplesUsed >= 32) { clearInterval(t); procs.push(spawnWorker(port, 'late')); }
     }, 5);
-  }, [], events);
+  }, { events });
   const perStep = new Map<number, number>();
   for (const e of cluster.ledger.snapshot()) perStep.set(e.step, (perStep.get(e.step) ?? 0) + e.indices.length);
   perStep.delete(Math.min(...perStep.keys())); // may be cut in half where the ledger's kept epochs begin

@@ -60,7 +60,7 @@ test('faults – a straggler (SIGSTOP) is dropped at the step deadline, its slic
     if (e.type === 'progress' && e.iteration === 20) procs[1].kill('SIGSTOP');
     if (e.type === 'worker.lost' && e.worker === 'w1') procs[1].kill('SIGCONT');
   });
-  const { curve } = await runJob(cfg, 2, (c, _port, p) => { cluster = c; procs = p; }, [], events);
+  const { curve } = await runJob(cfg, 2, (c, _port, p) => { cluster = c; procs = p; }, { events });
   const lost = seen.find((e) => e.type === 'worker.lost' && e.worker === 'w1');
   assert.match(lost && 'reason' in lost ? lost.reason : '', /deadline: no result within the step deadline of \d+\.\d s/);
   const rejoined = seen.filter((e) => e.type === 'worker.joined' && e.worker === 'w1').length;
@@ -83,7 +83,7 @@ test('faults – a worker that hangs (SIGSTOP) as an evaluation starts is droppe
     if (e.type === 'progress' && e.iteration === 20) procs[1].kill('SIGSTOP');
     if (e.type === 'worker.lost' && e.worker === 'w1') procs[1].kill('SIGCONT');
   });
-  const { curve } = await runJob(cfg, 2, (_c, _port, p) => { procs = p; }, [], events);
+  const { curve } = await runJob(cfg, 2, (_c, _port, p) => { procs = p; }, { events });
   const lost = seen.find((e) => e.type === 'worker.lost' && e.worker === 'w1');
   assert.match(lost && 'reason' in lost ? lost.reason : '', /deadline: no result within the evaluation deadline of \d+\.\d s/);
   assert.deepEqual(curve.map((p) => p.iteration), [20, 40], 'both evaluations completed');
@@ -162,7 +162,7 @@ test('faults – chaos: workers SIGKILLed at random steps while new ones join; e
     kills++;
     procs.push(spawnWorker(port, `new-${kills}`));
   });
-  const hurt = await runJob(cfg(), 2, (c, p, ps) => { cluster = c; port = p; procs = ps; }, [], events);
+  const hurt = await runJob(cfg(), 2, (c, p, ps) => { cluster = c; port = p; procs = ps; }, { events });
   assert.equal(kills, 4);
   const computed = new Set(cluster!.ledger.snapshot().map((e) => e.workerId));
   assert.ok([...computed].some((w) => w.startsWith('new-')), `workers that joined computed slices: ${[...computed]}`);

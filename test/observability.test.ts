@@ -136,12 +136,12 @@ function promtool(text: string): string {
 }
 
 test('observability – a real Prometheus scrapes a run; every dashboard query returns data; promtool approves the metrics', { skip: missing('prometheus', 'promtool') }, async () => {
-  const [coordPort, w0, w1, promPort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
+  const [coordPort, w0, w1, s0, promPort] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
   const dir = tempDir();
   writeFileSync(join(dir, 'prometheus.yml'), `global: { scrape_interval: 250ms, evaluation_interval: 1s }
 scrape_configs:
   - job_name: tunefleet
-    static_configs: [{ targets: ['127.0.0.1:${coordPort}', '127.0.0.1:${w0}', '127.0.0.1:${w1}'] }]
+    static_configs: [{ targets: ['127.0.0.1:${coordPort}', '127.0.0.1:${w0}', '127.0.0.1:${w1}', '127.0.0.1:${s0}'] }]
 `);
   const prom = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: 'ignore' });
   servers.push(prom);
@@ -159,12 +159,20 @@ scrape_configs:
         texts.push(await (await fetch(`http://127.0.0.1:${coordPort}/metrics`)).text(), await (await fetch(`http://127.0.0.1:${w0}/metrics`)).text());
       }
     }, 20);
-  }, [w0, w1]);
+  }, { workerMetricsPorts: [w0, w1] });
+  // Then the same job with a parameter shard, whose metrics fill the shard panels.
+  let shardText = '';
+  await runJob(job({ metrics: { port: coordPort, workerPort: null }, cluster: { shards: 1 }, train: { iterations: 300, batchSize: 32, evalEvery: 300, logEvery: 5, checkpointEvery: 300, outDir: tempDir() } }), 1, (cluster) => {
+    const t = setInterval(async () => {
+      if (cluster.ledger.report(4).examplesUsed > 0) { clearInterval(t); shardText = await (await fetch(`http://127.0.0.1:${s0}/metrics`)).text(); }
+    }, 20);
+  }, { shardMetricsPorts: [s0] });
   const end = Date.now() / 1000;
   await sleep(500);
   assert.equal(texts.length, 2);
   assert.deepEqual(probes, [200, 200, 200, 200], '/healthz and /readyz answer on coordinator and worker');
-  for (const text of texts) assert.equal(promtool(text).trim(), '', 'promtool check metrics reports problems');
+  for (const text of [...texts, shardText]) assert.equal(promtool(text).trim(), '', 'promtool check metrics reports problems');
+  assert.match(shardText, /tunefleet_shard_seconds_count\{job_name="obs",phase="update",role="shard"\} [1-9]/);
   assert.match(texts[1], /tunefleet_worker_compute_seconds_count\{job_name="obs",role="worker",worker="w0"\} [1-9]/);
   const dashboard = JSON.parse(readFileSync(join(__dirname, '..', '..', 'deploy', 'grafana', 'dashboards', 'tunefleet.json'), 'utf8'));
   const exprs: string[] = dashboard.panels.flatMap((p: { targets: { expr: string }[] }) => p.targets.map((t) => t.expr));

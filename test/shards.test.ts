@@ -57,7 +57,7 @@ test('shards – a checkpoint written with 4 shards resumes with 0, one written 
   for (const [first, then] of [[4, 0], [0, 2]]) {
     const outDir = tempDir();
     await runJob(job(first, { iterations: 10, outDir, checkpointEvery: 10 }), 2);
-    const resumed = await runJob(job(then, { outDir }), 2, undefined, [], undefined, true);
+    const resumed = await runJob(job(then, { outDir }), 2, undefined, { resume: true });
     assert.equal(resumed.curve[0].iteration, 20, 'resumed at 10, ran to 20');
     assert.equal(firstDifference(readParams(resumed.model), expected), null, `${first} → ${then} shards`);
   }
@@ -80,7 +80,7 @@ test('shards – a shard killed mid-job: the job goes back to its last checkpoin
         clearInterval(check);
       }
     }, 2).unref();
-  }, [], events);
+  }, { events });
   assert.ok(killedAt >= 12, `a shard was killed after step ${killedAt}`);
   const rewound = seen.find((e) => e.type === 'job.rewound');
   assert.ok(rewound && rewound.type === 'job.rewound' && rewound.iteration % 5 === 0 && rewound.iteration >= 5, `rewound to a checkpoint: ${JSON.stringify(rewound)}`);
