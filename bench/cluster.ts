@@ -7,8 +7,10 @@
 // k = n, it reports the median step time against 2·S/B (one worker's link
 // carrying the model out and its gradient in). The same model under PyTorch
 // DDP (gloo, one rank per host) runs on the same links. Then the links are
-// unlimited and the n = 8 runs repeated: those times must be well under the
-// limited ones, or this machine's cores, not the links, were the limit.
+// unlimited and n = 1 and n = 8 run again: those times are this machine's own
+// floor (every process shares its cores), which must be well under the
+// limited ones, or the cores, not the links, were the limit. Set the rate
+// with TUNEFLEET_BENCH_MBIT (default 200).
 // Not part of `npm test`; needs root (CAP_NET_ADMIN): it says so and skips.
 import { ChildProcess, spawnSync } from 'node:child_process';
 import { createWriteStream, writeFileSync } from 'node:fs';
@@ -130,7 +132,7 @@ async function main(): Promise<void> {
       }
     }
     cluster.setRate(null);
-    for (const k of [0, 8]) unlimited.push({ n: 8, k, stepSeconds: await tunefleetRun(cluster, dir, modelPath, 8, k) });
+    for (const [n, k] of [[1, 1], [8, 0], [8, 8]]) unlimited.push({ n, k, stepSeconds: await tunefleetRun(cluster, dir, modelPath, n, k) });
   } finally {
     cluster.destroy();
   }
@@ -144,7 +146,7 @@ async function main(): Promise<void> {
     '',
     markdownTable(['workers n', 'k = 0 (coordinator only)', 'k = n shards', 'k = n vs n = 1', 'k = n vs 2·S/B', 'PyTorch DDP (gloo)', 'DDP ÷ shards'], rows),
     '',
-    `Unlimited links (this machine's own limit), n = 8: k = 0 ${unlimited[0].stepSeconds.toFixed(2)} s, k = 8 ${unlimited[1].stepSeconds.toFixed(2)} s per step.`,
+    `Unlimited links (this machine's own limit: every process shares its 2 cores), seconds per step: ${unlimited.map((r) => `n = ${r.n}, k = ${r.k}: ${r.stepSeconds.toFixed(2)}`).join('; ')}.`,
     hasTorch ? '' : 'PyTorch not installed (apt-get install python3-torch): no DDP anchor.',
   ].join('\n');
   writeBenchResult('cluster', { mbit: MBIT, modelBytes: bytes, idealSeconds: ideal, runs, ddp, unlimited }, table);

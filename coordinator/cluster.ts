@@ -145,9 +145,9 @@ export class Cluster implements Compute, Fleet, DataPlaneHost, ShardHost {
     const session = new WorkerSession(id, msg.backend, channel, this.trainable, dtypes, sizes, this.dataPort !== null || this.shards !== null);
     this.sessions.set(id, session);
     this.status.joined(id, msg.backend, msg.device);
-    const ticket = this.dataPort === null || this.shards ? new Uint8Array(0) : this.awaitDataConnection(session);
+    const ticket = this.dataPort === null ? new Uint8Array(0) : this.awaitDataConnection(session);
     const welcome = this.shards
-      ? this.shards.expect(id).then((shards) => ({ ...this.welcomeFor(id, ticket), dataPort: 0, shards, partitionBytes: this.shards!.partitionBytes }))
+      ? this.shards.expect(id).then((shards) => ({ ...this.welcomeFor(id, ticket), shards, partitionBytes: this.shards!.partitionBytes }))
       : this.welcomeFor(id, ticket);
     session.send(Promise.resolve(welcome).then((value) => ({ kind: { $case: 'welcome' as const, value } }))).catch((err) => this.drop(id, err));
     log.info('worker joined', { worker: id, backend: msg.backend, device: msg.device, live: this.live().length });
@@ -271,7 +271,8 @@ export class Cluster implements Compute, Fleet, DataPlaneHost, ShardHost {
     const s = this.session(w);
     return s.serially(async () => {
       const joining = s.version < 0;
-      if (!this.shards) await this.sync.sendParams(s, this.version); // with shards, they serve the parameters
+      if (this.shards) s.version = this.version; // the shards serve it the parameters; it waits for them before computing
+      else await this.sync.sendParams(s, this.version);
       await this.sync.sendExamples(s, kind === 'step' ? Split.TRAIN : Split.VALIDATION, task.indices);
       await s.send({ kind: assignment });
       if (s.alive && round.outstanding(w)) this.deadlines.arm(w, { kind, examples: task.indices.length, joining });

@@ -30,8 +30,8 @@ export async function runCoordinator(cfg: JobConfig, opts: CoordinatorOptions = 
   const job = await setupJob(cfg, opts.resume ?? false, opts.events);
   const cluster = new Cluster(job, { localData: cfg.cluster.workerData === 'local' });
   const c = cfg.cluster;
-  // The data plane listens first, so every session's Welcome can name it.
-  const data = c.dataPlane === 'tcp'
+  // The data plane listens first, so every session's Welcome can name it. With shards, tensors go to them instead.
+  const data = c.dataPlane === 'tcp' && c.shards === 0
     ? await startDataPlane(cluster, { host: c.host, port: dataPortOf(cfg), helloSeconds: c.joinTimeoutSeconds, cert: c.tlsCert, key: c.tlsKey, clientCa: c.tlsClientCa })
     : null;
   if (data) cluster.useDataPlane(data.port);

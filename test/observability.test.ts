@@ -172,7 +172,7 @@ scrape_configs:
   assert.equal(texts.length, 2);
   assert.deepEqual(probes, [200, 200, 200, 200], '/healthz and /readyz answer on coordinator and worker');
   for (const text of [...texts, shardText]) assert.equal(promtool(text).trim(), '', 'promtool check metrics reports problems');
-  assert.match(shardText, /tunefleet_shard_seconds_count\{job_name="obs",phase="update",role="shard"\} [1-9]/);
+  assert.match(shardText, /tunefleet_shard_seconds_count\{job_name="obs",role="shard",phase="update"\} [1-9]/);
   assert.match(texts[1], /tunefleet_worker_compute_seconds_count\{job_name="obs",role="worker",worker="w0"\} [1-9]/);
   const dashboard = JSON.parse(readFileSync(join(__dirname, '..', '..', 'deploy', 'grafana', 'dashboards', 'tunefleet.json'), 'utf8'));
   const exprs: string[] = dashboard.panels.flatMap((p: { targets: { expr: string }[] }) => p.targets.map((t) => t.expr));

@@ -5,8 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { startServer } from '../coordinator/server';
-import { CoordinatorClient, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
+import { peerHost, startServer } from '../coordinator/server';
+import { CoordinatorClient, ShardMessage, ShardsClient, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
 import { FakeClock } from './fake-clock';
 import { fakeCluster } from './fleet-fakes';
 import { auth, statusOf } from './grpc-clients';
@@ -99,4 +99,47 @@ test('server – 1,000 join-and-cancel sessions leave no session, no metric seri
   assert.equal(cluster.sessions.size, 0, 'no session kept');
   assert.doesNotMatch(await cluster.metrics.text(), /worker="worker-/, 'no per-worker series kept');
   close();
+});
+
+test('server – peerHost: the host part of the peer names grpc-js gives', () => {
+  assert.equal(peerHost('10.77.0.3:41234'), '10.77.0.3');
+  assert.equal(peerHost('ipv4:10.77.0.3:41234'), '10.77.0.3');
+  assert.equal(peerHost('[::1]:41234'), '::1');
+  assert.equal(peerHost('ipv6:[fd00::5]:7'), 'fd00::5');
+  assert.equal(peerHost('[::ffff:10.1.2.3]:41234'), '10.1.2.3');
+});
+
+test('server – the Shards service: refused without shards in the job, without ShardJoin first, with a bad data port, past cluster.shards', async () => {
+  const shardJoin = (dataPort: number): ShardMessage => ({ kind: { $case: 'join', value: { dataPort, dataHost: '' } } });
+  const open = async (shards: number) => {
+    const cluster = fakeCluster(new FakeClock(), 8, { cluster: { shards } });
+    const { server, port } = await startServer(cluster, { host: '127.0.0.1', port: 0, token: null, cert: null, key: null, clientCa: null, joinTimeoutSeconds: 5 });
+    return { cluster, client: new ShardsClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure()), close: () => server.forceShutdown() };
+  };
+  const none = await open(0);
+  let call = none.client.session(auth(null));
+  call.write(shardJoin(7072));
+  assert.match((await statusOf(call)).details, /without parameter shards/);
+  none.close();
+
+  const one = await open(1);
+  call = one.client.session(auth(null));
+  call.write({ kind: { $case: 'averaged', value: { step: 0, squares: 0 } } });
+  assert.equal((await statusOf(call)).code, grpc.status.INVALID_ARGUMENT, 'anything before ShardJoin');
+  call = one.client.session(auth(null));
+  call.write(shardJoin(0));
+  assert.match((await statusOf(call)).details, /data port must be 1-65535/);
+  const first = one.client.session(auth(null));
+  const welcomed = new Promise((resolve) => first.once('data', resolve));
+  first.write(shardJoin(7072));
+  assert.ok(await welcomed, 'the first shard takes the slot and is welcomed');
+  assert.equal(one.cluster.shards!.live, 1);
+  call = one.client.session(auth(null));
+  call.write(shardJoin(7073));
+  const second = await statusOf(call);
+  assert.equal(second.code, grpc.status.FAILED_PRECONDITION);
+  assert.match(second.details, /already has its 1 shards/);
+  first.on('error', () => {}); // cancelling is how this shard leaves
+  first.cancel();
+  one.close();
 });
