@@ -80,6 +80,13 @@ export class ShardSet {
   private readonly gradientSlots: number[];
   /** Per worker, per slot: Σ g² of each complete upload not yet claimed by a StepDone, oldest first. */
   private readonly queues = new Map<string, number[][]>();
+  /**
+   * Each worker's current session, as numbered in its Expect. A worker that
+   * joins again gets a new number, so a shard's late report about its
+   * previous session (sent before the shard heard of the Forget) is ignored.
+   */
+  private readonly sessions = new Map<string, number>();
+  private lastSession = 0;
   /** Waiting for every slot to be taken; for that and the shards loaded (not rewinding). */
   private readonly joinWaiters: (() => void)[] = [];
   private readonly readyWaiters: (() => void)[] = [];
@@ -184,9 +191,11 @@ export class ShardSet {
     await this.ready();
     const peers = this.slots as ShardPeer[];
     const tickets = peers.map(() => randomBytes(TICKET_BYTES));
+    const session = ++this.lastSession;
+    this.sessions.set(w, session);
     await Promise.all(peers.map((peer, i) => new Promise<void>((resolve, reject) => {
       peer.expecting.set(w, { resolve, reject });
-      peer.send({ kind: { $case: 'expect', value: { workerId: w, ticket: tickets[i] } } });
+      peer.send({ kind: { $case: 'expect', value: { workerId: w, ticket: tickets[i], session } } });
     })));
     return peers.map((peer, i) => ({ host: peer.endpoint.host, port: peer.endpoint.port, ticket: tickets[i] }));
   }
@@ -194,6 +203,7 @@ export class ShardSet {
   /** Worker `w`'s session is over: shards close its connection and drop its uploads. */
   forget(w: string): void {
     this.queues.delete(w);
+    this.sessions.delete(w);
     for (const peer of this.slots) peer?.send({ kind: { $case: 'forget', value: { workerId: w } } });
   }
 
@@ -202,13 +212,18 @@ export class ShardSet {
     const kind = msg.kind;
     switch (kind?.$case) {
       case 'expecting': peer.expecting.get(kind.value.workerId)?.resolve(); peer.expecting.delete(kind.value.workerId); return;
-      case 'uploaded': return this.uploaded(peer, kind.value.workerId, kind.value.step, kind.value.version, kind.value.squares);
+      case 'uploaded': {
+        const { workerId, step, version, squares, session } = kind.value;
+        if (session === this.sessions.get(workerId)) this.uploaded(peer, workerId, step, version, squares);
+        return;
+      }
       case 'averaged': peer.averaged?.resolve(kind.value.squares); peer.averaged = null; return;
       case 'param': peer.snapshot?.params.add(kind.value); return;
       case 'velocity': peer.snapshot?.velocity.add(kind.value); return;
       case 'snapshotDone': peer.snapshot?.done.resolve(); peer.snapshot = null; return;
       case 'workerLost': {
-        const { workerId, reason, details } = kind.value;
+        const { workerId, reason, details, session } = kind.value;
+        if (session !== this.sessions.get(workerId)) return; // about a session that is already over
         const why = `shard ${peer.slot}: ${details}`;
         return this.host.workerLost(workerId, reason && reason !== 'truncated' ? new WireInvalid(why, reason as RejectReason) : new Error(why));
       }

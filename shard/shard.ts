@@ -38,7 +38,8 @@ class Peer implements TicketHolder {
   /** The step of the upload under way (every frame of one upload names the same). */
   step: number | null = null;
 
-  constructor(readonly id: string, readonly uploads: Uploads, private readonly attached: (p: Peer) => void) {}
+  /** `session`: the coordinator's number for this session of the worker, echoed in every report about it. */
+  constructor(readonly id: string, readonly session: number, readonly uploads: Uploads, private readonly attached: (p: Peer) => void) {}
 
   attach(link: TensorLink): void {
     this.link = link;
@@ -79,7 +80,7 @@ export class Shard implements DataPlaneHost {
       case 'param': held.loading!.params.add(kind.value); return;
       case 'velocity': held.loading!.velocity.add(kind.value); return;
       case 'hold': return this.hold(held, kind.value.version);
-      case 'expect': return this.expect(held, kind.value.workerId, kind.value.ticket);
+      case 'expect': return this.expect(held, kind.value.workerId, kind.value.session, kind.value.ticket);
       case 'forget': return this.forget(kind.value.workerId);
       case 'fold': return this.fold(held, kind.value.workerId, kind.value.examples);
       case 'average': return this.average(held, kind.value.step);
@@ -117,9 +118,9 @@ export class Shard implements DataPlaneHost {
     for (const peer of this.peers.values()) this.push(held, peer, true);
   }
 
-  private async expect(held: Held, id: string, ticket: Uint8Array): Promise<void> {
+  private async expect(held: Held, id: string, session: number, ticket: Uint8Array): Promise<void> {
     this.forget(id); // a worker that joined again: its old connection is over
-    const peer = new Peer(id, new Uploads(held.optimizer.trainable, held.dtypes), (p) => this.version >= 0 && this.push(held, p, true));
+    const peer = new Peer(id, session, new Uploads(held.optimizer.trainable, held.dtypes), (p) => this.version >= 0 && this.push(held, p, true));
     this.peers.set(id, peer);
     this.tickets.admit(peer, ticket);
     await this.report({ kind: { $case: 'expecting', value: { workerId: id } } });
@@ -213,7 +214,7 @@ export class Shard implements DataPlaneHost {
     const step = peer.step!;
     peer.step = null;
     log.debug('upload complete', { worker: w, step, version: h.version });
-    void this.report({ kind: { $case: 'uploaded', value: { workerId: w, step, version: h.version, squares: sealed.squares } } });
+    void this.report({ kind: { $case: 'uploaded', value: { workerId: w, step, version: h.version, squares: sealed.squares, session: peer.session } } });
   }
 
   /** A worker's connection broke the contract or closed: the coordinator decides (its uploads stay until Forget: an accepted one may still be folded). */
@@ -224,6 +225,6 @@ export class Shard implements DataPlaneHost {
     peer.link?.close();
     const reason = err instanceof WireInvalid ? err.reason : ''; // empty: the connection closed
     if (reason) this.metrics.rejected(reason);
-    void this.report({ kind: { $case: 'workerLost', value: { workerId: w, reason, details: err.message } } });
+    void this.report({ kind: { $case: 'workerLost', value: { workerId: w, reason, details: err.message, session: peer.session } } });
   }
 }

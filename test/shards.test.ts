@@ -1,15 +1,16 @@
 // shards – parameter shards (cluster.shards > 0) with real shard and worker
 // processes on loopback: the same arithmetic as without shards, checkpoints
 // that resume with any shard count, and the failure policy (a shard lost →
-// back to the last checkpoint; a worker lost → its slice reassigned).
+// back to the last checkpoint; a worker lost, late or new → as without shards).
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
+import { ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EventBus, TrainingEvent } from '../core/observe/events';
 import { parseJob } from '../core/job/config';
 import { readParams } from '../core/model/params';
 import { Tensors } from '../core/train/optimizer';
-import { runJob, spawnShard } from './cluster-helpers';
+import { runJob, spawnShard, spawnWorker } from './cluster-helpers';
 import { tempDir, wasmWithIdxSet } from './fixtures';
 
 let dataDir = '';
@@ -102,4 +103,34 @@ test('shards – a worker killed mid-step: its slice is reassigned, the ledger r
   const r = run.cluster.ledger.report(0);
   assert.ok(r.examplesUsed === 8 * 48 && r.distinct === 8 * 48, `epoch 0: ${r.examplesUsed} uses of ${r.distinct} distinct examples`);
   assert.equal(run.curve[run.curve.length - 1].iteration, 8, 'the job completed');
+});
+
+test('shards – worker elasticity unchanged: one joins mid-job, a straggler (SIGSTOP) is dropped at its deadline; the job completes, each example once', async () => {
+  const events = new EventBus();
+  const seen: TrainingEvent[] = [];
+  let stopped: ChildProcess | null = null;
+  events.subscribe((e) => {
+    if (e.type === 'worker.joined' || e.type === 'worker.lost') seen.push(e);
+    if (e.type === 'worker.lost' && e.worker === 'w0') stopped?.kill('SIGCONT'); // dropped: let it go on (it joins again)
+  });
+  const cfg = job(2, { iterations: 80, batchSize: 16, evalEvery: 80, checkpointEvery: 80 }); // 1,280 examples: all in epoch 0
+  const run = await runJob({ ...cfg, cluster: { ...cfg.cluster, sliceDeadline: { ...cfg.cluster.sliceDeadline, minSeconds: 1, factor: 5 } } }, 2, (cluster, port, workers) => {
+    let threeFrom = -1;
+    const check = setInterval(() => {
+      const step = Math.max(-1, ...cluster.ledger.snapshot().map((e) => e.step));
+      if (step >= 3 && workers.length === 2) workers.push(spawnWorker(port, 'w2'));
+      if (threeFrom < 0 && cluster.live().length === 3) threeFrom = step;
+      if (threeFrom >= 0 && step >= threeFrom + 3) { stopped = workers[0]; stopped.kill('SIGSTOP'); clearInterval(check); }
+    }, 2).unref();
+  }, { events });
+  assert.ok(stopped, 'a worker was stopped');
+  assert.ok(seen.some((e) => e.type === 'worker.joined' && e.worker === 'w2'), 'w2 joined mid-job');
+  const lost = seen.find((e) => e.type === 'worker.lost' && e.worker === 'w0');
+  assert.ok(lost && lost.type === 'worker.lost' && /deadline/.test(lost.reason), `w0 dropped at its deadline: ${JSON.stringify(lost)}`);
+  // Its late reports about the dropped session (a shard may send them before it hears of the drop) must not touch the new one.
+  const losses = seen.filter((e) => e.type === 'worker.lost');
+  assert.equal(losses.length, 1, `after SIGCONT w0 joins again and stays: ${losses.map((e) => e.type === 'worker.lost' && e.reason).join('; ')}`);
+  const r = run.cluster.ledger.report(0);
+  assert.ok(r.examplesUsed === 80 * 16 && r.distinct === 80 * 16, `epoch 0: ${r.examplesUsed} uses of ${r.distinct} distinct examples`);
+  assert.ok(r.entries.some((e) => e.workerId === 'w2'), 'w2 computed slices');
 });

@@ -151,6 +151,8 @@ export interface Uploaded {
   version: number;
   /** Σ g² over the upload (NaN or Inf when a value is not finite) */
   squares: number;
+  /** the Expect's: reports of an earlier session of the same worker id are ignored */
+  session: number;
 }
 
 export interface Averaged {
@@ -168,6 +170,8 @@ export interface WorkerLost {
   /** the refusal's reason (a tunefleet_rejected_messages_total label); empty: the connection closed */
   reason: string;
   details: string;
+  /** the Expect's */
+  session: number;
 }
 
 export interface ShardCommand {
@@ -217,6 +221,8 @@ export interface Expect {
   workerId: string;
   /** the worker's HELLO on the shard's data port carries it */
   ticket: Uint8Array;
+  /** which session of that worker id (a worker that joins again has a new one) */
+  session: number;
 }
 
 /**
@@ -832,7 +838,7 @@ export const WorkerRef: MessageFns<WorkerRef> = {
 };
 
 function createBaseUploaded(): Uploaded {
-  return { workerId: "", step: 0, version: 0, squares: 0 };
+  return { workerId: "", step: 0, version: 0, squares: 0, session: 0 };
 }
 
 export const Uploaded: MessageFns<Uploaded> = {
@@ -848,6 +854,9 @@ export const Uploaded: MessageFns<Uploaded> = {
     }
     if (message.squares !== 0) {
       writer.uint32(33).double(message.squares);
+    }
+    if (message.session !== 0) {
+      writer.uint32(40).uint64(message.session);
     }
     return writer;
   },
@@ -897,6 +906,14 @@ export const Uploaded: MessageFns<Uploaded> = {
             message.squares = reader.double();
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.session = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -919,6 +936,7 @@ export const Uploaded: MessageFns<Uploaded> = {
       step: isSet(object.step) ? globalThis.Number(object.step) : 0,
       version: isSet(object.version) ? globalThis.Number(object.version) : 0,
       squares: isSet(object.squares) ? globalThis.Number(object.squares) : 0,
+      session: isSet(object.session) ? globalThis.Number(object.session) : 0,
     };
   },
 
@@ -936,6 +954,9 @@ export const Uploaded: MessageFns<Uploaded> = {
     if (message.squares !== 0) {
       obj.squares = floatToJson(message.squares);
     }
+    if (message.session !== 0) {
+      obj.session = Math.round(message.session);
+    }
     return obj;
   },
 
@@ -948,6 +969,7 @@ export const Uploaded: MessageFns<Uploaded> = {
     message.step = object.step ?? 0;
     message.version = object.version ?? 0;
     message.squares = object.squares ?? 0;
+    message.session = object.session ?? 0;
     return message;
   },
 };
@@ -1105,7 +1127,7 @@ export const Snapshotted: MessageFns<Snapshotted> = {
 };
 
 function createBaseWorkerLost(): WorkerLost {
-  return { workerId: "", reason: "", details: "" };
+  return { workerId: "", reason: "", details: "", session: 0 };
 }
 
 export const WorkerLost: MessageFns<WorkerLost> = {
@@ -1118,6 +1140,9 @@ export const WorkerLost: MessageFns<WorkerLost> = {
     }
     if (message.details !== "") {
       writer.uint32(26).string(message.details);
+    }
+    if (message.session !== 0) {
+      writer.uint32(32).uint64(message.session);
     }
     return writer;
   },
@@ -1159,6 +1184,14 @@ export const WorkerLost: MessageFns<WorkerLost> = {
             message.details = reader.string();
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.session = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1180,6 +1213,7 @@ export const WorkerLost: MessageFns<WorkerLost> = {
         : "",
       reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
       details: isSet(object.details) ? globalThis.String(object.details) : "",
+      session: isSet(object.session) ? globalThis.Number(object.session) : 0,
     };
   },
 
@@ -1194,6 +1228,9 @@ export const WorkerLost: MessageFns<WorkerLost> = {
     if (message.details !== "") {
       obj.details = message.details;
     }
+    if (message.session !== 0) {
+      obj.session = Math.round(message.session);
+    }
     return obj;
   },
 
@@ -1205,6 +1242,7 @@ export const WorkerLost: MessageFns<WorkerLost> = {
     message.workerId = object.workerId ?? "";
     message.reason = object.reason ?? "";
     message.details = object.details ?? "";
+    message.session = object.session ?? 0;
     return message;
   },
 };
@@ -1786,7 +1824,7 @@ export const Hold: MessageFns<Hold> = {
 };
 
 function createBaseExpect(): Expect {
-  return { workerId: "", ticket: new Uint8Array(0) };
+  return { workerId: "", ticket: new Uint8Array(0), session: 0 };
 }
 
 export const Expect: MessageFns<Expect> = {
@@ -1796,6 +1834,9 @@ export const Expect: MessageFns<Expect> = {
     }
     if (message.ticket.length !== 0) {
       writer.uint32(18).bytes(message.ticket);
+    }
+    if (message.session !== 0) {
+      writer.uint32(24).uint64(message.session);
     }
     return writer;
   },
@@ -1829,6 +1870,14 @@ export const Expect: MessageFns<Expect> = {
             message.ticket = reader.bytes();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.session = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1849,6 +1898,7 @@ export const Expect: MessageFns<Expect> = {
         ? globalThis.String(object.worker_id)
         : "",
       ticket: isSet(object.ticket) ? bytesFromBase64(object.ticket) : new Uint8Array(0),
+      session: isSet(object.session) ? globalThis.Number(object.session) : 0,
     };
   },
 
@@ -1860,6 +1910,9 @@ export const Expect: MessageFns<Expect> = {
     if (message.ticket.length !== 0) {
       obj.ticket = base64FromBytes(message.ticket);
     }
+    if (message.session !== 0) {
+      obj.session = Math.round(message.session);
+    }
     return obj;
   },
 
@@ -1870,6 +1923,7 @@ export const Expect: MessageFns<Expect> = {
     const message = createBaseExpect();
     message.workerId = object.workerId ?? "";
     message.ticket = object.ticket ?? new Uint8Array(0);
+    message.session = object.session ?? 0;
     return message;
   },
 };

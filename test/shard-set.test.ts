@@ -1,0 +1,85 @@
+// shard-set – the coordinator's view of its parameter shards (coordinator/shards.ts)
+// without processes: a fake channel per shard that records commands and
+// answers Expect at once.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ShardSet, ShardPeer } from '../coordinator/shards';
+import { ShardLost } from '../core/errors';
+import { parseJob } from '../core/job/config';
+import { EventBus } from '../core/observe/events';
+import { Sgd } from '../core/train/optimizer';
+import { ShardCommand } from '../proto/gen/tunefleet/v1/tunefleet';
+
+const SPECS = [{ name: 'a', shape: [10] }, { name: 'b', shape: [6] }];
+
+function setup(shards: number) {
+  const cfg = parseJob({ cluster: { shards, partitionMiB: 16 / 2 ** 20 } }); // 16-byte partitions: 4 elements
+  const reports: { w: string; step: number; index: number }[] = [];
+  const lost: string[] = [];
+  const set = new ShardSet(
+    { cfg, specs: SPECS, trainable: ['a', 'b'], params: new Map(SPECS.map((s) => [s.name, new Float32Array(s.shape[0])])), sgd: new Sgd(cfg.optimizer, new Map()) },
+    { uploaded: (w, step, _v, _sq, index) => reports.push({ w, step, index }), workerLost: (w) => lost.push(w), shardLost: () => {} },
+    new EventBus('t'), () => 0,
+  );
+  const sent: ShardCommand[][] = [];
+  const peers: ShardPeer[] = [];
+  for (let i = 0; i < shards; i++) {
+    const inbox: ShardCommand[] = [];
+    sent.push(inbox);
+    const peer: ShardPeer = set.join({ dataPort: 7072 + i, dataHost: '' }, `10.0.0.${i + 1}`, {
+      write: async (cmd) => {
+        inbox.push(cmd);
+        if (cmd.kind?.$case === 'expect') set.onMessage(peer, { kind: { $case: 'expecting', value: { workerId: cmd.kind.value.workerId } } });
+      },
+      end: () => {},
+    });
+    peers.push(peer);
+  }
+  return { set, peers, sent, reports, lost };
+}
+
+const settle = () => new Promise((r) => setImmediate(r));
+const uploaded = (w: string, step: number, session: number) => ({ kind: { $case: 'uploaded' as const, value: { workerId: w, step, version: step, squares: 1, session } } });
+
+test('shard-set – each shard is loaded with its pieces and Hold; a worker gets one ticket per shard at the address its shard came from', async () => {
+  const { set, sent } = setup(2);
+  await settle();
+  for (const inbox of sent) assert.deepEqual([inbox[0].kind?.$case, inbox[inbox.length - 1].kind?.$case], ['welcome', 'hold']);
+  const endpoints = await set.expect('w0');
+  assert.deepEqual(endpoints.map((e) => `${e.host}:${e.port}`), ['10.0.0.1:7072', '10.0.0.2:7073']);
+  assert.ok(endpoints.every((e) => e.ticket.length === 32) && Buffer.compare(Buffer.from(endpoints[0].ticket), Buffer.from(endpoints[1].ticket)) !== 0);
+});
+
+test('shard-set – an upload counts once every gradient shard has reported it; a late report about an earlier session of the same worker id is ignored', async () => {
+  const { set, peers, reports } = setup(2);
+  await set.expect('w0');
+  set.onMessage(peers[0], uploaded('w0', 3, 1));
+  assert.equal(set.uploadsReady('w0'), 0, 'one shard of two');
+  set.onMessage(peers[1], uploaded('w0', 3, 1));
+  assert.equal(set.uploadsReady('w0'), 1);
+  assert.equal(set.takeUpload('w0'), 2, 'Σ g² over both shards');
+  // w0 is dropped and joins again: session 2. Shard 0 reports session 1's next upload late.
+  set.forget('w0');
+  await set.expect('w0');
+  set.onMessage(peers[0], uploaded('w0', 4, 1));
+  set.onMessage(peers[0], { kind: { $case: 'workerLost', value: { workerId: 'w0', reason: '', details: 'closed', session: 1 } } });
+  assert.equal(set.uploadsReady('w0'), 0);
+  assert.deepEqual(reports.map((r) => r.step), [3, 3], 'the stale report never reached the step');
+  set.onMessage(peers[0], uploaded('w0', 5, 2));
+  assert.deepEqual(reports[2], { w: 'w0', step: 5, index: 0 }, 'the new session\'s first upload is its first');
+});
+
+test('shard-set – a shard lost: its slot is free, requests in flight fail with ShardLost, ready() waits for a new shard', async () => {
+  const { set, peers } = setup(2);
+  const averaging = set.average(7);
+  set.left(peers[1], 'stream ended');
+  await assert.rejects(averaging, ShardLost);
+  assert.equal(set.live, 1);
+  let ready = false;
+  void set.ready().then(() => { ready = true; });
+  await settle();
+  assert.equal(ready, false);
+  set.join({ dataPort: 9000, dataHost: 'shard-b' }, '10.0.0.9', { write: async () => {}, end: () => {} });
+  await settle();
+  assert.equal(ready, true, 'the slot is taken again');
+});
