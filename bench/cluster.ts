@@ -33,14 +33,15 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 interface Run { n: number; k: number; stepSeconds: number }
 
 /** One tunefleet job on the cluster: coordinator on `coord`, k shards, n workers; the median seconds per step after warm-up. */
-async function tunefleetRun(c: SimulatedCluster, dir: string, modelPath: string, n: number, k: number): Promise<number> {
+async function tunefleetRun(c: SimulatedCluster, dir: string, modelPath: string, n: number, k: number, links = `${MBIT}mbit`): Promise<number> {
   const coord = c.host('coord');
-  const config = join(dir, `job-${n}-${k}.yaml`);
+  const name = `${n}-${k}-${links}`;
+  const config = join(dir, `job-${name}.yaml`);
   writeFileSync(config, stringify({
     name: `cluster-${n}-${k}`, backend: 'wasm',
     data: { path: dir, download: false, validation: 8 },
     model: { from: modelPath, replaceHead: false },
-    train: { iterations: WARMUP + STEPS, batchSize: 2 * n, logEvery: 1, evalEvery: 10_000, checkpointEvery: 10_000, outDir: join(dir, `run-${n}-${k}`) },
+    train: { iterations: WARMUP + STEPS, batchSize: 2 * n, logEvery: 1, evalEvery: 10_000, checkpointEvery: 10_000, outDir: join(dir, `run-${name}`) },
     cluster: { workers: n, shards: k, host: '0.0.0.0', port: 7070, workerData: 'local' },
     metrics: { port: null },
   }));
@@ -51,7 +52,7 @@ async function tunefleetRun(c: SimulatedCluster, dir: string, modelPath: string,
     ...Array.from({ length: k }, (_, i) => c.spawn(c.host(`s${i}`), process.execPath, [CLI, 'shard', '--coordinator', address, '--metrics-port', 'off'], { env })),
     ...Array.from({ length: n }, (_, i) => c.spawn(c.host(`w${i}`), process.execPath, [CLI, 'worker', '--coordinator', address, '--id', `w${i}`, '--backend', 'wasm', '--metrics-port', 'off'], { env })),
   ];
-  const logs = [coordinator, ...others].map((p, i) => keepLog(p, join(dir, `log-${n}-${k}-${i === 0 ? 'coordinator' : i <= k ? `s${i - 1}` : `w${i - k - 1}`}.log`)));
+  const logs = [coordinator, ...others].map((p, i) => keepLog(p, join(dir, `log-${name}-${i === 0 ? 'coordinator' : i <= k ? `s${i - 1}` : `w${i - k - 1}`}.log`)));
   const times: number[] = [];
   let tail = '';
   coordinator.stderr!.on('data', (chunk: Buffer) => {
@@ -132,7 +133,7 @@ async function main(): Promise<void> {
       }
     }
     cluster.setRate(null);
-    for (const [n, k] of [[1, 1], [8, 0], [8, 8]]) unlimited.push({ n, k, stepSeconds: await tunefleetRun(cluster, dir, modelPath, n, k) });
+    for (const [n, k] of [[1, 1], [8, 0], [8, 8]]) unlimited.push({ n, k, stepSeconds: await tunefleetRun(cluster, dir, modelPath, n, k, 'unlimited') });
   } finally {
     cluster.destroy();
   }

@@ -49,7 +49,6 @@ class Peer implements TicketHolder {
 
 /** What the shard holds once the coordinator has welcomed it. */
 interface Held {
-  welcome: ShardWelcome;
   optimizer: ShardOptimizer;
   dtypes: DType[];
   /** The starting state as it arrives (until Hold). */
@@ -105,7 +104,7 @@ export class Shard implements DataPlaneHost {
     const multipliers = resolveMultipliers(variables.map((v) => v.name), cfg.optimizer.layers);
     const optimizer = new ShardOptimizer(layout[w.index], variables, multipliers, cfg.optimizer);
     const dtypes = cfg.cluster.gradientDtype === 'float16' ? [DType.FLOAT16, DType.FLOAT32] : [DType.FLOAT32];
-    this.held = { welcome: w, optimizer, dtypes, loading: { params: TensorAssembler.over(optimizer.params), velocity: TensorAssembler.over(optimizer.velocity) } };
+    this.held = { optimizer, dtypes, loading: { params: TensorAssembler.over(optimizer.params), velocity: TensorAssembler.over(optimizer.velocity) } };
     this.metrics.setJob(cfg.name);
     const bytes = [...optimizer.params.values()].reduce((a, p) => a + p.byteLength, 0);
     log.info('welcomed', { job: cfg.name, shard: w.index, of: w.shards, pieces: optimizer.params.size, mib: +(bytes / 2 ** 20).toFixed(2) });
