@@ -182,7 +182,9 @@ export class ShardSet {
     const pieces = this.layout[peer.slot];
     // Copies: the commands are written later, and these arrays change (a checkpoint gathers into them).
     for (const [name, view] of pieceViews(pieces, specs, params)) for (const c of chunksOf(name, [view.length], view)) peer.send({ kind: { $case: 'param', value: { ...c, data: c.data.slice() } } });
-    for (const [name, view] of pieceViews(pieces, specs, sgd.velocity)) for (const c of chunksOf(name, [view.length], view)) peer.send({ kind: { $case: 'velocity', value: { ...c, data: c.data.slice() } } });
+    // Momentum of trainable variables only: a checkpoint written with other lr_mult rules may hold some of a variable now frozen.
+    const momentum = new Map([...sgd.velocity].filter(([name]) => trainable.includes(name)));
+    for (const [name, view] of pieceViews(pieces, specs, momentum)) for (const c of chunksOf(name, [view.length], view)) peer.send({ kind: { $case: 'velocity', value: { ...c, data: c.data.slice() } } });
     peer.send({ kind: { $case: 'hold', value: { version: this.version() } } });
   }
 
@@ -279,13 +281,12 @@ export class ShardSet {
     const trainable = new Set(this.job.trainable);
     await Promise.all(this.slots.map((peer, slot) => new Promise<void>((resolve, reject) => {
       if (!peer) return reject(new ShardLost(`parameter shard ${slot} is not there`));
-      const pieces = this.layout[slot].map((p, i) => ({ p, name: pieceName(i) })).filter(({ p }) => trainable.has(this.job.specs[p.variable].name));
-      const names = new Set(pieces.map(({ name }) => name));
-      const only = (views: Tensors) => new Map([...views].filter(([name]) => names.has(name)));
-      const params_ = TensorAssembler.over(only(pieceViews(this.layout[slot], this.job.specs, params)));
-      const velocity_ = TensorAssembler.over(only(pieceViews(this.layout[slot], this.job.specs, velocity)));
-      const done = () => (params_.complete() && velocity_.complete() ? resolve() : reject(new ShardLost(`parameter shard ${slot} sent an incomplete snapshot`)));
-      peer.snapshot = { params: params_, velocity: velocity_, done: { resolve: done, reject } };
+      // A shard sends its trainable pieces: the views of those, by piece name, are where they land.
+      const names = new Set(this.layout[slot].flatMap((p, i) => (trainable.has(this.job.specs[p.variable].name) ? [pieceName(i)] : [])));
+      const into = (whole: Tensors) => TensorAssembler.over(new Map([...pieceViews(this.layout[slot], this.job.specs, whole)].filter(([name]) => names.has(name))));
+      const snapshot = { params: into(params), velocity: into(velocity) };
+      const done = () => (snapshot.params.complete() && snapshot.velocity.complete() ? resolve() : reject(new ShardLost(`parameter shard ${slot} sent an incomplete snapshot`)));
+      peer.snapshot = { ...snapshot, done: { resolve: done, reject } };
       peer.send({ kind: { $case: 'snapshot', value: {} } });
     })));
   }

@@ -134,3 +134,12 @@ test('shards – worker elasticity unchanged: one joins mid-job, a straggler (SI
   assert.ok(r.examplesUsed === 80 * 16 && r.distinct === 80 * 16, `epoch 0: ${r.examplesUsed} uses of ${r.distinct} distinct examples`);
   assert.ok(r.entries.some((e) => e.workerId === 'w2'), 'w2 computed slices');
 });
+
+test('shards – resuming with a variable frozen since the checkpoint: its old momentum is not sent to the shards; the job completes', { timeout: 60_000 }, async () => {
+  const outDir = tempDir();
+  await runJob(job(0, { iterations: 10, outDir, checkpointEvery: 10 }), 1);
+  const frozen = job(2, { outDir });
+  frozen.optimizer.layers = [{ match: 'conv2/*', lrMult: 0, decayMult: 1 }, ...frozen.optimizer.layers];
+  const resumed = await runJob(frozen, 1, undefined, { resume: true });
+  assert.equal(resumed.curve[resumed.curve.length - 1].iteration, 20);
+});
