@@ -4,13 +4,17 @@
 // back to the last checkpoint; a worker lost, late or new → as without shards).
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChildProcess } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EventBus, TrainingEvent } from '../core/observe/events';
 import { parseJob } from '../core/job/config';
 import { readParams } from '../core/model/params';
 import { Tensors } from '../core/train/optimizer';
-import { runJob, spawnShard, spawnWorker } from './cluster-helpers';
+import { loadModel } from '../core/model/io';
+import { CLI, exitOf, freePort, runJob, spawnShard, spawnWorker } from './cluster-helpers';
 import { tempDir, wasmWithIdxSet } from './fixtures';
 
 let dataDir = '';
@@ -142,4 +146,30 @@ test('shards – resuming with a variable frozen since the checkpoint: its old m
   frozen.optimizer.layers = [{ match: 'conv2/*', lrMult: 0, decayMult: 1 }, ...frozen.optimizer.layers];
   const resumed = await runJob(frozen, 1, undefined, { resume: true });
   assert.equal(resumed.curve[resumed.curve.length - 1].iteration, 20);
+});
+
+test('shards – the coordinator SIGKILLed mid-job and restarted with --resume: the shard and the workers rejoin by themselves; bit-identical', { timeout: 120_000 }, async () => {
+  const expected = await reference();
+  const dir = tempDir();
+  const port = await freePort();
+  const cfg = job(2, { outDir: join(dir, 'run'), checkpointEvery: 5 });
+  const file = join(dir, 'job.yaml');
+  writeFileSync(file, stringify({ ...cfg, cluster: { ...cfg.cluster, workers: 2, host: '127.0.0.1', port }, metrics: { ...cfg.metrics, port: null } }));
+  const coordinator = (resume: boolean) => spawn(process.execPath, [CLI, 'coordinator', '--config', file, ...(resume ? ['--resume'] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const first = coordinator(false);
+  const others = [spawnShard(port), spawnShard(port), spawnWorker(port, 'w0'), spawnWorker(port, 'w1')];
+  let log = '';
+  first.stderr!.on('data', (d) => { log += d; });
+  for (let i = 0; i < 600 && !/checkpoint iteration=10 /.test(log); i++) await sleep(50);
+  first.kill('SIGKILL');
+  assert.equal(await exitOf(first), null, 'killed mid-job, not after it');
+  const second = coordinator(true);
+  let resumed = '';
+  second.stderr!.on('data', (d) => { resumed += d; });
+  assert.equal(await exitOf(second), 0, 'the restarted coordinator finished the job');
+  assert.match(resumed, /resuming checkpoint=\S+ iteration=1[05]\b/);
+  for (const p of others) assert.equal(await exitOf(p), 0, 'each shard and worker was told the job finished');
+  const model = await loadModel(join(dir, 'run', 'model', 'model.json'));
+  assert.equal(firstDifference(readParams(model), expected), null, 'bit-identical to the undisturbed run');
+  model.dispose();
 });
