@@ -80,6 +80,8 @@ export class Cluster implements Compute, Fleet, DataPlaneHost, ShardHost {
   readonly shards: ShardSet | null;
   /** Set from a shard's loss until the job has gone back to its checkpoint (rewind). */
   private shardLoss: ShardLost | null = null;
+  /** With shards: they apply the step and serve the result as the next version. */
+  readonly remoteUpdate: RemoteUpdate | null;
 
   constructor(private readonly job: FleetJob, opts: { localData: boolean; clock?: Clock }) {
     const clock = (this.clock = opts.clock ?? systemClock);
@@ -89,7 +91,11 @@ export class Cluster implements Compute, Fleet, DataPlaneHost, ShardHost {
     this.status = new StatusBoard(job.cfg.name, clock);
     job.events.subscribe(this.status.onEvent);
     this.sync = new WorkerSync(job.params, { all: job.specs, trainable }, opts.localData ? null : job.data, job.metrics);
-    this.shards = job.cfg.cluster.shards > 0 ? new ShardSet(job, this, job.events, () => this.version) : null;
+    const shards = (this.shards = job.cfg.cluster.shards > 0 ? new ShardSet(job, this, job.events, () => this.version) : null);
+    this.remoteUpdate = shards && {
+      apply: (lr) => shards.apply(++this.version, lr),
+      gather: (params, velocity) => shards.gather(params, velocity),
+    };
     this.steps = new Steps(this, new GradientAverager(trainable), this.ledger, job.metrics, clock, job.cfg.train.spikeGuard, this.shards);
     this.evaluations = new Evaluations(this);
     this.deadlines = new Deadlines(job.cfg.cluster.sliceDeadline, (w, seconds, kind) =>
@@ -328,16 +334,6 @@ export class Cluster implements Compute, Fleet, DataPlaneHost, ShardHost {
     this.version++;
   }
 
-  /** With shards: they apply the step and serve the result as the next version. */
-  get remoteUpdate(): RemoteUpdate | null {
-    const shards = this.shards;
-    if (!shards) return null;
-    return {
-      apply: (lr) => shards.apply(++this.version, lr),
-      gather: (params, velocity) => shards.gather(params, velocity),
-    };
-  }
-
   // ---- ShardHost: what the shards report --------------------------------------
 
   uploaded(w: string, step: number, version: number, squares: number, index: number): void {
@@ -349,8 +345,8 @@ export class Cluster implements Compute, Fleet, DataPlaneHost, ShardHost {
     }
   }
 
-  workerLost(w: string, err: Error): void {
-    if (this.sessions.get(w)?.alive) this.drop(w, err instanceof WireInvalid ? err : new ConnectionLost(err.message));
+  workerLost(w: string, err: WireInvalid | ConnectionLost): void {
+    if (this.sessions.get(w)?.alive) this.drop(w, err);
   }
 
   /** Nothing can step until every slot is taken again: stop the rounds in progress; the coordinator rewinds. */

@@ -12,7 +12,7 @@
 // it, exactly as a restarted coordinator resumes. No transport here:
 // server.ts turns a Shards stream into a ShardChannel.
 import { randomBytes } from 'node:crypto';
-import { JobFailed, RejectReason, ShardLost, WireInvalid } from '../core/errors';
+import { ConnectionLost, JobFailed, REJECT_REASONS, RejectReason, ShardLost, WireInvalid } from '../core/errors';
 import { logger } from '../core/observe/log';
 import { EventBus } from '../core/observe/events';
 import { Tensors } from '../core/train/optimizer';
@@ -26,6 +26,7 @@ import { JobSetup } from '../core/job/setup';
 import { partitionBytesOf } from '../core/job/config';
 
 const log = logger('shards');
+const DATA_HOST = /^[A-Za-z0-9.:-]{0,253}$/;
 
 export interface ShardChannel {
   write(cmd: ShardCommand): Promise<void>;
@@ -37,8 +38,8 @@ export interface ShardChannel {
 export interface ShardHost {
   /** Worker `w`'s gradient for one shard's pieces is complete; `index`: how many of w's uploads that shard already had waiting. */
   uploaded(w: string, step: number, version: number, squares: number, index: number): void;
-  /** A shard refused or lost a worker's data connection. */
-  workerLost(w: string, err: Error): void;
+  /** A shard refused (WireInvalid) or lost (ConnectionLost) a worker's data connection. */
+  workerLost(w: string, err: WireInvalid | ConnectionLost): void;
   shardLost(err: ShardLost): void;
 }
 
@@ -120,6 +121,8 @@ export class ShardSet {
     const slot = this.slots.indexOf(null);
     if (slot < 0) throw new JobFailed(`the job already has its ${this.slots.length} shards (cluster.shards)`);
     if (!(msg.dataPort > 0 && msg.dataPort < 65536)) throw new WireInvalid(`a shard's data port must be 1-65535, not ${msg.dataPort}`, 'bad-join');
+    // Workers dial it, and it goes into logs and events: a host name or address, nothing else.
+    if (!DATA_HOST.test(msg.dataHost)) throw new WireInvalid(`a shard's data host of ${msg.dataHost.length} characters: at most 253, only [A-Za-z0-9.:-]`, 'bad-join');
     const peer = new ShardPeer(slot, { host: msg.dataHost || peerHost, port: msg.dataPort }, channel);
     this.slots[slot] = peer;
     const address = `${peer.endpoint.host}:${peer.endpoint.port}`;
@@ -227,7 +230,9 @@ export class ShardSet {
         const { workerId, reason, details, session } = kind.value;
         if (session !== this.sessions.get(workerId)) return; // about a session that is already over
         const why = `shard ${peer.slot}: ${details}`;
-        return this.host.workerLost(workerId, reason && reason !== 'truncated' ? new WireInvalid(why, reason as RejectReason) : new Error(why));
+        // A bad frame counts against the worker's id; a closed or cut connection (truncated) does not. An unknown reason is not a metric label.
+        const refused = reason in REJECT_REASONS && reason !== 'truncated';
+        return this.host.workerLost(workerId, refused ? new WireInvalid(why, reason as RejectReason) : new ConnectionLost(why));
       }
       default: throw new WireInvalid(`unexpected ${kind?.$case ?? 'empty'} message from a shard`, 'unexpected');
     }

@@ -5,7 +5,6 @@
 // starts from a new Welcome, so a restarted coordinator (or one that went back
 // to its checkpoint) hands it a slot and that slot's state afresh.
 import * as grpc from '@grpc/grpc-js';
-import { JobFailed } from '../core/errors';
 import { startHttpServer } from '../core/observe/http-server';
 import { logger } from '../core/observe/log';
 import { Metrics } from '../core/observe/metrics';
@@ -14,7 +13,7 @@ import { cleartextTokenWarning, clientCredentials, tokenMetadata } from '../core
 import { MAX_MESSAGE_BYTES } from '../core/wire/tensors';
 import { ShardCommand, ShardMessage, ShardsClient } from '../proto/gen/tunefleet/v1/tunefleet';
 import { startDataPlane } from '../coordinator/data-plane';
-import { backoffSeconds, isRetryable } from '../worker/reconnect';
+import { keepJoining } from '../worker/reconnect';
 import { Shard } from './shard';
 
 const log = logger('shard');
@@ -35,8 +34,6 @@ export interface ShardOptions {
   helloSeconds?: number;
 }
 
-const BACKOFF = { baseSeconds: 0.5, maxSeconds: 10 };
-
 type Call = grpc.ClientDuplexStream<ShardMessage, ShardCommand>;
 
 export async function runShard(address: string, opts: ShardOptions = {}): Promise<void> {
@@ -49,27 +46,19 @@ export async function runShard(address: string, opts: ShardOptions = {}): Promis
   const client = new ShardsClient(address, clientCredentials({}), { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES });
   const cleartext = cleartextTokenWarning(opts.token ?? null, false, 'shard');
   if (cleartext) log.warn('INSECURE', { problem: cleartext });
-  const giveUpAfter = (opts.reconnectSeconds ?? 300) * 1000;
-  let attempt = 0, lostAt = Date.now();
   try {
-    for (;;) {
-      call = client.session(tokenMetadata(opts.token ?? null));
-      let welcomed = false;
+    await keepJoining(address, opts.reconnectSeconds ?? 300, log, async (welcomed) => {
+      const session = (call = client.session(tokenMetadata(opts.token ?? null)));
       try {
-        await serve(call, shard, { dataPort: data.port, advertise: opts.advertise ?? '' }, () => { welcomed = joined = true; });
-        log.info('finished', { coordinator: address });
-        return;
+        await serve(session, shard, { dataPort: data.port, advertise: opts.advertise ?? '' }, () => { joined = true; welcomed(); });
       } catch (err) {
-        call.cancel();
+        session.cancel();
         shard.reset();
         joined = false;
-        if (welcomed) { attempt = 0; lostAt = Date.now(); }
-        if (!isRetryable(err) || Date.now() - lostAt >= giveUpAfter) throw new JobFailed(`lost the coordinator at ${address}: ${(err as Error).message}`, { cause: err });
-        const delay = backoffSeconds(BACKOFF, attempt++);
-        log.warn('lost the coordinator; joining again', { coordinator: address, inSeconds: +delay.toFixed(2), error: (err as Error).message });
-        await new Promise((r) => setTimeout(r, delay * 1000));
+        throw err;
       }
-    }
+    });
+    log.info('finished', { coordinator: address });
   } finally {
     client.close();
     data.server.close();

@@ -16,6 +16,11 @@ export function spawnWorker(port: number, id: string, metricsPort: number | 'off
   return spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
+/** A `tunefleet coordinator` process for the job file `file` (its log on stderr, piped). */
+export function spawnCoordinator(file: string, resume: boolean): ChildProcess {
+  return spawn(process.execPath, [CLI, 'coordinator', '--config', file, ...(resume ? ['--resume'] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
+}
+
 /** A parameter shard process for the coordinator at `port` (data port: any free one, on loopback). */
 export function spawnShard(port: number, metricsPort: number | 'off' = 'off'): ChildProcess {
   const args = [CLI, 'shard', '--coordinator', `127.0.0.1:${port}`, '--host', '127.0.0.1', '--data-port', '0', '--metrics-port', String(metricsPort)];

@@ -6,7 +6,7 @@
 // accuracy of an undisturbed run.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { initBackend } from '../core/backend/backends';
@@ -15,7 +15,7 @@ import { EventBus, TrainingEvent } from '../core/observe/events';
 import { Ledger } from '../core/train/ledger';
 import { rng } from '../core/util/rng';
 import { Cluster } from '../coordinator/cluster';
-import { CLI, exitOf, freePort, runJob, running, spawnWorker } from './cluster-helpers';
+import { exitOf, freePort, runJob, running, spawnCoordinator, spawnWorker } from './cluster-helpers';
 import { tempDir } from './fixtures';
 
 const skip = !existsSync('/usr/share/datasets/fashion-mnist') && 'apt-get install dataset-fashion-mnist';
@@ -98,10 +98,6 @@ function writeJob(dir: string, port: number): string {
   const cfg = fashionJob({ iterations: 60, evalEvery: 60, checkpointEvery: 20, logEvery: 5, outDir: join(dir, 'run') }, { cluster: { workers: 2, host: '127.0.0.1', port } });
   writeFileSync(file, JSON.stringify(cfg)); // JSON is YAML
   return file;
-}
-
-function spawnCoordinator(file: string, resume: boolean): ChildProcess {
-  return spawn(process.execPath, [CLI, 'coordinator', '--config', file, ...(resume ? ['--resume'] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
 /** Run the 2-worker job in its own coordinator process; `interrupt` may SIGKILL and restart it once. */

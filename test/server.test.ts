@@ -129,6 +129,9 @@ test('server – the Shards service: refused without shards in the job, without 
   call = one.client.session(auth(null));
   call.write(shardJoin(0));
   assert.match((await statusOf(call)).details, /data port must be 1-65535/);
+  call = one.client.session(auth(null));
+  call.write({ kind: { $case: 'join', value: { dataPort: 7072, dataHost: 'a host; rm -rf' } } });
+  assert.match((await statusOf(call)).details, /^bad-join: a shard's data host/);
   const first = one.client.session(auth(null));
   const welcomed = new Promise((resolve) => first.once('data', resolve));
   first.write(shardJoin(7072));

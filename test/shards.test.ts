@@ -4,7 +4,7 @@
 // back to the last checkpoint; a worker lost, late or new → as without shards).
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -14,7 +14,7 @@ import { parseJob } from '../core/job/config';
 import { readParams } from '../core/model/params';
 import { Tensors } from '../core/train/optimizer';
 import { loadModel } from '../core/model/io';
-import { CLI, exitOf, freePort, runJob, spawnShard, spawnWorker } from './cluster-helpers';
+import { exitOf, freePort, runJob, spawnCoordinator, spawnShard, spawnWorker } from './cluster-helpers';
 import { tempDir, wasmWithIdxSet } from './fixtures';
 
 let dataDir = '';
@@ -155,15 +155,14 @@ test('shards – the coordinator SIGKILLed mid-job and restarted with --resume: 
   const cfg = job(2, { outDir: join(dir, 'run'), checkpointEvery: 5 });
   const file = join(dir, 'job.yaml');
   writeFileSync(file, stringify({ ...cfg, cluster: { ...cfg.cluster, workers: 2, host: '127.0.0.1', port }, metrics: { ...cfg.metrics, port: null } }));
-  const coordinator = (resume: boolean) => spawn(process.execPath, [CLI, 'coordinator', '--config', file, ...(resume ? ['--resume'] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const first = coordinator(false);
+  const first = spawnCoordinator(file, false);
   const others = [spawnShard(port), spawnShard(port), spawnWorker(port, 'w0'), spawnWorker(port, 'w1')];
   let log = '';
   first.stderr!.on('data', (d) => { log += d; });
   for (let i = 0; i < 600 && !/checkpoint iteration=10 /.test(log); i++) await sleep(50);
   first.kill('SIGKILL');
   assert.equal(await exitOf(first), null, 'killed mid-job, not after it');
-  const second = coordinator(true);
+  const second = spawnCoordinator(file, true);
   let resumed = '';
   second.stderr!.on('data', (d) => { resumed += d; });
   assert.equal(await exitOf(second), 0, 'the restarted coordinator finished the job');

@@ -1,5 +1,5 @@
-// When a worker's session ends without Finish, should it join again, and
-// when? Transient trouble (coordinator restarting or unreachable, our stream
+// When a worker's (or a parameter shard's) session ends without Finish,
+// should it join again, and when? Transient trouble (coordinator restarting or unreachable, our stream
 // dropped for a missed deadline or a bad message) is retried with capped
 // exponential backoff and jitter, so a restarted coordinator is not hit by
 // every worker at once. A refusal that retrying cannot fix (wrong token,
@@ -7,6 +7,7 @@
 // worker with that error.
 import * as grpc from '@grpc/grpc-js';
 import { JobFailed } from '../core/errors';
+import { Logger } from '../core/observe/log';
 
 const FINAL = new Set([grpc.status.UNAUTHENTICATED, grpc.status.PERMISSION_DENIED, grpc.status.FAILED_PRECONDITION, grpc.status.UNIMPLEMENTED]);
 
@@ -24,4 +25,35 @@ export interface BackoffPolicy {
 /** Delay before reconnect attempt `attempt` (0-based): base·2^attempt capped at max, times a jitter in [0.5, 1). */
 export function backoffSeconds(policy: BackoffPolicy, attempt: number, random = Math.random): number {
   return Math.min(policy.maxSeconds, policy.baseSeconds * 2 ** attempt) * (0.5 + random() / 2);
+}
+
+const BACKOFF: BackoffPolicy = { baseSeconds: 0.5, maxSeconds: 10 };
+
+/**
+ * Run sessions with the coordinator until one resolves (the job is over): a
+ * worker's, or a parameter shard's. A session that throws is joined again
+ * after backoff while its error is retryable, for up to `giveUpSeconds` since
+ * the last session that got in (it calls `joined()`); then the error ends the
+ * process, as a JobFailed naming the coordinator. `session` cleans up after
+ * itself when it throws.
+ */
+export async function keepJoining(address: string, giveUpSeconds: number, log: Logger, session: (joined: () => void) => Promise<void>): Promise<void> {
+  let attempt = 0, lostAt = Date.now();
+  for (;;) {
+    let joined = false;
+    try {
+      return await session(() => { joined = true; });
+    } catch (err) {
+      if (joined) { attempt = 0; lostAt = Date.now(); }
+      if (!isRetryable(err) || Date.now() - lostAt >= giveUpSeconds * 1000) throw asJobFailed(err, address);
+      const delay = backoffSeconds(BACKOFF, attempt++);
+      log.warn('lost the coordinator; joining again', { coordinator: address, inSeconds: +delay.toFixed(2), error: (err as Error).message });
+      await new Promise((r) => setTimeout(r, delay * 1000));
+    }
+  }
+}
+
+function asJobFailed(err: unknown, address: string): JobFailed {
+  if (err instanceof JobFailed) return err;
+  return new JobFailed(`lost the coordinator at ${address}: ${(err as Error).message}`, { cause: err });
 }

@@ -27,7 +27,7 @@ import { CoordinatorClient, CoordinatorMessage, DType, Eval, Split, Step, Welcom
 import { DataLink, ParamSink } from './data-link';
 import { ShardLinks } from './shard-links';
 import { ExampleCache } from './example-cache';
-import { backoffSeconds, isRetryable } from './reconnect';
+import { keepJoining } from './reconnect';
 
 const log = logger('worker');
 
@@ -193,8 +193,6 @@ export interface WorkerOptions {
   reconnectSeconds?: number;
 }
 
-const BACKOFF = { baseSeconds: 0.5, maxSeconds: 10 };
-
 /**
  * Run one worker until the coordinator says the job is finished. A lost
  * session is joined again with backoff (reconnect.ts) under the same worker
@@ -203,33 +201,26 @@ const BACKOFF = { baseSeconds: 0.5, maxSeconds: 10 };
 export async function runWorker(address: string, opts: WorkerOptions = {}): Promise<void> {
   const backend = await initBackend(opts.backend);
   const metrics = new Metrics('', 'worker');
-  const state: SessionState = { id: opts.id ?? '', job: null, link: null, shards: null, joins: 0 };
+  const state: SessionState = { id: opts.id ?? '', job: null, link: null, shards: null };
   const http = opts.metricsPort === null || opts.metricsPort === undefined ? null : await startHttpServer(metrics, opts.metricsHost ?? '0.0.0.0', opts.metricsPort, () => state.job !== null);
   const client = new CoordinatorClient(address, clientCredentials(opts.tls ?? {}), {
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
   });
   const cleartext = cleartextTokenWarning(opts.token ?? null, Boolean(opts.tls?.ca || opts.tls?.cert), 'worker');
   if (cleartext) log.warn('INSECURE', { problem: cleartext });
-  const giveUpAfter = (opts.reconnectSeconds ?? 300) * 1000;
-  let attempt = 0, lostAt = Date.now();
   try {
-    for (;;) {
-      const joinsBefore = state.joins;
+    await keepJoining(address, opts.reconnectSeconds ?? 300, log, async (joined) => {
       const call = client.session(tokenMetadata(opts.token ?? null));
       try {
-        return await runSession(call, state, { address, backend, metrics, tls: opts.tls ?? {} });
+        await runSession(call, state, { address, backend, metrics, tls: opts.tls ?? {}, joined });
       } catch (err) {
         call.cancel(); // the session is over on our side too, whatever ended it
         state.job?.dispose();
         state.job = null;
         closeLinks(state);
-        if (state.joins > joinsBefore) { attempt = 0; lostAt = Date.now(); }
-        if (!isRetryable(err) || Date.now() - lostAt >= giveUpAfter) throw asJobFailed(err, address);
-        const delay = backoffSeconds(BACKOFF, attempt++);
-        log.warn('lost the coordinator; joining again', { coordinator: address, inSeconds: +delay.toFixed(2), error: (err as Error).message });
-        await new Promise((r) => setTimeout(r, delay * 1000));
+        throw err;
       }
-    }
+    });
   } finally {
     client.close();
     http?.close();
@@ -239,7 +230,6 @@ export async function runWorker(address: string, opts: WorkerOptions = {}): Prom
 interface SessionState extends Links {
   id: string; // '' until the coordinator assigns one; reused when joining again
   job: WorkerJob | null;
-  joins: number;
 }
 
 function closeLinks(state: SessionState): void {
@@ -254,6 +244,8 @@ interface SessionContext {
   backend: string;
   metrics: Metrics;
   tls: ClientTls;
+  /** The coordinator welcomed this session (reconnect.ts counts the give-up time from its end). */
+  joined: () => void;
 }
 
 /** The host part of a `host:port` address (`[::1]:7070` → `::1`). */
@@ -262,7 +254,7 @@ export function hostOf(address: string): string {
 }
 
 /** One session: join, then do what the coordinator says until Finish (resolves) or the stream ends (throws). */
-async function runSession(call: Call, state: SessionState, { address, backend, metrics, tls }: SessionContext): Promise<void> {
+async function runSession(call: Call, state: SessionState, { address, backend, metrics, tls, joined }: SessionContext): Promise<void> {
   // A write waiting for 'drain' must not outlive the call: when the
   // coordinator ends it (a deadline, a restart) no 'drain' comes, and the
   // process would otherwise go quiet and exit 0 with the session abandoned.
@@ -280,7 +272,7 @@ async function runSession(call: Call, state: SessionState, { address, backend, m
       state.link = w.dataPort ? await DataLink.open(host, w.dataPort, w.dataTicket, tls, state.job.paramSink(metrics), DataLink.coordinatorUnreachable(host, w.dataPort)) : null;
       state.shards = w.shards.length > 0 ? await state.job.openShards(tls, metrics) : null;
       state.id = kind.value.workerId;
-      state.joins++;
+      joined();
       metrics.setJob(kind.value.job);
       log.info('joined', { worker: kind.value.workerId, job: kind.value.job, coordinator: address, backend });
       continue;
@@ -301,9 +293,4 @@ async function runSession(call: Call, state: SessionState, { address, backend, m
     }
   }
   throw new Error(`coordinator ${address} closed the session without finishing the job`);
-}
-
-function asJobFailed(err: unknown, address: string): JobFailed {
-  if (err instanceof JobFailed) return err;
-  return new JobFailed(`lost the coordinator at ${address}: ${(err as Error).message}`, { cause: err });
 }
