@@ -13,6 +13,7 @@ export const systemClock: Clock = {
   now: () => performance.now(),
   after: (ms, fn) => {
     const timer = setTimeout(fn, ms);
+    timer.unref(); // a deadline or a ping alone does not keep the process up: its server does
     return () => clearTimeout(timer);
   },
 };

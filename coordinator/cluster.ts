@@ -99,7 +99,7 @@ export class Cluster implements Compute, Fleet, DataPlaneHost, ShardHost {
     this.steps = new Steps(this, new GradientAverager(trainable), this.ledger, job.metrics, clock, job.cfg.train.spikeGuard, this.shards);
     this.evaluations = new Evaluations(this);
     this.deadlines = new Deadlines(job.cfg.cluster.sliceDeadline, (w, seconds, kind) =>
-      this.drop(w, new DeadlineExceeded(`no result within the ${kind} deadline of ${seconds.toFixed(1)} s`)), clock);
+      this.late(w, new DeadlineExceeded(`no result within the ${kind} deadline of ${seconds.toFixed(1)} s`)), clock);
   }
 
   /** Tensors go on the data plane at `port` from now on (runCoordinator, before any worker joins). */
@@ -118,6 +118,10 @@ export class Cluster implements Compute, Fleet, DataPlaneHost, ShardHost {
 
   get metrics(): Metrics {
     return this.job.metrics;
+  }
+
+  get stallSeconds(): number {
+    return this.job.cfg.cluster.stallSeconds;
   }
 
   get traffic(): Traffic {
@@ -153,7 +157,7 @@ export class Cluster implements Compute, Fleet, DataPlaneHost, ShardHost {
     this.status.joined(id, msg.backend, msg.device);
     const ticket = this.dataPort === null ? new Uint8Array(0) : this.awaitDataConnection(session);
     const welcome = this.shards
-      ? this.shards.expect(id).then((shards) => ({ ...this.welcomeFor(id, ticket), shards, partitionBytes: this.shards!.partitionBytes }))
+      ? this.shards.expect(id, () => session.alive).then((shards) => ({ ...this.welcomeFor(id, ticket), shards, partitionBytes: this.shards!.partitionBytes }))
       : this.welcomeFor(id, ticket);
     session.send(Promise.resolve(welcome).then((value) => ({ kind: { $case: 'welcome' as const, value } }))).catch((err) => this.drop(id, err));
     log.info('worker joined', { worker: id, backend: msg.backend, device: msg.device, live: this.live().length });
@@ -178,6 +182,18 @@ export class Cluster implements Compute, Fleet, DataPlaneHost, ShardHost {
     log.warn('worker dropped', { worker: id, details: endedBecause(err) });
     this.leave(id, endedBecause(err));
     s.fail(err);
+  }
+
+  /**
+   * `id` missed its slice deadline. With shards it may be late because a
+   * shard stopped taking its gradient or serving its parameters, so it is
+   * dropped only once every shard has answered a Ping sent now; a shard that
+   * does not is lost instead (the round stops, nobody is struck).
+   */
+  private late(id: string, err: DeadlineExceeded): void {
+    if (!this.shards) return this.drop(id, err);
+    const s = this.sessions.get(id);
+    void this.shards.probe().then((answered) => { if (answered && s?.alive && this.sessions.get(id) === s) this.drop(id, err); });
   }
 
   /** The session ends; it is forgotten (its buffers freed, its data connection closed), and its outstanding slices go to others. */

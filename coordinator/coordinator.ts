@@ -36,7 +36,7 @@ export async function runCoordinator(cfg: JobConfig, opts: CoordinatorOptions = 
     : null;
   if (data) cluster.useDataPlane(data.port);
   const { server, port } = await startServer(cluster, {
-    host: c.host, port: c.port, joinTimeoutSeconds: c.joinTimeoutSeconds,
+    host: c.host, port: c.port, joinTimeoutSeconds: c.joinTimeoutSeconds, keepaliveSeconds: c.keepaliveSeconds,
     token: readToken(c.tokenFile), cert: c.tlsCert, key: c.tlsKey, clientCa: c.tlsClientCa,
   }).catch((err) => { data?.server.close(); throw err; });
   const http = cfg.metrics.port === null ? null : await startHttpServer(job.metrics, cfg.metrics.host, cfg.metrics.port, () => true);

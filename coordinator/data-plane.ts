@@ -16,7 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import { AddressInfo, createServer, Server, Socket } from 'node:net';
 import * as tls from 'node:tls';
-import { ConnectionLost, WireInvalid } from '../core/errors';
+import { ConnectionLost, DeadlineExceeded, WireInvalid } from '../core/errors';
 import { logger } from '../core/observe/log';
 import { Metrics } from '../core/observe/metrics';
 import { FrameWriter, readFrames } from '../core/wire/data-socket';
@@ -32,6 +32,8 @@ const log = logger('data-plane');
 export interface DataPlaneHost {
   readonly tickets: Tickets;
   readonly metrics: Metrics;
+  /** A worker that takes none of the parameter bytes written to it for this long is cut off and dropped (cluster.stallSeconds). */
+  readonly stallSeconds: number;
   /** Where the payload of gradient frame `h` from worker `w` goes (checked like a gRPC chunk). */
   gradientTarget(w: string, h: FrameHeader): Uint8Array;
   gradientLanded(w: string, h: FrameHeader): void;
@@ -94,11 +96,12 @@ class DataConnection implements FrameHandler, TensorLink {
   private over = false;
   private readonly reader = new FrameReader(this);
   private readonly helloTimer: NodeJS.Timeout;
+  private error: Error | null = null;
 
   constructor(private readonly host: DataPlaneHost, accepted: Socket, helloSeconds: number) {
     this.socket = readFrames(accepted, this.reader, (err) => this.fail(err));
     this.socket.setNoDelay(true);
-    this.socket.on('error', () => {}); // 'close' follows and says what it means
+    this.socket.on('error', (err) => { this.error = err; }); // 'close' follows; a stalled write's DeadlineExceeded is why
     this.socket.on('close', () => this.closed());
     this.helloTimer = setTimeout(() => this.fail(new WireInvalid(`no HELLO within ${helloSeconds} s`, 'bad-ticket')), helloSeconds * 1000);
   }
@@ -118,7 +121,7 @@ class DataConnection implements FrameHandler, TensorLink {
     if (!session) throw new WireInvalid('the ticket is unknown, already used, or its session has ended', 'bad-ticket');
     clearTimeout(this.helloTimer);
     this.session = session;
-    this.writer = new FrameWriter(this.socket);
+    this.writer = new FrameWriter(this.socket, this.host.stallSeconds);
     session.attach(this);
   }
 
@@ -164,7 +167,8 @@ class DataConnection implements FrameHandler, TensorLink {
     }
     if (!this.session.alive) return;
     if (midFrame) this.host.metrics.rejected('truncated');
-    this.host.drop(this.session.id, new ConnectionLost(`the data connection closed${midFrame ? ' in the middle of a frame' : ''}`));
+    const stalled = this.error instanceof DeadlineExceeded ? this.error : null;
+    this.host.drop(this.session.id, stalled ?? new ConnectionLost(`the data connection closed${midFrame ? ' in the middle of a frame' : ''}`));
   }
 }
 

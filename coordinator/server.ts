@@ -8,7 +8,7 @@ import { ConnectionLost, DeadlineExceeded, endedBecause, JobDiverged, JobFailed,
 import { logger } from '../core/observe/log';
 import { authorized, cleartextTokenWarning, serverCredentials, ServerTls } from '../core/wire/security';
 import { MAX_MESSAGE_BYTES } from '../core/wire/tensors';
-import { writeWithBackpressure } from '../core/wire/backpressure';
+import { keepalive, writeWithBackpressure } from '../core/wire/backpressure';
 import { CoordinatorMessage, CoordinatorService, LedgerRequest, ShardCommand, ShardMessage, ShardsService, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
 import { Cluster } from './cluster';
 import { Channel, WorkerSession } from './session';
@@ -46,9 +46,9 @@ export function logRefusal(reason: string, details: unknown, what = 'session ref
 }
 
 /** A worker session's Channel over its gRPC stream. */
-function streamChannel(call: SessionCall): Channel {
+function streamChannel(call: SessionCall, stallSeconds: number): Channel {
   return {
-    write: (msg) => writeWithBackpressure(call, msg),
+    write: (msg) => writeWithBackpressure(call, msg, stallSeconds),
     end: () => call.end(),
     fail: (err) => call.emit('error', toStatus(err)),
   };
@@ -79,7 +79,7 @@ function handleSession(cluster: Cluster, opts: ServerOptions, call: SessionCall)
       const kind = msg.kind;
       if (!session) {
         if (kind?.$case !== 'join') throw new WireInvalid('the first message must be Join', 'no-join');
-        session = cluster.join(kind.value, streamChannel(call));
+        session = cluster.join(kind.value, streamChannel(call, cluster.stallSeconds));
         clearTimeout(joinTimer);
         return;
       }
@@ -130,7 +130,11 @@ function handleShardSession(cluster: Cluster, token: string | null, call: ShardC
     try {
       if (peer) return shards.onMessage(peer, msg);
       if (msg.kind?.$case !== 'join') throw new WireInvalid('the first message must be ShardJoin', 'no-join');
-      peer = shards.join(msg.kind.value, peerHost(call.getPeer()), { write: (cmd) => writeWithBackpressure(call, cmd), end: () => call.end() });
+      peer = shards.join(msg.kind.value, peerHost(call.getPeer()), {
+        write: (cmd) => writeWithBackpressure(call, cmd, cluster.stallSeconds),
+        end: () => call.end(),
+        fail: (err) => call.emit('error', toStatus(err)),
+      });
     } catch (err) {
       fail(err);
     }
@@ -155,6 +159,8 @@ export interface ServerOptions extends ServerTls {
   port: number;
   token: string | null;
   joinTimeoutSeconds: number;
+  /** cluster.keepaliveSeconds: a connection whose peer does not answer a ping is closed (its sessions end). */
+  keepaliveSeconds: number;
 }
 
 /**
@@ -184,7 +190,10 @@ function checkedService(): typeof CoordinatorService {
 
 export async function startServer(cluster: Cluster, opts: ServerOptions): Promise<{ server: grpc.Server; port: number }> {
   const { host, port } = opts;
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': 2 * MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES });
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': 2 * MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+    ...keepalive(opts.keepaliveSeconds),
+  });
   server.addService(checkedService(), {
     session: (call: SessionCall) => handleSession(cluster, opts, call),
     getLedger: guarded(opts.token, (r: LedgerRequest) => cluster.ledger.report(r.epoch)),

@@ -5,14 +5,17 @@
 // layout (core/train/partition.ts), takes the workers' gradients for its
 // pieces and applies the step to them.
 //
-// Failure policy: a shard whose stream ends is lost. Its slot is free for the
+// Failure policy: a shard whose stream ends is lost, and so is one that does
+// not answer a request — Expect, Average, Snapshot, or the Ping sent every
+// third of cluster.shardDeadlineSeconds — within that deadline (a SIGSTOPped,
+// hung or partitioned shard keeps its stream open). Its slot is free for the
 // next shard to join; until every slot is taken again nothing can step, so
 // the cluster aborts the round in progress (ShardLost) and the job goes back
 // to its last checkpoint (coordinator.ts) — every shard is loaded afresh from
 // it, exactly as a restarted coordinator resumes. No transport here:
 // server.ts turns a Shards stream into a ShardChannel.
 import { randomBytes } from 'node:crypto';
-import { ConnectionLost, JobFailed, REJECT_REASONS, RejectReason, ShardLost, WireInvalid } from '../core/errors';
+import { ConnectionLost, DeadlineExceeded, JobFailed, REJECT_REASONS, RejectReason, ShardLost, WireInvalid } from '../core/errors';
 import { logger } from '../core/observe/log';
 import { EventBus } from '../core/observe/events';
 import { Tensors } from '../core/train/optimizer';
@@ -24,12 +27,15 @@ import { TICKET_BYTES } from '../core/wire/frames';
 import { ShardCommand, ShardEndpoint, ShardJoin, ShardMessage } from '../proto/gen/tunefleet/v1/tunefleet';
 import { JobSetup } from '../core/job/setup';
 import { partitionBytesOf } from '../core/job/config';
+import { Clock, systemClock } from './clock';
 
 const log = logger('shards');
 const DATA_HOST = /^[A-Za-z0-9.:-]{0,253}$/;
 
 export interface ShardChannel {
   write(cmd: ShardCommand): Promise<void>;
+  /** End the stream because of `err` (the shard sees it as a status, and joins again). */
+  fail(err: Error): void;
   /** The job is over: close the stream (the shard exits). */
   end(): void;
 }
@@ -53,10 +59,15 @@ export class ShardPeer {
   averaged: Waiter<number> | null = null;
   snapshot: { params: TensorAssembler; velocity: TensorAssembler; done: Waiter<void> } | null = null;
 
-  constructor(readonly slot: number, readonly endpoint: { host: string; port: number }, private readonly channel: ShardChannel) {}
+  /** Pings waiting for their Pong, by sequence number. */
+  readonly pings = new Map<number, Waiter<void>>();
+  lastPing = 0;
+
+  /** `failed`: a write that could not be made (the stream stalled: cluster.stallSeconds). */
+  constructor(readonly slot: number, readonly endpoint: { host: string; port: number }, readonly channel: ShardChannel, private readonly failed: (err: Error) => void) {}
 
   send(cmd: ShardCommand): void {
-    this.sending = this.sending.then(() => (this.alive ? this.channel.write(cmd) : undefined));
+    this.sending = this.sending.then(() => (this.alive ? this.channel.write(cmd) : undefined)).catch((err) => this.failed(err));
   }
 
   end(): void {
@@ -71,6 +82,8 @@ export class ShardPeer {
     this.averaged = null;
     this.snapshot?.done.reject(err);
     this.snapshot = null;
+    for (const p of this.pings.values()) p.reject(err);
+    this.pings.clear();
   }
 }
 
@@ -100,6 +113,7 @@ export class ShardSet {
     private readonly host: ShardHost,
     private readonly events: EventBus,
     private readonly version: () => number,
+    private readonly clock: Clock = systemClock,
   ) {
     const k = job.cfg.cluster.shards;
     this.slots = new Array(k).fill(null);
@@ -123,8 +137,9 @@ export class ShardSet {
     if (!(msg.dataPort > 0 && msg.dataPort < 65536)) throw new WireInvalid(`a shard's data port must be 1-65535, not ${msg.dataPort}`, 'bad-join');
     // Workers dial it, and it goes into logs and events: a host name or address, nothing else.
     if (!DATA_HOST.test(msg.dataHost)) throw new WireInvalid(`a shard's data host of ${msg.dataHost.length} characters: at most 253, only [A-Za-z0-9.:-]`, 'bad-join');
-    const peer = new ShardPeer(slot, { host: msg.dataHost || peerHost, port: msg.dataPort }, channel);
+    const peer: ShardPeer = new ShardPeer(slot, { host: msg.dataHost || peerHost, port: msg.dataPort }, channel, (err) => this.unresponsive(peer, err.message));
     this.slots[slot] = peer;
+    this.keepPinging(peer);
     const address = `${peer.endpoint.host}:${peer.endpoint.port}`;
     log.info('shard joined', { shard: slot, address, live: this.live, of: this.slots.length });
     this.events.emit({ type: 'shard.joined', shard: slot, address, live: this.live });
@@ -144,6 +159,55 @@ export class ShardSet {
     log.warn('shard lost', { shard: peer.slot, reason, live: this.live });
     this.events.emit({ type: 'shard.lost', shard: peer.slot, reason, live: this.live });
     this.host.shardLost(err);
+  }
+
+  /** `peer` did not answer in time (or its stream stopped taking commands): it is lost, and its stream ended so it joins afresh. */
+  private unresponsive(peer: ShardPeer, why: string): void {
+    if (!peer.alive) return;
+    const err = new DeadlineExceeded(why);
+    this.left(peer, why);
+    peer.channel.fail(err);
+  }
+
+  private get deadlineSeconds(): number {
+    return this.job.cfg.cluster.shardDeadlineSeconds;
+  }
+
+  /** Send `cmd` to `peer`, whose answer must come within cluster.shardDeadlineSeconds; `register` keeps the waiter where its answer finds it. */
+  private request<T>(peer: ShardPeer, what: string, cmd: ShardCommand, register: (w: Waiter<T>) => void): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const seconds = this.deadlineSeconds;
+      const cancel = this.clock.after(seconds * 1000, () => this.unresponsive(peer, `no answer to ${what} within ${seconds} s (cluster.shardDeadlineSeconds)`));
+      register({ resolve: (v) => { cancel(); resolve(v); }, reject: (err) => { cancel(); reject(err); } });
+      peer.send(cmd);
+    });
+  }
+
+  /** Ping `peer`: resolves once it has handled every command sent before (rejects if it is lost first). */
+  private ping(peer: ShardPeer): Promise<void> {
+    const seq = ++peer.lastPing;
+    return this.request<void>(peer, 'a Ping', { kind: { $case: 'ping', value: { seq } } }, (w) => peer.pings.set(seq, w));
+  }
+
+  /** While `peer` is live, a Ping every third of the deadline, so a shard that goes silent between requests is noticed too. */
+  private keepPinging(peer: ShardPeer): void {
+    const next = () => this.clock.after((this.deadlineSeconds * 1000) / 3, () => {
+      if (!peer.alive || this.finished) return;
+      this.ping(peer).then(next, () => {});
+    });
+    next();
+  }
+
+  /**
+   * Is every shard answering? Pings them all now: true once each has
+   * answered, false if a slot is empty or a shard is lost first. A worker
+   * that misses its slice deadline is judged only after this: it may be late
+   * because a shard stopped serving it, and then the shard is to blame.
+   */
+  async probe(): Promise<boolean> {
+    const peers = this.slots;
+    if (peers.some((p) => !p)) return false;
+    return Promise.all((peers as ShardPeer[]).map((p) => this.ping(p))).then(() => true, () => false);
   }
 
   private get full(): boolean {
@@ -192,16 +256,16 @@ export class ShardSet {
   }
 
   /** Tickets for worker `w`'s connections, once every shard is ready for them: the Welcome's `shards`. */
-  async expect(w: string): Promise<ShardEndpoint[]> {
+  async expect(w: string, alive: () => boolean): Promise<ShardEndpoint[]> {
     await this.ready();
+    // A session that ended while the shards were not ready gets no Expect: no Forget would follow it.
+    if (!alive()) throw new ConnectionLost('the session ended while it waited for the shards');
     const peers = this.slots as ShardPeer[];
     const tickets = peers.map(() => randomBytes(TICKET_BYTES));
     const session = ++this.lastSession;
     this.sessions.set(w, session);
-    await Promise.all(peers.map((peer, i) => new Promise<void>((resolve, reject) => {
-      peer.expecting.set(w, { resolve, reject });
-      peer.send({ kind: { $case: 'expect', value: { workerId: w, ticket: tickets[i], session } } });
-    })));
+    await Promise.all(peers.map((peer, i) =>
+      this.request<void>(peer, `the Expect for ${w}`, { kind: { $case: 'expect', value: { workerId: w, ticket: tickets[i], session } } }, (waiter) => peer.expecting.set(w, waiter))));
     return peers.map((peer, i) => ({ host: peer.endpoint.host, port: peer.endpoint.port, ticket: tickets[i] }));
   }
 
@@ -209,7 +273,12 @@ export class ShardSet {
   forget(w: string): void {
     this.queues.delete(w);
     this.sessions.delete(w);
-    for (const peer of this.slots) peer?.send({ kind: { $case: 'forget', value: { workerId: w } } });
+    for (const peer of this.slots) {
+      if (!peer) continue;
+      peer.expecting.get(w)?.reject(new ConnectionLost(`worker ${w}'s session ended`)); // its Welcome waits no more
+      peer.expecting.delete(w);
+      peer.send({ kind: { $case: 'forget', value: { workerId: w } } });
+    }
   }
 
   /** A message on shard `peer`'s stream. */
@@ -222,7 +291,12 @@ export class ShardSet {
         if (session === this.sessions.get(workerId)) this.uploaded(peer, workerId, step, version, squares);
         return;
       }
-      case 'averaged': peer.averaged?.resolve(kind.value.squares); peer.averaged = null; return;
+      case 'averaged': {
+        // The mean of accepted (finite) gradients has a finite, non-negative Σ g²: anything else is the shard's fault, not the model's.
+        if (!(Number.isFinite(kind.value.squares) && kind.value.squares >= 0)) return this.unresponsive(peer, `it reported Σ g² = ${kind.value.squares} for the mean of finite gradients`);
+        peer.averaged?.resolve(kind.value.squares); peer.averaged = null; return;
+      }
+      case 'pong': peer.pings.get(kind.value.seq)?.resolve(); peer.pings.delete(kind.value.seq); return;
       case 'param': peer.snapshot?.params.add(kind.value); return;
       case 'velocity': peer.snapshot?.velocity.add(kind.value); return;
       case 'snapshotDone': peer.snapshot?.done.resolve(); peer.snapshot = null; return;
@@ -266,12 +340,11 @@ export class ShardSet {
 
   /** Close the step's mean on every shard; resolves with its Σ g² (for the step's gradient norm). */
   async average(step: number): Promise<number> {
-    const parts = await Promise.all(this.gradientSlots.map((s) => new Promise<number>((resolve, reject) => {
+    const parts = await Promise.all(this.gradientSlots.map((s) => {
       const peer = this.slots[s];
-      if (!peer) return reject(new ShardLost(`parameter shard ${s} is not there`));
-      peer.averaged = { resolve, reject };
-      peer.send({ kind: { $case: 'average', value: { step } } });
-    })));
+      if (!peer) return Promise.reject(new ShardLost(`parameter shard ${s} is not there`));
+      return this.request<number>(peer, `Average for step ${step}`, { kind: { $case: 'average', value: { step } } }, (w) => { peer.averaged = w; });
+    }));
     return parts.reduce((a, b) => a + b, 0);
   }
 
@@ -291,8 +364,7 @@ export class ShardSet {
       const into = (whole: Tensors) => TensorAssembler.over(new Map([...pieceViews(this.layout[slot], this.job.specs, whole)].filter(([name]) => names.has(name))));
       const snapshot = { params: into(params), velocity: into(velocity) };
       const done = () => (snapshot.params.complete() && snapshot.velocity.complete() ? resolve() : reject(new ShardLost(`parameter shard ${slot} sent an incomplete snapshot`)));
-      peer.snapshot = { ...snapshot, done: { resolve: done, reject } };
-      peer.send({ kind: { $case: 'snapshot', value: {} } });
+      this.request<void>(peer, 'Snapshot', { kind: { $case: 'snapshot', value: {} } }, (w) => { peer.snapshot = { ...snapshot, done: w }; }).then(done, reject);
     })));
   }
 

@@ -22,6 +22,7 @@ import { partition, pieceIndex, pieceName } from '../core/train/partition';
 import { ShardOptimizer } from '../core/train/shard-optimizer';
 import { sumOfSquares } from '../core/train/spike-guard';
 import { product } from '../core/util/numbers';
+import { DEFAULT_STALL_SECONDS } from '../core/wire/backpressure';
 import { FrameHeader, FRAME_BYTES } from '../core/wire/frames';
 import { chunksOf, piecesOf, TensorAssembler, wireBytes } from '../core/wire/tensors';
 import { DType, ShardCommand, ShardMessage, ShardWelcome } from '../proto/gen/tunefleet/v1/tunefleet';
@@ -50,6 +51,8 @@ class Peer implements TicketHolder {
 /** What the shard holds once the coordinator has welcomed it. */
 interface Held {
   optimizer: ShardOptimizer;
+  /** cluster.stallSeconds of the job: a worker that stops reading its parameters is cut off after this long. */
+  stallSeconds: number;
   dtypes: DType[];
   /** The starting state as it arrives (until Hold). */
   loading: { params: TensorAssembler; velocity: TensorAssembler } | null;
@@ -60,12 +63,16 @@ export class Shard implements DataPlaneHost {
   private readonly peers = new Map<string, Peer>();
   private held: Held | null = null;
   private version = -1;
-  /** Parameter pushes still being written: Apply waits for them before changing the values they are views of. */
+  /** Parameter pushes still being written (each holds views of the values it sends). */
   private readonly pushing = new Set<Promise<void>>();
   /** Seconds spent folding this step's uploads so far (observed once per step, at Average). */
   private folding = 0;
 
   constructor(readonly metrics: Metrics, private readonly report: (m: ShardMessage) => Promise<void>) {}
+
+  get stallSeconds(): number {
+    return this.held?.stallSeconds ?? DEFAULT_STALL_SECONDS;
+  }
 
   /** One command from the coordinator; commands are handled one at a time, in order. */
   async handle(cmd: ShardCommand): Promise<void> {
@@ -85,6 +92,7 @@ export class Shard implements DataPlaneHost {
       case 'average': return this.average(held, kind.value.step);
       case 'apply': return this.apply(held, kind.value.version, kind.value.lr);
       case 'snapshot': return this.snapshot(held);
+      case 'ping': return this.report({ kind: { $case: 'pong', value: kind.value } }); // commands are handled in order: every one before it is done
       default: throw new Error('an empty command');
     }
   }
@@ -104,7 +112,7 @@ export class Shard implements DataPlaneHost {
     const multipliers = resolveMultipliers(variables.map((v) => v.name), cfg.optimizer.layers);
     const optimizer = new ShardOptimizer(layout[w.index], variables, multipliers, cfg.optimizer);
     const dtypes = cfg.cluster.gradientDtype === 'float16' ? [DType.FLOAT16, DType.FLOAT32] : [DType.FLOAT32];
-    this.held = { optimizer, dtypes, loading: { params: TensorAssembler.over(optimizer.params), velocity: TensorAssembler.over(optimizer.velocity) } };
+    this.held = { optimizer, dtypes, stallSeconds: cfg.cluster.stallSeconds, loading: { params: TensorAssembler.over(optimizer.params), velocity: TensorAssembler.over(optimizer.velocity) } };
     this.metrics.setJob(cfg.name);
     const bytes = [...optimizer.params.values()].reduce((a, p) => a + p.byteLength, 0);
     log.info('welcomed', { job: cfg.name, shard: w.index, of: w.shards, pieces: optimizer.params.size, mib: +(bytes / 2 ** 20).toFixed(2) });
@@ -151,8 +159,13 @@ export class Shard implements DataPlaneHost {
     await this.report({ kind: { $case: 'averaged', value: { step, squares } } });
   }
 
-  private async apply(held: Held, version: number, lr: number): Promise<void> {
-    while (this.pushing.size > 0) await Promise.all([...this.pushing]);
+  private apply(held: Held, version: number, lr: number): void {
+    // Pushes still being written hold views of the current values. The update
+    // goes into fresh copies instead of waiting for them: a worker that stopped
+    // reading would otherwise hold up every command behind this Apply — the
+    // Forget that ends its session too (cluster.stallSeconds ends its push).
+    const { params, trainable } = held.optimizer;
+    if (this.pushing.size > 0) for (const { name } of trainable) params.set(name, params.get(name)!.slice());
     const t = performance.now();
     if (held.optimizer.trainable.length > 0) held.optimizer.apply(lr);
     this.metrics.shardWork('update', (performance.now() - t) / 1000);
@@ -176,11 +189,12 @@ export class Shard implements DataPlaneHost {
     if (!link || !peer.alive) return;
     const { optimizer } = held;
     const names = all ? [...optimizer.params.keys()] : optimizer.trainable.map((p) => p.name);
+    const values = names.map((name) => [name, optimizer.params.get(name)!] as const); // this version's arrays: Apply gives later versions new ones
     const version = this.version;
     const sending = (async () => {
-      for (const name of names) {
+      for (const [name, piece] of values) {
         const index = pieceIndex(name);
-        for (const { offset, data } of piecesOf(wireBytes(optimizer.params.get(name)!, DType.FLOAT32), FRAME_BYTES)) {
+        for (const { offset, data } of piecesOf(wireBytes(piece, DType.FLOAT32), FRAME_BYTES)) {
           this.metrics.traffic('sent', 'parameters', data.length, 'tcp');
           await link.sendParam(index, version, offset, data);
         }

@@ -13,7 +13,7 @@ import { auth, statusOf } from './grpc-clients';
 
 async function serve(joinTimeoutSeconds = 0.3) {
   const cluster = fakeCluster(new FakeClock());
-  const { server, port } = await startServer(cluster, { host: '127.0.0.1', port: 0, token: null, cert: null, key: null, clientCa: null, joinTimeoutSeconds });
+  const { server, port } = await startServer(cluster, { host: '127.0.0.1', port: 0, token: null, cert: null, key: null, clientCa: null, joinTimeoutSeconds, keepaliveSeconds: 30 });
   const client = new CoordinatorClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   const close = () => { client.close(); server.forceShutdown(); };
   return { cluster, client, close };
@@ -113,7 +113,7 @@ test('server – the Shards service: refused without shards in the job, without 
   const shardJoin = (dataPort: number): ShardMessage => ({ kind: { $case: 'join', value: { dataPort, dataHost: '' } } });
   const open = async (shards: number) => {
     const cluster = fakeCluster(new FakeClock(), 8, { cluster: { shards } });
-    const { server, port } = await startServer(cluster, { host: '127.0.0.1', port: 0, token: null, cert: null, key: null, clientCa: null, joinTimeoutSeconds: 5 });
+    const { server, port } = await startServer(cluster, { host: '127.0.0.1', port: 0, token: null, cert: null, key: null, clientCa: null, joinTimeoutSeconds: 5, keepaliveSeconds: 30 });
     return { cluster, client: new ShardsClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure()), close: () => server.forceShutdown() };
   };
   const none = await open(0);

@@ -9,17 +9,21 @@ import { parseJob } from '../core/job/config';
 import { EventBus } from '../core/observe/events';
 import { Sgd } from '../core/train/optimizer';
 import { ShardCommand } from '../proto/gen/tunefleet/v1/tunefleet';
+import { FakeClock } from './fake-clock';
 
 const SPECS = [{ name: 'a', shape: [10] }, { name: 'b', shape: [6] }];
 
-function setup(shards: number) {
-  const cfg = parseJob({ cluster: { shards, partitionMiB: 16 / 2 ** 20 } }); // 16-byte partitions: 4 elements
+/** Shards that answer Expect and Ping at once, unless `silent` holds their slot (a stalled shard: its stream stays open, nothing comes back). */
+function setup(shards: number, clock: FakeClock = new FakeClock(), silent = new Set<number>()) {
+  const cfg = parseJob({ cluster: { shards, partitionMiB: 16 / 2 ** 20, shardDeadlineSeconds: 30 } }); // 16-byte partitions: 4 elements
   const reports: { w: string; step: number; index: number }[] = [];
   const lost: string[] = [];
+  const shardsLost: ShardLost[] = [];
+  const failed: Error[] = [];
   const set = new ShardSet(
     { cfg, specs: SPECS, trainable: ['a', 'b'], params: new Map(SPECS.map((s) => [s.name, new Float32Array(s.shape[0])])), sgd: new Sgd(cfg.optimizer, new Map()) },
-    { uploaded: (w, step, _v, _sq, index) => reports.push({ w, step, index }), workerLost: (w) => lost.push(w), shardLost: () => {} },
-    new EventBus('t'), () => 0,
+    { uploaded: (w, step, _v, _sq, index) => reports.push({ w, step, index }), workerLost: (w) => lost.push(w), shardLost: (err) => shardsLost.push(err) },
+    new EventBus('t'), () => 0, clock,
   );
   const sent: ShardCommand[][] = [];
   const peers: ShardPeer[] = [];
@@ -29,13 +33,16 @@ function setup(shards: number) {
     const peer: ShardPeer = set.join({ dataPort: 7072 + i, dataHost: '' }, `10.0.0.${i + 1}`, {
       write: async (cmd) => {
         inbox.push(cmd);
+        if (silent.has(i)) return;
         if (cmd.kind?.$case === 'expect') set.onMessage(peer, { kind: { $case: 'expecting', value: { workerId: cmd.kind.value.workerId } } });
+        if (cmd.kind?.$case === 'ping') set.onMessage(peer, { kind: { $case: 'pong', value: cmd.kind.value } });
       },
       end: () => {},
+      fail: (err) => failed.push(err),
     });
     peers.push(peer);
   }
-  return { set, peers, sent, reports, lost };
+  return { set, peers, sent, reports, lost, shardsLost, failed };
 }
 
 const settle = () => new Promise((r) => setImmediate(r));
@@ -45,14 +52,14 @@ test('shard-set – each shard is loaded with its pieces and Hold; a worker gets
   const { set, sent } = setup(2);
   await settle();
   for (const inbox of sent) assert.deepEqual([inbox[0].kind?.$case, inbox[inbox.length - 1].kind?.$case], ['welcome', 'hold']);
-  const endpoints = await set.expect('w0');
+  const endpoints = await set.expect('w0', () => true);
   assert.deepEqual(endpoints.map((e) => `${e.host}:${e.port}`), ['10.0.0.1:7072', '10.0.0.2:7073']);
   assert.ok(endpoints.every((e) => e.ticket.length === 32) && Buffer.compare(Buffer.from(endpoints[0].ticket), Buffer.from(endpoints[1].ticket)) !== 0);
 });
 
 test('shard-set – an upload counts once every gradient shard has reported it; a late report about an earlier session of the same worker id is ignored', async () => {
   const { set, peers, reports } = setup(2);
-  await set.expect('w0');
+  await set.expect('w0', () => true);
   set.onMessage(peers[0], uploaded('w0', 3, 1));
   assert.equal(set.uploadsReady('w0'), 0, 'one shard of two');
   set.onMessage(peers[1], uploaded('w0', 3, 1));
@@ -60,7 +67,7 @@ test('shard-set – an upload counts once every gradient shard has reported it; 
   assert.equal(set.takeUpload('w0'), 2, 'Σ g² over both shards');
   // w0 is dropped and joins again: session 2. Shard 0 reports session 1's next upload late.
   set.forget('w0');
-  await set.expect('w0');
+  await set.expect('w0', () => true);
   set.onMessage(peers[0], uploaded('w0', 4, 1));
   set.onMessage(peers[0], { kind: { $case: 'workerLost', value: { workerId: 'w0', reason: '', details: 'closed', session: 1 } } });
   assert.equal(set.uploadsReady('w0'), 0);
@@ -79,7 +86,67 @@ test('shard-set – a shard lost: its slot is free, requests in flight fail with
   void set.ready().then(() => { ready = true; });
   await settle();
   assert.equal(ready, false);
-  set.join({ dataPort: 9000, dataHost: 'shard-b' }, '10.0.0.9', { write: async () => {}, end: () => {} });
+  set.join({ dataPort: 9000, dataHost: 'shard-b' }, '10.0.0.9', { write: async () => {}, end: () => {}, fail: () => {} });
   await settle();
   assert.equal(ready, true, 'the slot is taken again');
+});
+
+test('shard-set – a shard that stops answering is lost within cluster.shardDeadlineSeconds: Pings every third of it, the stream ended, nobody else blamed', async () => {
+  const clock = new FakeClock();
+  const silent = new Set<number>();
+  const { sent, shardsLost, failed, lost } = setup(2, clock, silent);
+  await settle();
+  clock.advance(10_000); // first Pings, answered
+  await settle();
+  assert.ok(sent.every((inbox) => inbox.some((c) => c.kind?.$case === 'ping')), 'both shards are pinged every 10 s');
+  assert.equal(shardsLost.length, 0, 'answering shards stay');
+  silent.add(1); // shard 1 stalls: SIGSTOP, a hung call, a partition that keeps TCP open
+  for (let t = 0; t < 40; t++) { clock.advance(1000); await settle(); }
+  assert.equal(shardsLost.length, 1, 'lost once');
+  assert.match(shardsLost[0].message, /parameter shard 1 .*no answer to a Ping within 30 s \(cluster.shardDeadlineSeconds\)/);
+  assert.equal(failed.length, 1, 'its stream is ended, so it joins afresh');
+  assert.deepEqual(lost, [], 'no worker is blamed');
+});
+
+test('shard-set – an Average that gets no answer loses that shard; an Averaged with a non-finite Σ g² is the shard\'s fault, not divergence', async () => {
+  for (const answer of ['none', 'nan'] as const) {
+    const clock = new FakeClock();
+    const { set, peers, shardsLost } = setup(2, clock, new Set());
+    await settle();
+    const averaged = set.average(7);
+    averaged.catch(() => {});
+    await settle();
+    set.onMessage(peers[0], { kind: { $case: 'averaged', value: { step: 7, squares: 2 } } });
+    if (answer === 'nan') set.onMessage(peers[1], { kind: { $case: 'averaged', value: { step: 7, squares: NaN } } });
+    else clock.advance(30_000);
+    await assert.rejects(averaged, ShardLost, answer);
+    assert.equal(shardsLost.length, 1, answer);
+    assert.match(shardsLost[0].message, answer === 'nan' ? /shard 1 .*Σ g² = NaN/ : /shard 1 .*no answer to Average for step 7/);
+  }
+});
+
+test('shard-set – probe() is true once every shard answers a Ping, false when one is lost first', async () => {
+  const clock = new FakeClock();
+  const silent = new Set<number>();
+  const { set } = setup(2, clock, silent);
+  await settle();
+  assert.equal(await set.probe(), true);
+  silent.add(0);
+  const probed = set.probe();
+  await settle();
+  clock.advance(30_000);
+  assert.equal(await probed, false);
+});
+
+test('shard-set – a session that ends while its Welcome waits for the shards leaves no Expect on them; a Forget ends a pending one', async () => {
+  const { set, sent } = setup(1);
+  await settle();
+  await assert.rejects(set.expect('gone', () => false), /ended while it waited/);
+  await settle();
+  assert.ok(!sent[0].some((c) => c.kind?.$case === 'expect'), 'no Expect for a dead session');
+  const silent = setup(1, new FakeClock(), new Set([0]));
+  const pending = silent.set.expect('w1', () => true);
+  await settle();
+  silent.set.forget('w1');
+  await assert.rejects(pending, /w1's session ended/);
 });

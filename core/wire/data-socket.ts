@@ -4,6 +4,7 @@
 import { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { ConnectionLost } from '../errors';
+import { DEFAULT_STALL_SECONDS, drained } from './backpressure';
 import { encodeHeader, FrameHeader, FrameKind, FrameReader } from './frames';
 
 /** Largest single read: node's default is 64 KiB, and bigger reads are what makes the receive side fast. */
@@ -13,7 +14,8 @@ export class FrameWriter {
   private closed = false;
   private lastWrite: Promise<void> = Promise.resolve();
 
-  constructor(private readonly socket: Socket) {
+  /** `stallSeconds`: a peer that takes none of our bytes for this long is cut off (backpressure.ts). */
+  constructor(private readonly socket: Socket, private readonly stallSeconds = DEFAULT_STALL_SECONDS) {
     socket.once('close', () => { this.closed = true; });
   }
 
@@ -30,7 +32,8 @@ export class FrameWriter {
    * Write one frame. `payload` goes out as it is (a view of the caller's
    * array, not copied: it must not change until the peer has answered).
    * Resolves once the socket accepted it, waiting while its buffer is full;
-   * rejects when the connection is gone.
+   * rejects when the connection is gone, or (DeadlineExceeded) when the peer
+   * stops reading for stallSeconds.
    */
   async send(h: Partial<FrameHeader> & { kind: FrameKind }, payload?: Uint8Array): Promise<void> {
     if (this.closed) throw new ConnectionLost('the data connection is closed');
@@ -41,11 +44,9 @@ export class FrameWriter {
     if (length > 0) this.lastWrite = new Promise((resolve) => { room = this.socket.write(payload!, () => resolve()); });
     this.socket.uncork();
     if (room) return;
-    await new Promise<void>((resolve, reject) => {
-      const done = () => { this.socket.off('drain', done); this.socket.off('close', gone); resolve(); };
-      const gone = () => { this.socket.off('drain', done); reject(new ConnectionLost('the data connection closed while sending')); };
-      this.socket.on('drain', done);
-      this.socket.once('close', gone);
+    await drained(this.socket, this.stallSeconds, 'reject').catch((err) => {
+      this.socket.destroy(err); // a peer that stopped reading: the connection is over (its 'error' says why)
+      throw err;
     });
   }
 }

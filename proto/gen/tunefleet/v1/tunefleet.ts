@@ -132,6 +132,9 @@ export interface ShardMessage {
     | //
     /** a worker's data connection broke the contract or closed */
     { $case: "workerLost"; value: WorkerLost }
+    | //
+    /** answers Ping, after every command before it was handled */
+    { $case: "pong"; value: Ping }
     | undefined;
 }
 
@@ -194,6 +197,9 @@ export interface ShardCommand {
     | { $case: "average"; value: Average }
     | { $case: "apply"; value: Apply }
     | { $case: "snapshot"; value: Snapshot }
+    | //
+    /** answer with Pong once every command before it is handled */
+    { $case: "ping"; value: Ping }
     | undefined;
 }
 
@@ -249,6 +255,14 @@ export interface Apply {
 }
 
 export interface Snapshot {
+}
+
+/**
+ * The coordinator's liveness probe: a shard that does not answer a Ping (or
+ * an Expect, Average or Snapshot) within cluster.shardDeadlineSeconds is lost.
+ */
+export interface Ping {
+  seq: number;
 }
 
 /**
@@ -471,6 +485,9 @@ export const ShardMessage: MessageFns<ShardMessage> = {
       case "workerLost":
         WorkerLost.encode(message.kind.value, writer.uint32(66).fork()).join();
         break;
+      case "pong":
+        Ping.encode(message.kind.value, writer.uint32(74).fork()).join();
+        break;
     }
     return writer;
   },
@@ -552,6 +569,14 @@ export const ShardMessage: MessageFns<ShardMessage> = {
             message.kind = { $case: "workerLost", value: WorkerLost.decode(reader, reader.uint32()) };
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.kind = { $case: "pong", value: Ping.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -586,6 +611,8 @@ export const ShardMessage: MessageFns<ShardMessage> = {
         ? { $case: "workerLost", value: WorkerLost.fromJSON(object.workerLost) }
         : isSet(object.worker_lost)
         ? { $case: "workerLost", value: WorkerLost.fromJSON(object.worker_lost) }
+        : isSet(object.pong)
+        ? { $case: "pong", value: Ping.fromJSON(object.pong) }
         : undefined,
     };
   },
@@ -608,6 +635,8 @@ export const ShardMessage: MessageFns<ShardMessage> = {
       obj.snapshotDone = Snapshotted.toJSON(message.kind.value);
     } else if (message.kind?.$case === "workerLost") {
       obj.workerLost = WorkerLost.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "pong") {
+      obj.pong = Ping.toJSON(message.kind.value);
     }
     return obj;
   },
@@ -663,6 +692,12 @@ export const ShardMessage: MessageFns<ShardMessage> = {
       case "workerLost": {
         if (object.kind?.value !== undefined && object.kind?.value !== null) {
           message.kind = { $case: "workerLost", value: WorkerLost.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "pong": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "pong", value: Ping.fromPartial(object.kind.value) };
         }
         break;
       }
@@ -1284,6 +1319,9 @@ export const ShardCommand: MessageFns<ShardCommand> = {
       case "snapshot":
         Snapshot.encode(message.kind.value, writer.uint32(82).fork()).join();
         break;
+      case "ping":
+        Ping.encode(message.kind.value, writer.uint32(90).fork()).join();
+        break;
     }
     return writer;
   },
@@ -1381,6 +1419,14 @@ export const ShardCommand: MessageFns<ShardCommand> = {
             message.kind = { $case: "snapshot", value: Snapshot.decode(reader, reader.uint32()) };
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.kind = { $case: "ping", value: Ping.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1415,6 +1461,8 @@ export const ShardCommand: MessageFns<ShardCommand> = {
         ? { $case: "apply", value: Apply.fromJSON(object.apply) }
         : isSet(object.snapshot)
         ? { $case: "snapshot", value: Snapshot.fromJSON(object.snapshot) }
+        : isSet(object.ping)
+        ? { $case: "ping", value: Ping.fromJSON(object.ping) }
         : undefined,
     };
   },
@@ -1441,6 +1489,8 @@ export const ShardCommand: MessageFns<ShardCommand> = {
       obj.apply = Apply.toJSON(message.kind.value);
     } else if (message.kind?.$case === "snapshot") {
       obj.snapshot = Snapshot.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "ping") {
+      obj.ping = Ping.toJSON(message.kind.value);
     }
     return obj;
   },
@@ -1508,6 +1558,12 @@ export const ShardCommand: MessageFns<ShardCommand> = {
       case "snapshot": {
         if (object.kind?.value !== undefined && object.kind?.value !== null) {
           message.kind = { $case: "snapshot", value: Snapshot.fromPartial(object.kind.value) };
+        }
+        break;
+      }
+      case "ping": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "ping", value: Ping.fromPartial(object.kind.value) };
         }
         break;
       }
@@ -2217,6 +2273,73 @@ export const Snapshot: MessageFns<Snapshot> = {
   },
   fromPartial<I extends Exact<DeepPartial<Snapshot>, I>>(_: I): Snapshot {
     const message = createBaseSnapshot();
+    return message;
+  },
+};
+
+function createBasePing(): Ping {
+  return { seq: 0 };
+}
+
+export const Ping: MessageFns<Ping> = {
+  encode(message: Ping, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.seq !== 0) {
+      writer.uint32(8).uint64(message.seq);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Ping {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePing();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.seq = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Ping {
+    return { seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0 };
+  },
+
+  toJSON(message: Ping): unknown {
+    const obj: any = {};
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Ping>, I>>(base?: I): Ping {
+    return Ping.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Ping>, I>>(object: I): Ping {
+    const message = createBasePing();
+    message.seq = object.seq ?? 0;
     return message;
   },
 };
