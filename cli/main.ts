@@ -16,6 +16,7 @@ import { TrainResult } from '../core/train/loop';
 import { runCoordinator } from '../coordinator/coordinator';
 import { runWorker } from '../worker/worker';
 import { runShard } from '../shard/run';
+import { DEFAULT_KEEPALIVE_SECONDS } from '../core/wire/backpressure';
 import { FlagSpec, parseArgs } from './args';
 import { runCompare } from './compare';
 import { summaryTables } from './compare-report';
@@ -31,8 +32,8 @@ import { runWatch } from './watch';
 export const FLAGS: Record<string, FlagSpec> = {
   train: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', fresh: 'boolean' },
   coordinator: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', port: 'string', workers: 'string', shards: 'string' },
-  worker: { coordinator: 'string', gpus: 'string', backend: 'string', id: 'string', 'metrics-port': 'string', 'metrics-host': 'string', 'token-file': 'string', 'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string', 'reconnect-for': 'string' },
-  shard: { coordinator: 'string', 'data-port': 'string', host: 'string', advertise: 'string', 'metrics-port': 'string', 'metrics-host': 'string', 'token-file': 'string', 'reconnect-for': 'string' },
+  worker: { coordinator: 'string', gpus: 'string', backend: 'string', id: 'string', 'metrics-port': 'string', 'metrics-host': 'string', 'token-file': 'string', 'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string', 'reconnect-for': 'string', 'keepalive-seconds': 'string' },
+  shard: { coordinator: 'string', 'data-port': 'string', host: 'string', advertise: 'string', 'metrics-port': 'string', 'metrics-host': 'string', 'token-file': 'string', 'reconnect-for': 'string', 'keepalive-seconds': 'string' },
   local: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', fresh: 'boolean', workers: 'string' },
   compare: { config: 'string', workers: 'string', out: 'string', fresh: 'boolean', backend: 'string' },
   doctor: { config: 'string', backend: 'string', coordinator: 'string', 'token-file': 'string' },
@@ -44,6 +45,13 @@ export const FLAGS: Record<string, FlagSpec> = {
 function reconnectFlag(args: Record<string, unknown>): number {
   const seconds = Number(args['reconnect-for'] ?? 300);
   if (!(seconds >= 0)) throw new ConfigInvalid(`--reconnect-for must be a number of seconds >= 0, not ${args['reconnect-for']}`);
+  return seconds;
+}
+
+/** --keepalive-seconds: ping the coordinator after this long, and lose it when it does not answer within as long again (default 30). */
+function keepaliveFlag(args: Record<string, unknown>): number {
+  const seconds = Number(args['keepalive-seconds'] ?? DEFAULT_KEEPALIVE_SECONDS);
+  if (!(seconds > 0)) throw new ConfigInvalid(`--keepalive-seconds must be a number of seconds > 0, not ${args['keepalive-seconds']}`);
   return seconds;
 }
 
@@ -117,7 +125,7 @@ async function main(argv: string[]): Promise<void> {
         const shared = Object.entries(args).filter(([k]) => !['gpus', 'id', 'metrics-port'].includes(k)).flatMap(([k, v]) => (v === true ? [`--${k}`] : [`--${k}`, String(v)]));
         return runWorkerGroup(shared, { gpus: String(args.gpus), backend: backend ?? process.env.TUNEFLEET_BACKEND, id: args.id as string | undefined, metricsPort });
       }
-      return runWorker(String(args.coordinator), { backend, id: args.id as string | undefined, metricsPort, metricsHost: args['metrics-host'] as string | undefined, token: readToken(args['token-file'] as string | undefined), tls, reconnectSeconds: reconnectFlag(args) });
+      return runWorker(String(args.coordinator), { backend, id: args.id as string | undefined, metricsPort, metricsHost: args['metrics-host'] as string | undefined, token: readToken(args['token-file'] as string | undefined), tls, reconnectSeconds: reconnectFlag(args), keepaliveSeconds: keepaliveFlag(args) });
     }
     case 'shard': {
       const args = parseArgs(rest, FLAGS.shard);
@@ -129,7 +137,7 @@ async function main(argv: string[]): Promise<void> {
       return runShard(String(args.coordinator), {
         host: args.host as string | undefined, dataPort: port('data-port', '7072') ?? undefined, advertise: args.advertise as string | undefined,
         metricsPort: port('metrics-port', '9402'), metricsHost: args['metrics-host'] as string | undefined,
-        token: readToken(args['token-file'] as string | undefined), reconnectSeconds: reconnectFlag(args),
+        token: readToken(args['token-file'] as string | undefined), reconnectSeconds: reconnectFlag(args), keepaliveSeconds: keepaliveFlag(args),
       });
     }
     case 'local': {

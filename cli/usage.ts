@@ -13,20 +13,22 @@ export const USAGE: Record<string, string> = {
     K > 0. --resume continues from the newest checkpoint.`,
   worker: `tunefleet worker --coordinator HOST:PORT [--gpus N|all] [--backend B] [--id ID] [--metrics-port P|off]
                  [--metrics-host ADDR] [--token-file F] [--tls-ca CA.pem [--tls-cert C.pem --tls-key K.pem]]
-                 [--reconnect-for SECONDS]
+                 [--reconnect-for SECONDS] [--keepalive-seconds S]
     Join a coordinator and compute until the job finishes. A lost session is
-    joined again with backoff for up to SECONDS (default 300; 0 = never).
+    joined again with backoff for up to SECONDS (default 300; 0 = never). A
+    coordinator that does not answer a gRPC keepalive ping within S seconds
+    (default 30, sent after S idle seconds) is lost.
     --gpus: one worker process per GPU of this node (CUDA_VISIBLE_DEVICES, ids
     ID-gpu<i>, metrics ports P+i), supervised together; 'all' = every GPU
     nvidia-smi lists; N with a CPU backend (--backend wasm) = N CPU processes.`,
   shard: `tunefleet shard --coordinator HOST:PORT [--data-port P] [--host ADDR] [--advertise HOST] [--metrics-port P|off]
-                [--metrics-host ADDR] [--token-file F] [--reconnect-for SECONDS]
+                [--metrics-host ADDR] [--token-file F] [--reconnect-for SECONDS] [--keepalive-seconds S]
     A parameter shard for a job with cluster.shards > 0: holds 1/k of the
     parameters, averages the workers' gradients for them and applies SGD.
     Workers connect to its data port P (default 7072; 0 = any) on ADDR
     (default every interface) at HOST (default: the address the coordinator
     sees it connect from). Metrics on P (default 9402). Joins again with
-    backoff like a worker (default 300 s).`,
+    backoff like a worker (default 300 s), and pings it like one (S).`,
   local: `tunefleet local --workers N --config job.yaml [--backend B] [--data DIR] [--resume] [--fresh]
     The coordinator here and N worker processes on this machine (loopback).`,
   compare: `tunefleet compare --config experiment.yaml [--workers N] [--out DIR] [--backend B] [--fresh]

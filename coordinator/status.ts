@@ -35,6 +35,8 @@ export class StatusBoard {
       case 'evaluation': Object.assign(job, { iteration: e.iteration, valAccuracy: e.valAccuracy }); break;
       case 'job.finished': Object.assign(job, { state: 'finished', iteration: e.iteration }); break;
       case 'job.failed': job.state = 'failed'; break;
+      case 'shard.lost': if (job.state === 'training') job.state = 'waiting for a shard'; break; // nothing steps until the slot is taken again
+      case 'job.rewound': job.state = 'training'; Object.assign(job, { iteration: e.iteration }); break;
       default: break;
     }
   };

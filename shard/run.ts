@@ -8,7 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import { startHttpServer } from '../core/observe/http-server';
 import { logger } from '../core/observe/log';
 import { Metrics } from '../core/observe/metrics';
-import { writeWithBackpressure } from '../core/wire/backpressure';
+import { DEFAULT_KEEPALIVE_SECONDS, keepalive, writeWithBackpressure } from '../core/wire/backpressure';
 import { cleartextTokenWarning, clientCredentials, tokenMetadata } from '../core/wire/security';
 import { MAX_MESSAGE_BYTES } from '../core/wire/tensors';
 import { ShardCommand, ShardMessage, ShardsClient } from '../proto/gen/tunefleet/v1/tunefleet';
@@ -32,6 +32,8 @@ export interface ShardOptions {
   reconnectSeconds?: number;
   /** A worker's data connection must send its HELLO within this long. */
   helloSeconds?: number;
+  /** gRPC keepalive to the coordinator: a coordinator that does not answer a ping within this long is lost (the shard joins again). */
+  keepaliveSeconds?: number;
 }
 
 type Call = grpc.ClientDuplexStream<ShardMessage, ShardCommand>;
@@ -40,10 +42,14 @@ export async function runShard(address: string, opts: ShardOptions = {}): Promis
   const metrics = new Metrics('', 'shard');
   let joined = false;
   let call: Call | null = null;
-  const shard = new Shard(metrics, (m) => (call ? writeWithBackpressure(call, m) : Promise.resolve()));
+  // A report the coordinator does not take within stallSeconds ends the session (it joins again); never an unhandled rejection.
+  const shard: Shard = new Shard(metrics, (m): Promise<void> => (call ? writeWithBackpressure(call, m, shard.stallSeconds).catch(() => call?.cancel()) : Promise.resolve()));
   const data = await startDataPlane(shard, { host: opts.host ?? '0.0.0.0', port: opts.dataPort ?? 7072, helloSeconds: opts.helloSeconds ?? 10, cert: null, key: null, clientCa: null });
   const http = opts.metricsPort === null || opts.metricsPort === undefined ? null : await startHttpServer(metrics, opts.metricsHost ?? '0.0.0.0', opts.metricsPort, () => joined);
-  const client = new ShardsClient(address, clientCredentials({}), { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES });
+  const client = new ShardsClient(address, clientCredentials({}), {
+    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+    ...keepalive(opts.keepaliveSeconds ?? DEFAULT_KEEPALIVE_SECONDS),
+  });
   const cleartext = cleartextTokenWarning(opts.token ?? null, false, 'shard');
   if (cleartext) log.warn('INSECURE', { problem: cleartext });
   try {

@@ -49,6 +49,19 @@ test('status – progress and ETA from the events; per-worker slices; a worker o
   assert.deepEqual([board.report().state, board.report().validationAccuracy, board.report().etaSeconds], ['finished', 0.8, 0]);
 });
 
+test('status – a lost shard turns the state to "waiting for a shard" (no ETA) until the job has rewound', () => {
+  const board = new StatusBoard('j', new FakeClock());
+  const events = new EventBus('j');
+  events.subscribe(board.onEvent);
+  events.emit({ type: 'job.started', backend: 'wasm', iterations: 100, startIteration: 0, batchSize: 8, trainExamples: 800 });
+  events.emit({ type: 'progress', iteration: 40, iterations: 100, loss: 1, lr: 0.01, examplesPerSec: 80 });
+  events.emit({ type: 'shard.lost', shard: 1, reason: 'no answer to a Ping within 30 s (cluster.shardDeadlineSeconds)', live: 1 });
+  assert.equal(board.report().state, 'waiting for a shard');
+  assert.equal(board.report().etaSeconds, 0, 'no ETA while nothing can step');
+  events.emit({ type: 'job.rewound', iteration: 30, reason: 'shard lost' });
+  assert.deepEqual([board.report().state, board.report().iteration], ['training', 30]);
+});
+
 test('status – `tunefleet status` against a running job: its progress and both workers; refused without the token', async () => {
   const dir = tempDir();
   const tokenFile = join(dir, 'token');

@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import * as grpc from '@grpc/grpc-js';
 import { hostname } from 'node:os';
 import { BackendName, initBackend } from '../core/backend/backends';
-import { writeWithBackpressure } from '../core/wire/backpressure';
+import { DEFAULT_KEEPALIVE_SECONDS, keepalive, writeWithBackpressure } from '../core/wire/backpressure';
 import { fitsFloat16 } from '../core/wire/fp16';
 import { parseJob } from '../core/job/config';
 import { JobFailed } from '../core/errors';
@@ -191,6 +191,8 @@ export interface WorkerOptions {
   tls?: ClientTls;
   /** Keep trying to (re)join for this long after losing the coordinator; 0 = give up at once. */
   reconnectSeconds?: number;
+  /** gRPC keepalive: a coordinator that does not answer a ping within this long is lost (the worker joins again). */
+  keepaliveSeconds?: number;
 }
 
 /**
@@ -205,6 +207,7 @@ export async function runWorker(address: string, opts: WorkerOptions = {}): Prom
   const http = opts.metricsPort === null || opts.metricsPort === undefined ? null : await startHttpServer(metrics, opts.metricsHost ?? '0.0.0.0', opts.metricsPort, () => state.job !== null);
   const client = new CoordinatorClient(address, clientCredentials(opts.tls ?? {}), {
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+    ...keepalive(opts.keepaliveSeconds ?? DEFAULT_KEEPALIVE_SECONDS),
   });
   const cleartext = cleartextTokenWarning(opts.token ?? null, Boolean(opts.tls?.ca || opts.tls?.cert), 'worker');
   if (cleartext) log.warn('INSECURE', { problem: cleartext });
@@ -288,8 +291,10 @@ async function runSession(call: Call, state: SessionState, { address, backend, m
     switch (kind?.$case) {
       case 'param': metrics.traffic('received', 'parameters', kind.value.data.length); job.onParam(kind.value); break;
       case 'examples': metrics.traffic('received', 'data', kind.value.images.length); (kind.value.split === Split.TRAIN ? job.train : job.val).add(kind.value); break;
-      case 'step': await job.step(kind.value, send, metrics, state); break;
-      case 'eval': await send(await job.eval(kind.value, state)); break;
+      // Raced with the session's end: a step waiting on a stalled shard (or a
+      // data connection) must not outlive the session the coordinator ended.
+      case 'step': await Promise.race([job.step(kind.value, send, metrics, state), ended]); break;
+      case 'eval': await send(await Promise.race([job.eval(kind.value, state), ended])); break;
     }
   }
   throw new Error(`coordinator ${address} closed the session without finishing the job`);

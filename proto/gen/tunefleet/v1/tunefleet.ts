@@ -423,7 +423,7 @@ export interface StatusRequest {
 
 export interface JobStatus {
   job: string;
-  /** waiting for workers | training | finished | failed */
+  /** waiting for workers | training | waiting for a shard | finished | failed */
   state: string;
   /** steps completed */
   iteration: number;

@@ -1,0 +1,127 @@
+// liveness – a peer that stays connected but goes silent (SIGSTOP: it stops
+// reading and answering; the kernel keeps its TCP connections open) is found
+// within its documented bound, the right peer is blamed, and the job finishes
+// with every example of each completed epoch used once. Real coordinator,
+// real worker and shard processes on loopback, and a model (49 MiB) larger
+// than the socket buffers, so a write to a stopped reader really blocks.
+// The policy is docs/failure-model.md's "A peer that goes silent" table.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { EventBus, TrainingEvent } from '../core/observe/events';
+import { parseJob } from '../core/job/config';
+import { readParams } from '../core/model/params';
+import { Tensors } from '../core/train/optimizer';
+import { Cluster } from '../coordinator/cluster';
+import { runJob } from './cluster-helpers';
+import { saveWideModel, tempDir, wasmWithIdxSet } from './fixtures';
+
+let dataDir = '';
+let wideModel = '';
+before(async () => {
+  dataDir = await wasmWithIdxSet(64, 16);
+  wideModel = await saveWideModel(join(tempDir(), 'wide'), 49, 'zeros');
+});
+
+/** 16 steps of 8 over 64 examples: epochs 0 and 1 complete. Bounds short, so a test that relied on the old unbounded waits would hang. */
+function wideJob(shards: number) {
+  return parseJob({
+    name: 'liveness', backend: 'wasm', data: { path: dataDir, download: false },
+    model: { from: wideModel, replaceHead: false },
+    train: { iterations: 16, batchSize: 8, evalEvery: 1000, logEvery: 4, checkpointEvery: 1000, outDir: tempDir() },
+    // The slice deadline is long: only the stall bound can find a worker that stopped reading between steps.
+    cluster: { shards, stallSeconds: 2, shardDeadlineSeconds: 3, sliceDeadline: { minSeconds: 60 } },
+  });
+}
+
+/** SIGSTOP `w` right after one of its slices was accepted (step ≥ 3): it holds no slice, and the next parameters are about to go out to it. */
+function stopBetweenSteps(cluster: Cluster, w: ChildProcess, id: string, stopped: (at: number) => void): void {
+  const check = setInterval(() => {
+    if (!cluster.ledger.snapshot().some((e) => e.workerId === id && e.step >= 3)) return;
+    clearInterval(check);
+    w.kill('SIGSTOP');
+    stopped(Date.now());
+  }, 1).unref();
+}
+
+function everyEpochOnce(cluster: Cluster): void {
+  for (const epoch of [0, 1]) {
+    const r = cluster.ledger.report(epoch);
+    assert.ok(r.complete && r.examplesUsed === 64, `epoch ${epoch}: ${r.examplesUsed} uses of ${r.distinct} distinct examples`);
+  }
+}
+
+for (const shards of [0, 1]) {
+  const who = shards === 0 ? 'the coordinator' : 'a shard';
+  test(`liveness – a worker that stops reading a 49 MiB model from ${who} is dropped within cluster.stallSeconds and blamed; the job finishes, each example once`, { timeout: 180_000 }, async () => {
+    const events = new EventBus();
+    const lost: (TrainingEvent & { type: 'worker.lost' })[] = [];
+    let stoppedAt = 0, lostAt = 0;
+    let stoppedProc: ChildProcess | null = null;
+    events.subscribe((e) => {
+      if (e.type !== 'worker.lost') return;
+      lost.push(e);
+      if (e.worker === 'w1' && !lostAt) { lostAt = Date.now(); stoppedProc?.kill('SIGCONT'); } // found: let it go on (it joins again)
+    });
+    const run = await runJob(wideJob(shards), 2, (cluster, _port, workers) => {
+      stopBetweenSteps(cluster, workers[1], 'w1', (at) => { stoppedAt = at; stoppedProc = workers[1]; });
+    }, { events });
+    assert.ok(stoppedAt > 0, 'w1 was stopped');
+    const first = lost.find((e) => e.worker === 'w1');
+    assert.ok(first, `w1 was lost: ${JSON.stringify(lost)}`);
+    assert.match(first.reason, /the peer took none of the bytes written to it for 2 s \(cluster\.stallSeconds\)/);
+    assert.ok(lostAt - stoppedAt < 10_000, `found ${lostAt - stoppedAt} ms after it stopped (bound 2 s plus a parameter write)`);
+    assert.ok(lost.every((e) => e.worker === 'w1'), `only the silent worker is blamed: ${JSON.stringify(lost)}`);
+    assert.equal(run.curve[run.curve.length - 1].iteration, 16, 'the job finished');
+    everyEpochOnce(run.cluster);
+  });
+}
+
+function seedJob(shards: number, sliceSeconds: number | null) {
+  return parseJob({
+    name: 'liveness-shard', backend: 'wasm', data: { path: dataDir, download: false },
+    train: { iterations: 16, batchSize: 8, evalEvery: 16, logEvery: 4, checkpointEvery: 4, outDir: tempDir() },
+    optimizer: { lr: 0.02, momentum: 0.9, layers: [{ match: 'head/*', lrMult: 10 }, { match: '*', lrMult: 0.5 }] },
+    // Slice deadline (2 s) shorter than the shard deadline (4 s): the workers' deadlines fire first while the shard is silent.
+    cluster: { shards, partitionMiB: 0.05, shardDeadlineSeconds: 4, sliceDeadline: { seconds: sliceSeconds } },
+  });
+}
+
+function firstDifference(a: Tensors, b: Tensors): string | null {
+  for (const [name, x] of b) {
+    const y = a.get(name)!;
+    for (let i = 0; i < x.length; i++) if (!Object.is(x[i], y[i])) return `${name}[${i}]: ${y[i]} vs ${x[i]}`;
+  }
+  return null;
+}
+
+test('liveness – a shard that goes silent (SIGSTOP) is lost within cluster.shardDeadlineSeconds, not the workers whose deadlines fire first; it rejoins, the job rewinds and ends bit-identical', { timeout: 180_000 }, async () => {
+  const expected = readParams((await runJob(seedJob(0, 2), 2)).model);
+  const events = new EventBus();
+  const seen: TrainingEvent[] = [];
+  let stoppedAt = 0, lostAt = 0;
+  let silent: ChildProcess | null = null;
+  events.subscribe((e) => {
+    if (['shard.lost', 'worker.lost', 'job.rewound'].includes(e.type)) seen.push(e);
+    if (e.type === 'shard.lost' && !lostAt) { lostAt = Date.now(); silent?.kill('SIGCONT'); } // it wakes, finds its stream ended, joins again
+  });
+  const run = await runJob(seedJob(2, 2), 2, (cluster, _port, _workers, shards) => {
+    const check = setInterval(() => {
+      if (Math.max(-1, ...cluster.ledger.snapshot().map((e) => e.step)) < 6) return;
+      clearInterval(check);
+      silent = shards[1];
+      silent.kill('SIGSTOP');
+      stoppedAt = Date.now();
+    }, 1).unref();
+  }, { events });
+  assert.ok(stoppedAt > 0 && lostAt > 0, 'a shard was stopped and lost');
+  assert.ok(lostAt - stoppedAt < 4000 + 2000, `lost ${lostAt - stoppedAt} ms after it stopped (bound: 4 s)`);
+  const shardLost = seen.find((e) => e.type === 'shard.lost');
+  assert.match(JSON.stringify(shardLost), /no answer to .* within 4 s \(cluster\.shardDeadlineSeconds\)/);
+  const blamed = seen.filter((e) => e.type === 'worker.lost' && /^deadline/.test(e.reason));
+  assert.deepEqual(blamed, [], 'no worker is dropped for a deadline the shard made it miss');
+  assert.ok(seen.some((e) => e.type === 'job.rewound'), 'the job went back to its last checkpoint');
+  assert.equal(firstDifference(readParams(run.model), expected), null, 'bit-identical to the undisturbed run');
+  everyEpochOnce(run.cluster);
+});
