@@ -5,7 +5,8 @@
 // all; one that exits is reported and the others go on; the command exits
 // with the first failure's code once all have exited.
 //
-// GPUs are counted with nvidia-smi. `--gpus all` with none found is an error
+// GPUs are counted with nvidia-smi, or taken from CUDA_VISIBLE_DEVICES when a
+// scheduler set it (child i gets the i-th device of that list). `--gpus all` with none found is an error
 // that says so; `--gpus N` asks for N processes: on GPUs when the backend
 // needs them (tensorflow-gpu, and auto when GPUs are there), otherwise as N
 // CPU worker processes (e.g. with --backend wasm, one per core).
@@ -29,6 +30,16 @@ export function listGpus(): { gpus: string[]; why: string } {
   }
 }
 
+/**
+ * The devices this node's workers may use, as CUDA_VISIBLE_DEVICES names
+ * them: a scheduler's list when one is set (indices or UUIDs; nvidia-smi
+ * ignores it and lists every GPU, another job's too), else nvidia-smi's.
+ */
+export function visibleDevices(found: { gpus: string[] }, cudaVisible: string | undefined): string[] {
+  if (cudaVisible !== undefined) return cudaVisible.split(',').map((d) => d.trim()).filter((d) => d !== '' && d !== '-1');
+  return found.gpus.map((_, i) => String(i));
+}
+
 /** How many processes to run and whether each gets a GPU. */
 export function plan(gpusFlag: string, backend: string | undefined, found: { gpus: string[]; why: string }): { processes: number; pinned: boolean } {
   const needsGpu = backend === 'tensorflow-gpu' || (backend === undefined || backend === 'auto') && found.gpus.length > 0;
@@ -44,13 +55,15 @@ export function plan(gpusFlag: string, backend: string | undefined, found: { gpu
 
 /** Run the worker group: `args` are the worker's own flags, without --gpus, --id and --metrics-port. */
 export async function runWorkerGroup(args: string[], opts: { gpus: string; backend?: string; id?: string; metricsPort: number | null }): Promise<void> {
-  const found = listGpus();
+  const listed = listGpus();
+  const devices = visibleDevices(listed, process.env.CUDA_VISIBLE_DEVICES);
+  const found = { gpus: devices.map((d) => `GPU ${d}`), why: devices.length ? '' : listed.why || 'CUDA_VISIBLE_DEVICES lists none' };
   const { processes, pinned } = plan(opts.gpus, opts.backend, found);
   const base = opts.id ?? hostname();
   log.info('starting workers', { processes, gpus: pinned ? found.gpus.slice(0, processes).join('; ') : 'none (CPU processes)' });
   const children: ChildProcess[] = Array.from({ length: processes }, (_, i) => {
     const own = ['--id', `${base}-gpu${i}`, '--metrics-port', opts.metricsPort === null ? 'off' : String(opts.metricsPort + i)];
-    const env = pinned ? { ...process.env, CUDA_VISIBLE_DEVICES: String(i) } : process.env;
+    const env = pinned ? { ...process.env, CUDA_VISIBLE_DEVICES: devices[i] } : process.env;
     return spawn(process.execPath, [join(__dirname, 'main.js'), 'worker', ...args, ...own], { stdio: ['ignore', 'inherit', 'inherit'], env });
   });
   const release = stopOnSignal(children);

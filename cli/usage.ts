@@ -18,7 +18,8 @@ export const USAGE: Record<string, string> = {
     joined again with backoff for up to SECONDS (default 300; 0 = never). A
     coordinator that does not answer a gRPC keepalive ping within S seconds
     (default 30, sent after S idle seconds) is lost.
-    --gpus: one worker process per GPU of this node (CUDA_VISIBLE_DEVICES, ids
+    --gpus: one worker process per GPU of this node (CUDA_VISIBLE_DEVICES: the
+    i-th of a scheduler's list, else GPU i; ids
     ID-gpu<i>, metrics ports P+i), supervised together; 'all' = every GPU
     nvidia-smi lists; N with a CPU backend (--backend wasm) = N CPU processes.`,
   shard: `tunefleet shard --coordinator HOST:PORT [--data-port P] [--host ADDR] [--advertise HOST] [--metrics-port P|off]

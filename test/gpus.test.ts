@@ -5,7 +5,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { plan } from '../cli/gpus';
+import { plan, visibleDevices } from '../cli/gpus';
 import { runCoordinator } from '../coordinator/coordinator';
 import { BackendUnavailable, ConfigInvalid } from '../core/errors';
 import { parseJob } from '../core/job/config';
@@ -49,4 +49,12 @@ test('gpus – on this machine: --gpus all is a clear error; --gpus 2 --backend 
   assert.equal(result.curve.at(-1)!.iteration, 6);
   assert.deepEqual([...new Set(result.cluster.ledger.snapshot().map((e) => e.workerId))].sort(), ['node1-gpu0', 'node1-gpu1']);
   assert.equal(await exitOf(group!), 0, 'the group exits 0 once both workers are told the job finished');
+});
+
+test('gpus – a scheduler\'s CUDA_VISIBLE_DEVICES is respected: child i gets its i-th device, not GPU i of nvidia-smi', () => {
+  const eight = { gpus: Array.from({ length: 8 }, (_, i) => `${i}, H100`) };
+  assert.deepEqual(visibleDevices(eight, undefined), ['0', '1', '2', '3', '4', '5', '6', '7']);
+  assert.deepEqual(visibleDevices(eight, '4,5'), ['4', '5'], 'the job was given GPUs 4 and 5');
+  assert.deepEqual(visibleDevices(eight, 'GPU-1a2b, GPU-3c4d'), ['GPU-1a2b', 'GPU-3c4d'], 'UUIDs pass through');
+  assert.deepEqual(visibleDevices(eight, ''), [], 'an empty list hides every GPU');
 });

@@ -69,3 +69,19 @@ test('model-io – over http: another host, ../, an oversized or a hanging answe
     await assert.rejects(loadModel(`${base}/slow/model.json`, undefined, { seconds: 0.3, modelJsonBytes: 1 << 20 }), invalid(/no answer within 0.3 s/));
   });
 });
+
+test('model-io – a redirect to another origin is refused (same origin followed); a weight shape that is not whole numbers is refused', async () => {
+  const dir = await savedWithPath('weights.bin');
+  await serving((req, res) => {
+    if (req.url === '/away/model.json') return void res.writeHead(302, { location: 'http://127.0.0.2:9/model.json' }).end();
+    if (req.url === '/moved/model.json') return void res.writeHead(301, { location: '/models/evil.json' }).end();
+    res.end(readFileSync(join(dir, req.url!.replace(/^\/(models|moved)\//, '')))); // weights are beside the URL asked for
+  }, async (base) => {
+    await assert.rejects(loadModel(`${base}/away/model.json`), invalid(/redirected to another origin \(http:\/\/127\.0\.0\.2:9\)/));
+    assert.equal((await loadModel(`${base}/moved/model.json`)).layers[0].name, 'd', 'a redirect within the origin is followed');
+  });
+  const json = JSON.parse(readFileSync(join(dir, 'evil.json'), 'utf8'));
+  json.weightsManifest[0].weights[0].shape = ['x', 2];
+  writeFileSync(join(dir, 'bad-shape.json'), JSON.stringify(json));
+  await assert.rejects(loadModel(join(dir, 'bad-shape.json')), invalid(/shape \["x",2\] is not a list of whole numbers/));
+});

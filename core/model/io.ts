@@ -49,11 +49,25 @@ function readerFor(source: string, limits: FetchLimits): { reader: Reader; file:
   };
 }
 
-/** GET `url`, refusing more than `maxBytes` and giving up after `seconds`. */
+/** Redirects followed at most, each within the first URL's origin. */
+const MAX_REDIRECTS = 5;
+
+/** GET `url`, following redirects only within its origin, refusing more than `maxBytes` and giving up after `seconds`. */
 async function fetchBounded(url: URL, maxBytes: number, seconds: number): Promise<Buffer> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(seconds * 1000) }).catch((err: Error) => {
-    throw new ModelInvalid(`${url}: ${err.name === 'TimeoutError' ? `no answer within ${seconds} s` : err.message}`, { cause: err });
-  });
+  const signal = AbortSignal.timeout(seconds * 1000);
+  let res: Response;
+  for (let at = url, hops = 0; ; hops++) {
+    res = await fetch(at, { signal, redirect: 'manual' }).catch((err: Error) => {
+      throw new ModelInvalid(`${url}: ${err.name === 'TimeoutError' ? `no answer within ${seconds} s` : err.message}`, { cause: err });
+    });
+    const location = res.status >= 300 && res.status < 400 ? res.headers.get('location') : null;
+    if (location === null) break;
+    const next = new URL(location, at);
+    // A redirect elsewhere would make the coordinator fetch whatever a model's host names.
+    if (next.origin !== url.origin) throw new ModelInvalid(`${url}: redirected to another origin (${next.origin}); host the model and its weights on one origin`);
+    if (hops >= MAX_REDIRECTS) throw new ModelInvalid(`${url}: more than ${MAX_REDIRECTS} redirects`);
+    at = next;
+  }
   if (!res.ok) throw new ModelInvalid(`${url}: HTTP ${res.status} ${res.statusText}`);
   const parts: Uint8Array[] = [];
   let size = 0;
@@ -73,7 +87,11 @@ async function fetchBounded(url: URL, maxBytes: number, seconds: number): Promis
 /** Bytes the manifest's weights take (what all its shards together hold). */
 function manifestBytes(manifest: tf.io.WeightsManifestConfig): number {
   const size: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, float16: 2, complex64: 8, string: 0 };
-  return manifest.flatMap((g) => g.weights).reduce((a, w) => a + product(w.shape) * (w.quantization ? 2 : size[w.dtype] ?? 4), 0);
+  return manifest.flatMap((g) => g.weights).reduce((a, w) => {
+    // A shape that is not whole numbers would make the bound NaN: no bound at all.
+    if (!Array.isArray(w.shape) || !w.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new ModelInvalid(`weight ${w.name}: shape ${JSON.stringify(w.shape)} is not a list of whole numbers ≥ 0`);
+    return a + product(w.shape) * (w.quantization ? 2 : size[w.dtype] ?? 4);
+  }, 0);
 }
 
 /** Load a LayersModel from a model.json path or URL; `cutAt` keeps layers up to and including that one. */
