@@ -131,6 +131,12 @@ test('checkpoint – round trip, keep the newest M, refuse a corrupted one', asy
   weights[100] ^= 0xff;
   writeFileSync(join(dir, 'weights.bin'), weights);
   await assert.rejects(loadCheckpoint(dir), (e: unknown) => e instanceof CheckpointInvalid && /weights.bin does not match its SHA-256/.test(e.message));
+  // state.json is covered too: one digit of a momentum offset changed.
+  const other = join(root, 'ckpt-00000020');
+  const state20 = readFileSync(join(other, 'state.json'), 'utf8');
+  assert.match(state20, /"offset": 0/);
+  writeFileSync(join(other, 'state.json'), state20.replace('"offset": 0', '"offset": 1'));
+  await assert.rejects(loadCheckpoint(other), (e: unknown) => e instanceof CheckpointInvalid && /state.json does not match its own SHA-256/.test(e.message));
 });
 
 test('checkpoint – a fresh run in a folder holding an earlier run\'s later checkpoints keeps its own and leaves those', async () => {

@@ -3,8 +3,9 @@
 // (state.json: iteration, seed, job, sampler position; optimizer.bin:
 // momentum buffers; ledger.json: the coordinator's ledger, empty for a
 // single-process run).
-// state.json lists the SHA-256 of every other file; a checkpoint whose files
-// do not match is refused whole, never half-loaded. Each checkpoint is written
+// state.json lists the SHA-256 of every other file, and of itself (`self`: of
+// its JSON without that field); a checkpoint whose files do not match is
+// refused whole, never half-loaded. Each checkpoint is written
 // into a temp folder and renamed into place (ckpt-<iteration>), and only the
 // newest `keep` up to it are kept: checkpoints numbered above it belong to an
 // earlier run in the same folder (a fresh start warns about them: setup.ts)
@@ -39,7 +40,12 @@ interface StateFile {
   fingerprint?: Record<string, string | number>;
   velocity: { name: string; offset: number; length: number }[];
   sha256: Record<string, string>;
+  /** SHA-256 of this file's JSON without this field (stateJson). */
+  self?: string;
 }
+
+/** state.json's text for `file` without its `self` field: what `self` is the SHA-256 of. */
+const stateJson = (file: StateFile) => JSON.stringify({ ...file, self: undefined }, null, 1);
 
 const FILES = ['model.json', 'weights.bin', 'optimizer.bin', 'ledger.json'];
 const PREFIX = 'ckpt-';
@@ -72,7 +78,7 @@ export async function saveCheckpoint(root: string, model: tf.LayersModel, state:
     const hashes = Object.fromEntries(FILES.map((f) => [f, sha256(readFileSync(join(tmp, f)))]));
     const { velocity: _, ledger: __, ...rest } = state;
     const file: StateFile = { ...rest, velocity: manifest, sha256: hashes };
-    writeFileSync(join(tmp, 'state.json'), JSON.stringify(file, null, 1));
+    writeFileSync(join(tmp, 'state.json'), JSON.stringify({ ...file, self: sha256(Buffer.from(stateJson(file))) }, null, 1));
   });
   const upToThis = listCheckpoints(root).filter((name) => name <= checkpointName(state.iteration));
   for (const old of upToThis.slice(0, -keep)) rmSync(join(root, old), { recursive: true, force: true });
@@ -101,6 +107,8 @@ export async function loadCheckpoint(dir: string): Promise<{ model: tf.LayersMod
   } catch (err) {
     throw new CheckpointInvalid(`${dir}: state.json is missing or not JSON (${(err as Error).message})`, { cause: err });
   }
+  // An altered digit in state.json (the iteration, a momentum offset) would otherwise load silently.
+  if (file.self !== sha256(Buffer.from(stateJson(file)))) throw new CheckpointInvalid(`${dir}: state.json does not match its own SHA-256; the checkpoint is corrupted — use an older one`);
   for (const f of FILES) {
     const path = join(dir, f);
     if (!existsSync(path)) throw new CheckpointInvalid(`${dir}: ${f} is missing; the checkpoint is incomplete`);
@@ -111,6 +119,6 @@ export async function loadCheckpoint(dir: string): Promise<{ model: tf.LayersMod
   const velocity: Tensors = new Map(file.velocity.map((m) => [m.name, all.slice(m.offset, m.offset + m.length)]));
   const ledger = JSON.parse(readFileSync(join(dir, 'ledger.json'), 'utf8')) as LedgerEntry[];
   const model = await loadModel(join(dir, 'model.json'));
-  const { sha256: _, velocity: __, ...rest } = file;
+  const { sha256: _, velocity: __, self: ___, ...rest } = file;
   return { model, state: { ...rest, velocity, ledger } };
 }
