@@ -416,6 +416,11 @@ export interface LedgerReport {
   /** every example used exactly once */
   complete: boolean;
   entries: LedgerEntry[];
+  /**
+   * false: the epoch is older than the previous one, whose entries are no
+   * longer kept; complete and the counts then say nothing about it
+   */
+  kept: boolean;
 }
 
 export interface StatusRequest {
@@ -4364,7 +4369,7 @@ export const LedgerEntry: MessageFns<LedgerEntry> = {
 };
 
 function createBaseLedgerReport(): LedgerReport {
-  return { epoch: 0, datasetSize: 0, examplesUsed: 0, distinct: 0, complete: false, entries: [] };
+  return { epoch: 0, datasetSize: 0, examplesUsed: 0, distinct: 0, complete: false, entries: [], kept: false };
 }
 
 export const LedgerReport: MessageFns<LedgerReport> = {
@@ -4386,6 +4391,9 @@ export const LedgerReport: MessageFns<LedgerReport> = {
     }
     for (const v of message.entries) {
       LedgerEntry.encode(v!, writer.uint32(50).fork()).join();
+    }
+    if (message.kept !== false) {
+      writer.uint32(56).bool(message.kept);
     }
     return writer;
   },
@@ -4451,6 +4459,14 @@ export const LedgerReport: MessageFns<LedgerReport> = {
             message.entries.push(LedgerEntry.decode(reader, reader.uint32()));
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.kept = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4479,6 +4495,7 @@ export const LedgerReport: MessageFns<LedgerReport> = {
       distinct: isSet(object.distinct) ? globalThis.Number(object.distinct) : 0,
       complete: isSet(object.complete) ? globalThis.Boolean(object.complete) : false,
       entries: globalThis.Array.isArray(object?.entries) ? object.entries.map((e: any) => LedgerEntry.fromJSON(e)) : [],
+      kept: isSet(object.kept) ? globalThis.Boolean(object.kept) : false,
     };
   },
 
@@ -4502,6 +4519,9 @@ export const LedgerReport: MessageFns<LedgerReport> = {
     if (message.entries?.length) {
       obj.entries = message.entries.map((e) => LedgerEntry.toJSON(e));
     }
+    if (message.kept !== false) {
+      obj.kept = message.kept;
+    }
     return obj;
   },
 
@@ -4516,6 +4536,7 @@ export const LedgerReport: MessageFns<LedgerReport> = {
     message.distinct = object.distinct ?? 0;
     message.complete = object.complete ?? false;
     message.entries = object.entries?.map((e) => LedgerEntry.fromPartial(e)) || [];
+    message.kept = object.kept ?? false;
     return message;
   },
 };
