@@ -16,7 +16,7 @@ import { buildModel } from '../core/model/zoo';
 import { setQuiet } from '../core/observe/log';
 import { computeGradients } from '../core/train/gradients';
 import { rng } from '../core/util/rng';
-import { cleartextTokenWarning, readToken, serverCredentials } from '../core/wire/security';
+import { cleartextTokenWarning, ClientTls, readToken, serverCredentials } from '../core/wire/security';
 import { listGpus } from './gpus';
 import { fetchStatus } from './status';
 
@@ -141,6 +141,8 @@ export interface DoctorOptions {
   backend?: BackendName;
   coordinator?: string;
   token?: string | null;
+  /** --tls-ca / --tls-cert / --tls-key, for a coordinator that serves TLS (as `status` takes them). */
+  tls?: ClientTls;
 }
 
 /** Run every check, print one line each, and return whether any is a problem. */
@@ -152,7 +154,7 @@ export async function runDoctor(opts: DoctorOptions): Promise<boolean> {
   if (cfg) checks.push(...await jobChecks(cfg));
   if (opts.coordinator) {
     checks.push(await attempt(`coordinator ${opts.coordinator}`, async () => {
-      const s = await fetchStatus(opts.coordinator!, opts.token ?? null, {});
+      const s = await fetchStatus(opts.coordinator!, opts.token ?? null, opts.tls ?? {});
       return `job ${s.job}: ${s.state}, iteration ${s.iteration}/${s.iterations}, ${s.workers.length} workers`;
     }));
   }

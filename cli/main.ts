@@ -36,7 +36,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   shard: { coordinator: 'string', 'data-port': 'string', host: 'string', advertise: 'string', 'metrics-port': 'string', 'metrics-host': 'string', 'token-file': 'string', 'reconnect-for': 'string', 'keepalive-seconds': 'string' },
   local: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', fresh: 'boolean', workers: 'string' },
   compare: { config: 'string', workers: 'string', out: 'string', fresh: 'boolean', backend: 'string' },
-  doctor: { config: 'string', backend: 'string', coordinator: 'string', 'token-file': 'string' },
+  doctor: { config: 'string', backend: 'string', coordinator: 'string', 'token-file': 'string', 'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string' },
   status: { coordinator: 'string', 'token-file': 'string', 'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string', json: 'boolean' },
   watch: { nats: 'string', job: 'string' },
 };
@@ -163,7 +163,7 @@ async function main(argv: string[]): Promise<void> {
       const args = parseArgs(rest, FLAGS.doctor);
       const problem = await runDoctor({
         config: args.config as string | undefined, backend: args.backend ? backendFlag(args.backend) : undefined,
-        coordinator: args.coordinator as string | undefined, token: readToken(args['token-file'] as string | undefined),
+        coordinator: args.coordinator as string | undefined, token: readToken(args['token-file'] as string | undefined), tls: tlsFlags(args),
       });
       process.exitCode = problem ? 1 : 0;
       return;

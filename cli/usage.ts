@@ -36,7 +36,7 @@ export const USAGE: Record<string, string> = {
     Pretrain on the source task, then fine-tune and train from scratch on the
     target task (each arm, each seed, a run with N local workers); writes
     results.json, report.md, accuracy.svg and accuracy.png into DIR.`,
-  doctor: `tunefleet doctor [--config job.yaml] [--backend B] [--coordinator HOST:PORT [--token-file F]]
+  doctor: `tunefleet doctor [--config job.yaml] [--backend B] [--coordinator HOST:PORT [--token-file F] [--tls-ca CA.pem [--tls-cert C.pem --tls-key K.pem]]]
     Check what a job on this machine needs, one line each (ok / warn / -- /
     PROBLEM and what to do), exit 1 on any problem: every backend (loads or
     why not; a seed-CNN step's examples/s; its gradients against cpu's), the

@@ -3,14 +3,17 @@
 // (a client certificate from another CA is refused in the handshake).
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChildProcess, execFileSync } from 'node:child_process';
+import { ChildProcess, execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseJob } from '../core/job/config';
 import { runCoordinator } from '../coordinator/coordinator';
-import { freePort, spawnWorker } from './cluster-helpers';
+import { CLI, freePort, spawnWorker } from './cluster-helpers';
 import { saveWideModel, tempDir, wasmWithIdxSet } from './fixtures';
 import { missing } from './needs';
+
+const run = promisify(execFile);
 
 let dataDir = '';
 let pki = '';
@@ -72,6 +75,7 @@ test('security – without the token or with a wrong one a worker is refused and
 test('security – mutual TLS: a client certificate from another CA is refused; the right one trains', { skip: missing('openssl') }, async () => {
   const tls = { tlsCert: join(pki, 'server.pem'), tlsKey: join(pki, 'server.key'), tlsClientCa: join(pki, 'ca.pem') };
   const outcomes: Promise<{ code: number | null; stderr: string }>[] = [];
+  let doctor: Promise<string> = Promise.resolve('');
   const result = await runCoordinator(job(tls), {
     onListening: (port) => {
       const trust = ['--tls-ca', join(pki, 'ca.pem')];
@@ -80,9 +84,13 @@ test('security – mutual TLS: a client certificate from another CA is refused; 
       const once = ['--reconnect-for', '0'];
       outcomes.push(exited(spawnWorker(port, 'rogue', 'off', [...once, ...trust, '--tls-cert', join(pki, 'rogue.pem'), '--tls-key', join(pki, 'rogue.key')], 'localhost')));
       outcomes.push(exited(spawnWorker(port, 'plain', 'off', once, 'localhost')));
-      setTimeout(() => outcomes.push(exited(spawnWorker(port, 'good', 'off', [...trust, '--tls-cert', join(pki, 'client.pem'), '--tls-key', join(pki, 'client.key')], 'localhost'))), 500);
+      const mine = ['--tls-cert', join(pki, 'client.pem'), '--tls-key', join(pki, 'client.key')];
+      // doctor checks the TLS coordinator with the same flags a worker takes; the good worker starts after it, so the job is still waiting.
+      doctor = run(process.execPath, [CLI, 'doctor', '--coordinator', `localhost:${port}`, ...trust, ...mine]).then((r) => r.stdout, (err) => `${err.stdout}${err.stderr}`);
+      void doctor.then(() => outcomes.push(exited(spawnWorker(port, 'good', 'off', [...trust, ...mine], 'localhost'))));
     },
   });
+  assert.match(await doctor, /ok +coordinator localhost:\d+: job sec: waiting for workers/, 'doctor --coordinator with --tls-* reaches a mutual-TLS coordinator');
   const [rogue, plain, good] = await Promise.all(outcomes);
   assert.equal(rogue.code, 1, rogue.stderr);
   assert.equal(plain.code, 1, plain.stderr);
