@@ -33,7 +33,8 @@ export const FLAGS: Record<string, FlagSpec> = {
   train: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', fresh: 'boolean' },
   coordinator: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', port: 'string', workers: 'string', shards: 'string' },
   worker: { coordinator: 'string', gpus: 'string', backend: 'string', id: 'string', 'metrics-port': 'string', 'metrics-host': 'string', 'token-file': 'string', 'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string', 'reconnect-for': 'string', 'keepalive-seconds': 'string' },
-  shard: { coordinator: 'string', 'data-port': 'string', host: 'string', advertise: 'string', 'metrics-port': 'string', 'metrics-host': 'string', 'token-file': 'string', 'reconnect-for': 'string', 'keepalive-seconds': 'string' },
+  shard: { coordinator: 'string', 'data-port': 'string', host: 'string', advertise: 'string', 'metrics-port': 'string', 'metrics-host': 'string', 'token-file': 'string', 'reconnect-for': 'string', 'keepalive-seconds': 'string',
+    'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string', 'tls-client-ca': 'string' },
   local: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', fresh: 'boolean', workers: 'string' },
   compare: { config: 'string', workers: 'string', out: 'string', fresh: 'boolean', backend: 'string' },
   doctor: { config: 'string', backend: 'string', coordinator: 'string', 'token-file': 'string', 'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string' },
@@ -109,7 +110,7 @@ async function main(argv: string[]): Promise<void> {
       if (cfg.pretrain) throw new ConfigInvalid('tunefleet coordinator runs one stage: run the pretrain section as its own job (then point model.from at its model), or use tunefleet local');
       if (args.port !== undefined) cfg.cluster.port = parseJob({ cluster: { port: Number(args.port) } }, '--port').cluster.port;
       if (args.workers !== undefined) cfg.cluster.workers = workersFlag(args.workers);
-      // Checked with the rest of the job (shards need the tcp data plane, no TLS yet).
+      // Checked with the rest of the job (shards need the tcp data plane).
       if (args.shards !== undefined) Object.assign(cfg, parseJob({ ...cfg, cluster: { ...cfg.cluster, shards: Number(args.shards) } }, '--shards'));
       return report(await runCoordinator(cfg, { resume: Boolean(args.resume) }));
     }
@@ -138,6 +139,7 @@ async function main(argv: string[]): Promise<void> {
         host: args.host as string | undefined, dataPort: port('data-port', '7072') ?? undefined, advertise: args.advertise as string | undefined,
         metricsPort: port('metrics-port', '9402'), metricsHost: args['metrics-host'] as string | undefined,
         token: readToken(args['token-file'] as string | undefined), reconnectSeconds: reconnectFlag(args), keepaliveSeconds: keepaliveFlag(args),
+        tls: { ...tlsFlags(args), clientCa: args['tls-client-ca'] as string | undefined },
       });
     }
     case 'local': {

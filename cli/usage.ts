@@ -24,12 +24,17 @@ export const USAGE: Record<string, string> = {
     nvidia-smi lists; N with a CPU backend (--backend wasm) = N CPU processes.`,
   shard: `tunefleet shard --coordinator HOST:PORT [--data-port P] [--host ADDR] [--advertise HOST] [--metrics-port P|off]
                 [--metrics-host ADDR] [--token-file F] [--reconnect-for SECONDS] [--keepalive-seconds S]
+                [--tls-ca CA.pem] [--tls-cert C.pem --tls-key K.pem [--tls-client-ca CA.pem]]
     A parameter shard for a job with cluster.shards > 0: holds 1/k of the
     parameters, averages the workers' gradients for them and applies SGD.
     Workers connect to its data port P (default 7072; 0 = any) on ADDR
     (default every interface) at HOST (default: the address the coordinator
     sees it connect from). Metrics on P (default 9402). Joins again with
-    backoff like a worker (default 300 s), and pings it like one (S).`,
+    backoff like a worker (default 300 s), and pings it like one (S). TLS:
+    --tls-ca verifies the coordinator; --tls-cert/--tls-key are the shard's
+    own certificate, shown to the coordinator and served on the data port
+    (its names must cover HOST); --tls-client-ca requires workers' client
+    certificates (mutual TLS, as cluster.tlsClientCa).`,
   local: `tunefleet local --workers N --config job.yaml [--backend B] [--data DIR] [--resume] [--fresh]
     The coordinator here and N worker processes on this machine (loopback).`,
   compare: `tunefleet compare --config experiment.yaml [--workers N] [--out DIR] [--backend B] [--fresh]

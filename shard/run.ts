@@ -9,7 +9,7 @@ import { startHttpServer } from '../core/observe/http-server';
 import { logger } from '../core/observe/log';
 import { Metrics } from '../core/observe/metrics';
 import { DEFAULT_KEEPALIVE_SECONDS, keepalive, writeWithBackpressure } from '../core/wire/backpressure';
-import { cleartextTokenWarning, clientCredentials, tokenMetadata } from '../core/wire/security';
+import { cleartextTokenWarning, clientCredentials, ClientTls, tokenMetadata } from '../core/wire/security';
 import { MAX_MESSAGE_BYTES } from '../core/wire/tensors';
 import { ShardCommand, ShardMessage, ShardsClient } from '../proto/gen/tunefleet/v1/tunefleet';
 import { startDataPlane } from '../coordinator/data-plane';
@@ -32,6 +32,12 @@ export interface ShardOptions {
   reconnectSeconds?: number;
   /** A worker's data connection must send its HELLO within this long. */
   helloSeconds?: number;
+  /**
+   * TLS: `ca` verifies the coordinator; `cert`/`key` are this shard's own,
+   * presented to the coordinator (mutual TLS) and served to workers on the
+   * data port; `clientCa`: workers must present a certificate it signed.
+   */
+  tls?: ClientTls & { clientCa?: string };
   /** gRPC keepalive to the coordinator: a coordinator that does not answer a ping within this long is lost (the shard joins again). */
   keepaliveSeconds?: number;
 }
@@ -44,13 +50,14 @@ export async function runShard(address: string, opts: ShardOptions = {}): Promis
   let call: Call | null = null;
   // A report the coordinator does not take within stallSeconds ends the session (it joins again); never an unhandled rejection.
   const shard: Shard = new Shard(metrics, (m): Promise<void> => (call ? writeWithBackpressure(call, m, shard.stallSeconds).catch(() => call?.cancel()) : Promise.resolve()));
-  const data = await startDataPlane(shard, { host: opts.host ?? '0.0.0.0', port: opts.dataPort ?? 7072, helloSeconds: opts.helloSeconds ?? 10, cert: null, key: null, clientCa: null });
+  const tls = opts.tls ?? {};
+  const data = await startDataPlane(shard, { host: opts.host ?? '0.0.0.0', port: opts.dataPort ?? 7072, helloSeconds: opts.helloSeconds ?? 10, cert: tls.cert ?? null, key: tls.key ?? null, clientCa: tls.clientCa ?? null });
   const http = opts.metricsPort === null || opts.metricsPort === undefined ? null : await startHttpServer(metrics, opts.metricsHost ?? '0.0.0.0', opts.metricsPort, () => joined);
-  const client = new ShardsClient(address, clientCredentials({}), {
+  const client = new ShardsClient(address, clientCredentials(tls), {
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
     ...keepalive(opts.keepaliveSeconds ?? DEFAULT_KEEPALIVE_SECONDS),
   });
-  const cleartext = cleartextTokenWarning(opts.token ?? null, false, 'shard');
+  const cleartext = cleartextTokenWarning(opts.token ?? null, Boolean(tls.ca || tls.cert), 'shard');
   if (cleartext) log.warn('INSECURE', { problem: cleartext });
   try {
     await keepJoining(address, opts.reconnectSeconds ?? 300, log, async (welcomed) => {

@@ -3,11 +3,14 @@
 // (a client certificate from another CA is refused in the handshake).
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { ChildProcess, execFile, execFileSync } from 'node:child_process';
+import { ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import * as tls from 'node:tls';
 import { promisify } from 'node:util';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseJob } from '../core/job/config';
+import { EventBus } from '../core/observe/events';
+import { readParams } from '../core/model/params';
 import { runCoordinator } from '../coordinator/coordinator';
 import { CLI, freePort, spawnWorker } from './cluster-helpers';
 import { saveWideModel, tempDir, wasmWithIdxSet } from './fixtures';
@@ -135,4 +138,56 @@ test('security – a worker that cannot reach the data port fails with one line 
   assert.equal(stderr.split('\n').filter((l) => /JobFailed/.test(l)).length, 1, stderr);
   assert.equal((await good!).code, 0);
   assert.equal(result.curve[0].iteration, 4);
+});
+
+test('security – shards over mutual TLS: a sharded job ends bit-identical to the same job in the clear; without a client certificate nobody opens a shard\'s data port or the Shards stream', { skip: missing('openssl') }, async () => {
+  const sharded = (tls: Record<string, unknown>) => {
+    const cfg = job({ shards: 2, partitionMiB: 0.05, workers: 2, ...tls });
+    return { ...cfg, optimizer: { ...cfg.optimizer, layers: [{ match: 'head/*', lrMult: 10, decayMult: 1 }, { match: '*', lrMult: 0.5, decayMult: 1 }] } };
+  };
+  const trust = ['--tls-ca', join(pki, 'ca.pem')];
+  const mine = ['--tls-cert', join(pki, 'client.pem'), '--tls-key', join(pki, 'client.key')];
+  const shardArgs = (port: number, tls: string[]) => [CLI, 'shard', '--coordinator', `localhost:${port}`, '--host', '127.0.0.1', '--data-port', '0', '--metrics-port', 'off', ...tls];
+  const run2 = async (tls: Record<string, unknown>, workerTls: string[], shardTls: string[], onShard?: (address: string, port: number) => Promise<void>) => {
+    const events = new EventBus();
+    const procs: ChildProcess[] = [];
+    const checks: Promise<void>[] = [];
+    events.subscribe((e) => { if (e.type === 'shard.joined' && onShard && checks.length === 0) checks.push(onShard(e.address, coordinatorPort)); });
+    let coordinatorPort = 0;
+    const result = await runCoordinator(sharded(tls), {
+      events,
+      onListening: (port) => {
+        coordinatorPort = port;
+        for (let i = 0; i < 2; i++) procs.push(spawn(process.execPath, shardArgs(port, shardTls), { stdio: 'ignore' }));
+        for (let i = 0; i < 2; i++) procs.push(spawnWorker(port, `w${i}`, 'off', workerTls, 'localhost'));
+      },
+    });
+    await Promise.all(checks);
+    await Promise.all(procs.map((p) => new Promise((r) => (p.exitCode !== null ? r(null) : p.once('exit', r)))));
+    return result;
+  };
+  const clear = await run2({}, [], []);
+  const mtls = { tlsCert: join(pki, 'server.pem'), tlsKey: join(pki, 'server.key'), tlsClientCa: join(pki, 'ca.pem') };
+  const secure = await run2(mtls, [...trust, ...mine], [...trust, ...mine, '--tls-client-ca', join(pki, 'ca.pem')], async (address, port) => {
+    // A shard without a client certificate is refused at the coordinator's handshake (it gives up at once with --reconnect-for 0).
+    const rogue = exited(spawn(process.execPath, [...shardArgs(port, trust), '--reconnect-for', '0'], { stdio: ['ignore', 'ignore', 'pipe'] }));
+    // A client without a certificate gets nothing from a shard's data port: the handshake is refused.
+    const [host, dataPort] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
+    const got = await new Promise<{ bytes: number; error: string }>((resolve) => {
+      let bytes = 0;
+      const socket = tls.connect({ host, port: dataPort, ca: readFileSync(join(pki, 'ca.pem')) }, () => socket.write(Buffer.alloc(40)));
+      socket.on('data', (d: Buffer) => { bytes += d.length; });
+      socket.on('error', (err) => resolve({ bytes, error: err.message }));
+      socket.on('close', () => resolve({ bytes, error: 'closed' }));
+    });
+    assert.equal(got.bytes, 0, 'no byte from the shard');
+    assert.match(got.error, /certificate required|alert/i, got.error);
+    const r = await rogue;
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /JobFailed: lost the coordinator/);
+    assert.doesNotMatch(r.stderr, /already has its/, 'refused at the handshake, not for want of a free slot');
+  });
+  assert.equal(secure.curve[secure.curve.length - 1].iteration, 4);
+  const [a, b] = [readParams(clear.model), readParams(secure.model)];
+  for (const [name, x] of a) assert.ok(x.every((v, i) => Object.is(v, b.get(name)![i])), `${name}: bit-identical over mutual TLS`);
 });

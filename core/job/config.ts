@@ -98,7 +98,7 @@ const cluster = z.object({
     window: positiveInt.default(50).describe('adaptive: how many recent training slices the median is over'),
     joinSeconds: z.number().positive().default(120).describe("a worker's first slice after joining (model build, cache fill) has this long"),
   }).strict().default({}).describe('a worker that misses it (in a step or an evaluation) is dropped and its slice reassigned within the round (coordinator/slice-deadline.ts)'),
-  shards: z.number().int().min(0).max(1024).default(0).describe("parameter shards: 0 = the coordinator holds the parameters and averages every gradient; k > 0 = k `tunefleet shard` processes each hold 1/k of them, average their part and apply SGD to it, so no single link carries every worker's traffic (docs/distributed.md; needs dataPlane tcp, without TLS for now)"),
+  shards: z.number().int().min(0).max(1024).default(0).describe("parameter shards: 0 = the coordinator holds the parameters and averages every gradient; k > 0 = k `tunefleet shard` processes each hold 1/k of them, average their part and apply SGD to it, so no single link carries every worker's traffic (docs/distributed.md; needs dataPlane tcp; with TLS every shard needs its own certificate: tunefleet shard --tls-*)"),
   partitionMiB: z.number().positive().max(64).default(4).describe('with shards: the model is cut into partitions of at most this many MiB, spread evenly over the shards (core/train/partition.ts)'),
   gradientDtype: z.enum(['float32', 'float16']).default('float32').describe('how workers send gradients: float16 halves the bytes (rounded to ~3 significant digits; the coordinator averages in float64)'),
   stallSeconds: z.number().positive().default(30).describe("a peer that takes none of the bytes being written to it for this long (a worker not reading its parameters, a shard's push, a message on a gRPC stream) is lost: the connection is closed and that peer blamed (docs/failure-model.md)"),
@@ -157,7 +157,6 @@ function checkShards(cfg: JobConfig, source: string): void {
   const c = cfg.cluster;
   if (c.shards === 0) return;
   if (c.dataPlane !== 'tcp') throw new ConfigInvalid(`${source}: cluster.shards: parameter shards move tensors on the data plane; set cluster.dataPlane: tcp or cluster.shards: 0`);
-  if (c.tlsCert) throw new ConfigInvalid(`${source}: cluster.shards: shards do not speak TLS yet; run without cluster.tlsCert (on a private network) or with cluster.shards: 0`);
 }
 
 /** The parameter shards' partition size in bytes (cluster.partitionMiB; whole float32s). */

@@ -45,7 +45,7 @@ export function cleartextTokenWarning(token: string | null, tls: boolean, side: 
     ? 'the worker token travels in cleartext: anyone who can see the network can read it and join as a worker; set cluster.tlsCert and cluster.tlsKey'
     : side === 'worker'
       ? 'this worker sends its token in cleartext: anyone who can see the network can read it; pass --tls-ca (the coordinator must serve TLS)'
-      : 'this shard sends its token in cleartext (shards do not speak TLS yet): run shards only on a network you trust';
+      : 'this shard sends its token in cleartext: anyone who can see the network can read it; pass --tls-ca (and --tls-cert/--tls-key: its data port then serves TLS too)';
 }
 
 export function tokenMetadata(token: string | null): grpc.Metadata {
