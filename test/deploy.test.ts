@@ -126,16 +126,23 @@ for (const overlay of OVERLAYS) {
     assert.equal(String(sc.ports.find((p: Obj) => p.name === 'metrics').containerPort), sc.args[sc.args.indexOf('--metrics-port') + 1]);
     assert.equal(String(sc.ports.find((p: Obj) => p.name === 'data').containerPort), sc.args[sc.args.indexOf('--data-port') + 1]);
     assert.ok(shard.spec.template.spec.affinity.podAntiAffinity);
-    // Every side takes the token from the same Secret key; the TLS Secret is mounted on the coordinator and the workers (shards do not speak TLS yet).
+    // Every side takes the token from the same Secret key; the TLS Secret is mounted on every side (shards too: docs/deploy.md, Access).
     for (const w of [coord, worker, shard]) {
       const env = containers(w)[0].env.find((e: Obj) => e.name === 'TUNEFLEET_TOKEN');
       const ref = env.valueFrom.secretKeyRef;
       assert.ok(ref.key in named(objs, 'Secret', ref.name).stringData);
     }
-    for (const w of [coord, worker]) {
+    for (const w of [coord, worker, shard]) {
       const tls = w.spec.template.spec.volumes.find((v: Obj) => v.name === 'tls');
       assert.ok(named(objs, 'Secret', tls.secret.secretName));
+      assert.ok(containers(w)[0].volumeMounts.some((m: Obj) => m.name === 'tls' && m.mountPath === '/etc/tunefleet-tls'));
     }
+    // With TLS a shard advertises $(POD_NAME).tunefleet-shard: the env is there and the headless Service publishes names before readiness.
+    assert.ok(sc.env.some((e: Obj) => e.name === 'POD_NAME'));
+    const shardSvc = named(objs, 'Service', 'tunefleet-shard');
+    assert.equal(shardSvc.spec.clusterIP, 'None');
+    assert.equal(shardSvc.spec.publishNotReadyAddresses, true);
+    assert.equal(shard.spec.serviceName, shardSvc.metadata.name);
     // The dashboard ConfigMap is the dashboard in deploy/grafana, labelled for the sidecar.
     const dash = named(objs, 'ConfigMap', 'tunefleet-grafana-dashboard');
     assert.equal(dash.metadata.labels.grafana_dashboard, '1');
