@@ -8,6 +8,7 @@ import { EventBus } from '../core/observe/events';
 import { JobConfig } from '../core/job/config';
 import { runCoordinator } from '../coordinator/coordinator';
 import { Cluster } from '../coordinator/cluster';
+import { Tensors } from '../core/train/optimizer';
 
 export const CLI = join(__dirname, '..', 'cli', 'main.js');
 
@@ -74,4 +75,13 @@ export async function runJob(cfg: JobConfig, workers: number, onCluster?: (c: Cl
   }
   await exited;
   return { ...result, procs, shards };
+}
+
+/** The first element where two sets of parameters differ, or null when every bit is the same. */
+export function firstDifference(a: Tensors, b: Tensors): string | null {
+  for (const [name, x] of b) {
+    const y = a.get(name)!;
+    for (let i = 0; i < x.length; i++) if (!Object.is(x[i], y[i])) return `${name}[${i}]: ${y[i]} vs ${x[i]}`;
+  }
+  return null;
 }

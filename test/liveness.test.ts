@@ -12,9 +12,8 @@ import { join } from 'node:path';
 import { EventBus, TrainingEvent } from '../core/observe/events';
 import { parseJob } from '../core/job/config';
 import { readParams } from '../core/model/params';
-import { Tensors } from '../core/train/optimizer';
 import { Cluster } from '../coordinator/cluster';
-import { runJob } from './cluster-helpers';
+import { firstDifference, runJob } from './cluster-helpers';
 import { saveWideModel, tempDir, wasmWithIdxSet } from './fixtures';
 
 let dataDir = '';
@@ -86,14 +85,6 @@ function seedJob(shards: number, sliceSeconds: number | null) {
     // Slice deadline (2 s) shorter than the shard deadline (4 s): the workers' deadlines fire first while the shard is silent.
     cluster: { shards, partitionMiB: 0.05, shardDeadlineSeconds: 4, sliceDeadline: { seconds: sliceSeconds } },
   });
-}
-
-function firstDifference(a: Tensors, b: Tensors): string | null {
-  for (const [name, x] of b) {
-    const y = a.get(name)!;
-    for (let i = 0; i < x.length; i++) if (!Object.is(x[i], y[i])) return `${name}[${i}]: ${y[i]} vs ${x[i]}`;
-  }
-  return null;
 }
 
 test('liveness – a shard that goes silent (SIGSTOP) is lost within cluster.shardDeadlineSeconds, not the workers whose deadlines fire first; it rejoins, the job rewinds and ends bit-identical', { timeout: 180_000 }, async () => {

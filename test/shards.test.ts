@@ -14,7 +14,7 @@ import { parseJob } from '../core/job/config';
 import { readParams } from '../core/model/params';
 import { Tensors } from '../core/train/optimizer';
 import { loadModel } from '../core/model/io';
-import { exitOf, freePort, runJob, spawnCoordinator, spawnShard, spawnWorker } from './cluster-helpers';
+import { exitOf, firstDifference, freePort, runJob, spawnCoordinator, spawnShard, spawnWorker } from './cluster-helpers';
 import { tempDir, wasmWithIdxSet } from './fixtures';
 
 let dataDir = '';
@@ -29,15 +29,6 @@ function job(shards: number, train: Record<string, unknown> = {}) {
     optimizer: { lr: 0.02, momentum: 0.9, weightDecay: 0.0005, layers: [{ match: 'head/*', lrMult: 10 }, { match: 'conv1/*', lrMult: 0 }, { match: '*', lrMult: 0.5 }] },
     cluster: { shards, partitionMiB: 0.05 }, // 50 KiB partitions: the 400 KiB model is cut into many pieces, fc1/kernel across shards
   });
-}
-
-/** The first element where two sets of parameters differ, or null when every bit is the same. */
-function firstDifference(a: Tensors, b: Tensors): string | null {
-  for (const [name, x] of b) {
-    const y = a.get(name)!;
-    for (let i = 0; i < x.length; i++) if (!Object.is(x[i], y[i])) return `${name}[${i}]: ${y[i]} vs ${x[i]}`;
-  }
-  return null;
 }
 
 let undisturbed: Tensors | null = null;
