@@ -66,8 +66,10 @@ export class ShardPeer {
   /** `failed`: a write that could not be made (the stream stalled: cluster.stallSeconds). */
   constructor(readonly slot: number, readonly endpoint: { host: string; port: number }, readonly channel: ShardChannel, private readonly failed: (err: Error) => void) {}
 
-  send(cmd: ShardCommand): void {
+  /** Queue `cmd`; resolves once it has been written (commands go out in call order). */
+  send(cmd: ShardCommand): Promise<void> {
     this.sending = this.sending.then(() => (this.alive ? this.channel.write(cmd) : undefined)).catch((err) => this.failed(err));
+    return this.sending;
   }
 
   end(): void {
@@ -177,9 +179,14 @@ export class ShardSet {
   private request<T>(peer: ShardPeer, what: string, cmd: ShardCommand, register: (w: Waiter<T>) => void): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const seconds = this.deadlineSeconds;
-      const cancel = this.clock.after(seconds * 1000, () => this.unresponsive(peer, `no answer to ${what} within ${seconds} s (cluster.shardDeadlineSeconds)`));
-      register({ resolve: (v) => { cancel(); resolve(v); }, reject: (err) => { cancel(); reject(err); } });
-      peer.send(cmd);
+      let settled = false;
+      let cancel = () => {};
+      register({ resolve: (v) => { settled = true; cancel(); resolve(v); }, reject: (err) => { settled = true; cancel(); reject(err); } });
+      // The clock starts once the command is written, not while it waits behind others (a large model's load):
+      // a stream that takes none of it is the stall bound's to find (cluster.stallSeconds).
+      void peer.send(cmd).then(() => {
+        if (!settled) cancel = this.clock.after(seconds * 1000, () => this.unresponsive(peer, `no answer to ${what} within ${seconds} s (cluster.shardDeadlineSeconds)`));
+      });
     });
   }
 
