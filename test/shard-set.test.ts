@@ -125,6 +125,15 @@ test('shard-set – an Average that gets no answer loses that shard; an Averaged
   }
 });
 
+test('shard-set – an upload reported with a negative Σ g² loses that shard; the worker is not blamed', async () => {
+  const { set, peers, shardsLost, lost, reports } = setup(2);
+  await set.expect('w0', () => true);
+  set.onMessage(peers[1], { kind: { $case: 'uploaded', value: { workerId: 'w0', step: 3, version: 3, squares: -1, session: 1 } } });
+  assert.equal(shardsLost.length, 1);
+  assert.match(shardsLost[0].message, /shard 1 .*Σ g² = -1 for an upload/);
+  assert.deepEqual([lost, reports], [[], []], 'nothing reached the step or blamed w0');
+});
+
 test('shard-set – probe() is true once every shard answers a Ping, false when one is lost first', async () => {
   const clock = new FakeClock();
   const silent = new Set<number>();
