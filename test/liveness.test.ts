@@ -13,7 +13,10 @@ import { EventBus, TrainingEvent } from '../core/observe/events';
 import { parseJob } from '../core/job/config';
 import { readParams } from '../core/model/params';
 import { Cluster } from '../coordinator/cluster';
-import { firstDifference, runJob } from './cluster-helpers';
+import * as grpc from '@grpc/grpc-js';
+import { runCoordinator } from '../coordinator/coordinator';
+import { ShardsClient } from '../proto/gen/tunefleet/v1/tunefleet';
+import { exitOf, firstDifference, runJob, spawnShard, spawnWorker } from './cluster-helpers';
 import { saveWideModel, tempDir, wasmWithIdxSet } from './fixtures';
 
 let dataDir = '';
@@ -34,16 +37,6 @@ function wideJob(shards: number) {
   });
 }
 
-/** SIGSTOP `w` right after one of its slices was accepted (step ≥ 3): it holds no slice, and the next parameters are about to go out to it. */
-function stopBetweenSteps(cluster: Cluster, w: ChildProcess, id: string, stopped: (at: number) => void): void {
-  const check = setInterval(() => {
-    if (!cluster.ledger.snapshot().some((e) => e.workerId === id && e.step >= 3)) return;
-    clearInterval(check);
-    w.kill('SIGSTOP');
-    stopped(Date.now());
-  }, 1).unref();
-}
-
 function everyEpochOnce(cluster: Cluster): void {
   for (const epoch of [0, 1]) {
     const r = cluster.ledger.report(epoch);
@@ -57,15 +50,16 @@ for (const shards of [0, 1]) {
     const events = new EventBus();
     const lost: (TrainingEvent & { type: 'worker.lost' })[] = [];
     let stoppedAt = 0, lostAt = 0;
-    let stoppedProc: ChildProcess | null = null;
+    let stoppedProc: ChildProcess | null = null as ChildProcess | null;
     events.subscribe((e) => {
+      // 'progress' is emitted between steps, after the update and before the next hand-out: stopped now,
+      // w1 holds no slice, and the next parameters are about to go out to it.
+      if (e.type === 'progress' && e.iteration >= 4 && !stoppedAt && stoppedProc) { stoppedProc.kill('SIGSTOP'); stoppedAt = Date.now(); }
       if (e.type !== 'worker.lost') return;
       lost.push(e);
       if (e.worker === 'w1' && !lostAt) { lostAt = Date.now(); stoppedProc?.kill('SIGCONT'); } // found: let it go on (it joins again)
     });
-    const run = await runJob(wideJob(shards), 2, (cluster, _port, workers) => {
-      stopBetweenSteps(cluster, workers[1], 'w1', (at) => { stoppedAt = at; stoppedProc = workers[1]; });
-    }, { events });
+    const run = await runJob(wideJob(shards), 2, (_cluster, _port, workers) => { stoppedProc = workers[1]; }, { events });
     assert.ok(stoppedAt > 0, 'w1 was stopped');
     const first = lost.find((e) => e.worker === 'w1');
     assert.ok(first, `w1 was lost: ${JSON.stringify(lost)}`);
@@ -115,4 +109,30 @@ test('liveness – a shard that goes silent (SIGSTOP) is lost within cluster.sha
   assert.ok(seen.some((e) => e.type === 'job.rewound'), 'the job went back to its last checkpoint');
   assert.equal(firstDifference(readParams(run.model), expected), null, 'bit-identical to the undisturbed run');
   everyEpochOnce(run.cluster);
+});
+
+test('liveness – a shard that joins and then never answers (an outside client on the Shards service) is lost within cluster.shardDeadlineSeconds and its stream ended; a real shard takes the slot and the job finishes', { timeout: 120_000 }, async () => {
+  const cfg = seedJob(1, null);
+  const events = new EventBus();
+  const lost: string[] = [];
+  events.subscribe((e) => { if (e.type === 'shard.lost') lost.push(e.reason); });
+  let silentEnded: Promise<grpc.ServiceError> | null = null;
+  const others: ChildProcess[] = [];
+  const result = await runCoordinator({ ...cfg, cluster: { ...cfg.cluster, workers: 1, host: '127.0.0.1', port: 0, shardDeadlineSeconds: 2 } }, {
+    events,
+    onListening: (port) => {
+      const client = new ShardsClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+      const call = client.session();
+      call.write({ kind: { $case: 'join', value: { dataPort: 9, dataHost: '127.0.0.1' } } });
+      call.on('data', () => {}); // reads every command, answers none
+      silentEnded = new Promise((resolve) => call.on('error', (err: grpc.ServiceError) => { client.close(); resolve(err); }));
+      void silentEnded.then(() => others.push(spawnShard(port), spawnWorker(port, 'w0')));
+    },
+  });
+  const err = await silentEnded!;
+  assert.equal(err.code, grpc.status.DEADLINE_EXCEEDED, err.message);
+  assert.match(err.details, /no answer to a Ping within 2 s \(cluster\.shardDeadlineSeconds\)/);
+  assert.match(lost[0], /no answer to a Ping within 2 s/);
+  assert.equal(result.curve[result.curve.length - 1].iteration, 16, 'the job finished with the real shard');
+  await Promise.all(others.map(exitOf));
 });
