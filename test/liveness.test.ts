@@ -8,6 +8,7 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChildProcess } from 'node:child_process';
+import { AddressInfo, connect, createServer, Socket } from 'node:net';
 import { join } from 'node:path';
 import { EventBus, TrainingEvent } from '../core/observe/events';
 import { parseJob } from '../core/job/config';
@@ -134,5 +135,55 @@ test('liveness – a shard that joins and then never answers (an outside client 
   assert.match(err.details, /no answer to a Ping within 2 s \(cluster\.shardDeadlineSeconds\)/);
   assert.match(lost[0], /no answer to a Ping within 2 s/);
   assert.equal(result.curve[result.curve.length - 1].iteration, 16, 'the job finished with the real shard');
+  await Promise.all(others.map(exitOf));
+});
+
+/** A TCP proxy to `port` whose path can be cut while both connections stay open (a partition that keeps TCP up). */
+async function blackholeProxy(port: number): Promise<{ port: number; cut: () => void; close: () => void }> {
+  const pairs: Socket[][] = [];
+  let cut = false;
+  const server = createServer((down) => {
+    const up = connect(port, '127.0.0.1');
+    pairs.push([down, up]);
+    for (const [from, to] of [[down, up], [up, down]]) {
+      from.on('data', (d: Buffer) => { if (!cut) to.write(d); }); // once cut, bytes vanish: nothing is closed, nothing arrives
+      from.on('error', () => {});
+      from.on('close', () => to.destroy());
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as AddressInfo).port,
+    cut: () => { cut = true; },
+    close: () => { server.close(); for (const pair of pairs) for (const s of pair) s.destroy(); },
+  };
+}
+
+test('liveness – a worker whose gRPC path goes silent while TCP stays open (half-open) is lost by keepalive within 2 × cluster.keepaliveSeconds; the job finishes, each example once', { timeout: 120_000 }, async () => {
+  const cfg = wideJob(0);
+  const events = new EventBus();
+  const lost: { reason: string; at: number }[] = [];
+  let cutAt = 0;
+  let proxy: Awaited<ReturnType<typeof blackholeProxy>> | null = null;
+  const others: ChildProcess[] = [];
+  events.subscribe((e) => {
+    if (e.type === 'progress' && e.iteration >= 4 && !cutAt && proxy) { proxy.cut(); cutAt = Date.now(); }
+    if (e.type === 'worker.lost' && e.worker === 'w1') lost.push({ reason: e.reason, at: Date.now() });
+  });
+  // A small model: only the gRPC path is cut (the data connection goes straight to the coordinator's data port).
+  const job = { ...cfg, model: { ...cfg.model, from: null }, cluster: { ...cfg.cluster, workers: 2, host: '127.0.0.1', port: 0, keepaliveSeconds: 3 } };
+  const result = await runCoordinator(job, {
+    events,
+    onListening: (port) => {
+      others.push(spawnWorker(port, 'w0'));
+      void blackholeProxy(port).then((p) => { proxy = p; others.push(spawnWorker(p.port, 'w1', 'off', ['--keepalive-seconds', '3', '--reconnect-for', '0'])); });
+    },
+  });
+  proxy!.close();
+  assert.ok(cutAt > 0, 'the path was cut');
+  assert.ok(lost.length > 0, 'w1 was lost');
+  assert.ok(lost[0].at - cutAt < 6000 + 3000, `lost ${lost[0].at - cutAt} ms after the cut (bound: 2 × 3 s)`);
+  assert.equal(result.curve[result.curve.length - 1].iteration, 16, 'the job finished');
+  everyEpochOnce(result.cluster);
   await Promise.all(others.map(exitOf));
 });

@@ -11,7 +11,7 @@
 import { Writable } from 'node:stream';
 import { ConnectionLost, DeadlineExceeded } from '../errors';
 
-/** cluster.stallSeconds's default: what a worker or shard uses until its Welcome says the job's. */
+/** cluster.stallSeconds's default: what a worker always uses, and a shard until its Welcome says the job's. */
 export const DEFAULT_STALL_SECONDS = 30;
 
 /**
