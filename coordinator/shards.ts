@@ -139,7 +139,7 @@ export class ShardSet {
     if (!(msg.dataPort > 0 && msg.dataPort < 65536)) throw new WireInvalid(`a shard's data port must be 1-65535, not ${msg.dataPort}`, 'bad-join');
     // Workers dial it, and it goes into logs and events: a host name or address, nothing else.
     if (!DATA_HOST.test(msg.dataHost)) throw new WireInvalid(`a shard's data host of ${msg.dataHost.length} characters: at most 253, only [A-Za-z0-9.:-]`, 'bad-join');
-    const peer: ShardPeer = new ShardPeer(slot, { host: msg.dataHost || peerHost, port: msg.dataPort }, channel, (err) => this.drop(peer, err.message));
+    const peer: ShardPeer = new ShardPeer(slot, { host: msg.dataHost || peerHost, port: msg.dataPort }, channel, (err) => this.drop(peer, err));
     this.slots[slot] = peer;
     this.keepPinging(peer);
     const address = `${peer.endpoint.host}:${peer.endpoint.port}`;
@@ -163,11 +163,10 @@ export class ShardSet {
     this.host.shardLost(err);
   }
 
-  /** `peer` is at fault (no answer in time, a stream that takes no commands, a report no honest shard sends): it is lost, and its stream ended so it joins afresh. */
-  private drop(peer: ShardPeer, why: string): void {
+  /** `peer` is at fault (no answer in time, a stream that takes no commands, a report no honest shard sends): it is lost, and its stream ended with `err` so it joins afresh. */
+  private drop(peer: ShardPeer, err: Error): void {
     if (!peer.alive) return;
-    const err = new DeadlineExceeded(why);
-    this.left(peer, why);
+    this.left(peer, err.message);
     peer.channel.fail(err);
   }
 
@@ -185,7 +184,7 @@ export class ShardSet {
       // The clock starts once the command is written, not while it waits behind others (a large model's load):
       // a stream that takes none of it is the stall bound's to find (cluster.stallSeconds).
       void peer.send(cmd).then(() => {
-        if (!settled) cancel = this.clock.after(seconds * 1000, () => this.drop(peer, `no answer to ${what} within ${seconds} s (cluster.shardDeadlineSeconds)`));
+        if (!settled) cancel = this.clock.after(seconds * 1000, () => this.drop(peer, new DeadlineExceeded(`no answer to ${what} within ${seconds} s (cluster.shardDeadlineSeconds)`)));
       });
     });
   }
@@ -296,13 +295,13 @@ export class ShardSet {
       case 'uploaded': {
         const { workerId, step, version, squares, session } = kind.value;
         // NaN/Inf is a worker's non-finite gradient (step.ts judges it); a negative sum of squares no honest shard reports.
-        if (squares < 0) return this.drop(peer, `it reported Σ g² = ${squares} for an upload`);
+        if (squares < 0) return this.drop(peer, new WireInvalid(`it reported Σ g² = ${squares} for an upload`, 'non-finite'));
         if (session === this.sessions.get(workerId)) this.uploaded(peer, workerId, step, version, squares);
         return;
       }
       case 'averaged': {
         // The mean of accepted (finite) gradients has a finite, non-negative Σ g²: anything else is the shard's fault, not the model's.
-        if (!(Number.isFinite(kind.value.squares) && kind.value.squares >= 0)) return this.drop(peer, `it reported Σ g² = ${kind.value.squares} for the mean of finite gradients`);
+        if (!(Number.isFinite(kind.value.squares) && kind.value.squares >= 0)) return this.drop(peer, new WireInvalid(`it reported Σ g² = ${kind.value.squares} for the mean of finite gradients`, 'non-finite'));
         peer.averaged?.resolve(kind.value.squares); peer.averaged = null; return;
       }
       case 'pong': peer.pings.get(kind.value.seq)?.resolve(); peer.pings.delete(kind.value.seq); return;

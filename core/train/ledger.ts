@@ -24,11 +24,7 @@ export class Ledger {
     this.restore(restored);
   }
 
-  /** The newest epoch recorded (entries of epochs before the one before it are dropped). */
-  private newest = 0;
-
   record(step: number, workerId: string, indices: Uint32Array, epochs: Uint32Array): void {
-    this.newest = Math.max(this.newest, epochs[epochs.length - 1]);
     this.entries.push({ step, workerId, indices: Array.from(indices), epochs: Array.from(epochs) });
     const keepFrom = epochs[epochs.length - 1] - 1;
     if (this.entries[0].epochs[this.entries[0].epochs.length - 1] < keepFrom) {
@@ -39,7 +35,6 @@ export class Ledger {
   /** Back to a checkpoint's entries (the coordinator went back to it). */
   restore(entries: LedgerEntry[]): void {
     this.entries = entries.slice();
-    this.newest = Math.max(0, ...entries.map((e) => e.epochs[e.epochs.length - 1]));
   }
 
   /** The entries, for a checkpoint. */
@@ -59,7 +54,9 @@ export class Ledger {
       entries.push({ step: e.step, workerId: e.workerId, indices: mine });
     }
     const distinct = uses.reduce((a, u) => a + (u > 0 ? 1 : 0), 0);
-    const kept = epoch >= this.newest - 1;
+    // Entries of the newest epoch are never dropped, so the newest one recorded is still among them.
+    const newest = this.entries.reduce((m, e) => Math.max(m, e.epochs[e.epochs.length - 1]), 0);
+    const kept = epoch >= newest - 1;
     return { epoch, datasetSize: this.datasetSize, examplesUsed: used, distinct, complete: kept && used === this.datasetSize && distinct === this.datasetSize, entries, kept };
   }
 }
