@@ -352,10 +352,10 @@ export class Cluster implements Compute, Fleet, DataPlaneHost, ShardHost {
 
   // ---- ShardHost: what the shards report --------------------------------------
 
-  uploaded(w: string, step: number, version: number, squares: number, index: number): void {
+  uploaded(w: string, step: number, version: number, index: number): void {
     if (!this.sessions.get(w)?.alive) return; // its session ended while the report was on its way
     try {
-      this.steps.shardUploaded(w, step, version, squares, index);
+      this.steps.shardUploaded(w, step, version, index);
     } catch (err) {
       this.drop(w, err as Error);
     }

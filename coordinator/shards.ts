@@ -12,8 +12,15 @@
 // next shard to join; until every slot is taken again nothing can step, so
 // the cluster aborts the round in progress (ShardLost) and the job goes back
 // to its last checkpoint (coordinator.ts) — every shard is loaded afresh from
-// it, exactly as a restarted coordinator resumes. No transport here:
-// server.ts turns a Shards stream into a ShardChannel.
+// it, exactly as a restarted coordinator resumes.
+//
+// A shard's numbers are checked against the workers': each StepDone says
+// what Σ g² the worker sent each shard (it computed those bytes), and a shard
+// whose Uploaded disagrees, or whose Averaged exceeds the bound its folded
+// uploads allow (‖Σ wᵢgᵢ‖² ≤ Σ wᵢ‖gᵢ‖² for weights summing to 1), is dropped
+// as the faulty peer: it is lost as above, and no worker is struck or the job
+// taken for diverged. No transport here: server.ts turns a Shards stream
+// into a ShardChannel.
 import { randomBytes } from 'node:crypto';
 import { ConnectionLost, DeadlineExceeded, JobFailed, REJECT_REASONS, RejectReason, ShardLost, WireInvalid } from '../core/errors';
 import { logger } from '../core/observe/log';
@@ -40,10 +47,19 @@ export interface ShardChannel {
   end(): void;
 }
 
+/** How far above the bound of its folded uploads an honest shard's Averaged Σ g² can be: its mean is rounded to float32. */
+const MEAN_SLACK = 1e-6;
+
+/** Do a worker's Σ g² and a shard's report of it agree (the same float64 sums in the same order, so equal; the slack is for rounding)? */
+function agree(claimed: number, reported: number): boolean {
+  if (!Number.isFinite(claimed) || !Number.isFinite(reported)) return Object.is(claimed, reported) || (Number.isNaN(claimed) && Number.isNaN(reported));
+  return Math.abs(claimed - reported) <= 1e-9 * Math.max(Math.abs(claimed), Math.abs(reported));
+}
+
 /** What the shard set tells the cluster. */
 export interface ShardHost {
   /** Worker `w`'s gradient for one shard's pieces is complete; `index`: how many of w's uploads that shard already had waiting. */
-  uploaded(w: string, step: number, version: number, squares: number, index: number): void;
+  uploaded(w: string, step: number, version: number, index: number): void;
   /** A shard refused (WireInvalid) or lost (ConnectionLost) a worker's data connection. */
   workerLost(w: string, err: WireInvalid | ConnectionLost): void;
   shardLost(err: ShardLost): void;
@@ -96,6 +112,8 @@ export class ShardSet {
   private readonly gradientSlots: number[];
   /** Per worker, per slot: Σ g² of each complete upload not yet claimed by a StepDone, oldest first. */
   private readonly queues = new Map<string, number[][]>();
+  /** This step's folded uploads: their examples, and per slot Σ examples × Σ g² (what bounds each shard's Averaged). */
+  private folded = { examples: 0, bound: [] as number[] };
   /**
    * Each worker's current session, as numbered in its Expect. A worker that
    * joins again gets a new number, so a shard's late report about its
@@ -122,6 +140,12 @@ export class ShardSet {
     this.layout = partition(job.specs.map((s) => product(s.shape)), k, partitionBytesOf(job.cfg));
     const trainable = new Set(job.trainable);
     this.gradientSlots = this.layout.flatMap((pieces, slot) => (pieces.some((p) => trainable.has(job.specs[p.variable].name)) ? [slot] : []));
+    this.resetFolded();
+  }
+
+  /** How many shards the job has (cluster.shards): a StepDone's shard_squares has one sum per slot. */
+  get count(): number {
+    return this.slots.length;
   }
 
   get live(): number {
@@ -244,6 +268,7 @@ export class ShardSet {
   reload(): void {
     this.rewinding = false;
     this.queues.clear();
+    this.resetFolded();
     for (const peer of this.slots) if (peer) this.load(peer);
     this.wake();
   }
@@ -294,8 +319,7 @@ export class ShardSet {
       case 'expecting': peer.expecting.get(kind.value.workerId)?.resolve(); peer.expecting.delete(kind.value.workerId); return;
       case 'uploaded': {
         const { workerId, step, version, squares, session } = kind.value;
-        // NaN/Inf is a worker's non-finite gradient (step.ts judges it); a negative sum of squares no honest shard reports.
-        if (squares < 0) return this.drop(peer, new WireInvalid(`it reported Σ g² = ${squares} for an upload`, 'non-finite'));
+        // Checked against the worker's own sum when its StepDone claims the upload (takeUpload).
         if (session === this.sessions.get(workerId)) this.uploaded(peer, workerId, step, version, squares);
         return;
       }
@@ -326,7 +350,7 @@ export class ShardSet {
     const queue = perSlot[peer.slot];
     queue.push(squares);
     log.debug('upload', { worker: w, shard: peer.slot, step, version, waiting: queue.length });
-    this.host.uploaded(w, step, version, squares, queue.length - 1);
+    this.host.uploaded(w, step, version, queue.length - 1);
   }
 
   /** Complete uploads of `w` on every gradient shard, not yet claimed by a StepDone. */
@@ -335,23 +359,55 @@ export class ShardSet {
     return perSlot ? Math.min(...this.gradientSlots.map((s) => perSlot[s].length)) : 0;
   }
 
-  /** Claim `w`'s oldest complete upload: its Σ g² over every shard. */
-  takeUpload(w: string): number {
+  /**
+   * Claim `w`'s oldest complete upload, which the worker says had Σ g²
+   * `claimed[slot]` on each shard: resolves with its Σ g² over every shard,
+   * or null when a shard reported another sum — that shard is dropped (the
+   * round aborts) and the worker is not to blame.
+   */
+  takeUpload(w: string, claimed: number[]): number | null {
     const perSlot = this.queues.get(w)!;
-    return this.gradientSlots.reduce((sum, s) => sum + perSlot[s].shift()!, 0);
+    let sum = 0;
+    for (const s of this.gradientSlots) {
+      const reported = perSlot[s].shift()!;
+      const peer = this.slots[s];
+      if (!agree(claimed[s], reported)) {
+        if (peer) this.drop(peer, new WireInvalid(`it reported Σ g² = ${reported} for worker ${w}'s upload, which the worker sent with Σ g² = ${claimed[s]}`, 'non-finite'));
+        return null;
+      }
+      sum += reported;
+    }
+    return sum;
   }
 
-  /** Fold `w`'s oldest claimed upload into the step's mean on every shard (in acceptance order, the same everywhere). */
-  fold(w: string, examples: number): void {
-    for (const s of this.gradientSlots) this.slots[s]?.send({ kind: { $case: 'fold', value: { workerId: w, examples } } });
+  /** Fold `w`'s oldest claimed upload (Σ g² `squares` per slot) into the step's mean on every shard (in acceptance order, the same everywhere). */
+  fold(w: string, examples: number, squares: number[]): void {
+    this.folded.examples += examples;
+    for (const s of this.gradientSlots) {
+      this.folded.bound[s] += examples * squares[s];
+      this.slots[s]?.send({ kind: { $case: 'fold', value: { workerId: w, examples } } });
+    }
+  }
+
+  private resetFolded(): void {
+    this.folded = { examples: 0, bound: this.slots.map(() => 0) };
   }
 
   /** Close the step's mean on every shard; resolves with its Σ g² (for the step's gradient norm). */
   async average(step: number): Promise<number> {
+    const { examples, bound } = this.folded;
+    this.resetFolded();
     const parts = await Promise.all(this.gradientSlots.map((s) => {
       const peer = this.slots[s];
       if (!peer) return Promise.reject(new ShardLost(`parameter shard ${s} is not there`));
-      return this.request<number>(peer, `Average for step ${step}`, { kind: { $case: 'average', value: { step } } }, (w) => { peer.averaged = w; });
+      return this.request<number>(peer, `Average for step ${step}`, { kind: { $case: 'average', value: { step } } }, (w) => { peer.averaged = w; }).then((squares) => {
+        // The mean's Σ g² is at most the examples-weighted mean of its uploads' (convexity): more is no honest shard's report.
+        const most = (bound[s] / examples) * (1 + MEAN_SLACK);
+        if (!(squares > most)) return squares;
+        const err = new WireInvalid(`it reported Σ g² = ${squares} for the mean of uploads that allow at most ${most}`, 'non-finite');
+        this.drop(peer, err);
+        throw new ShardLost(`parameter shard ${s} was lost: ${err.message}`);
+      });
     }));
     return parts.reduce((a, b) => a + b, 0);
   }

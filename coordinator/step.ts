@@ -122,7 +122,7 @@ export class Steps {
     this.metrics.workerCompute(w, done.computeSeconds, done.examples);
     const n = task.indices.length;
     if (this.shards) {
-      this.shards.fold(w, n);
+      this.shards.fold(w, n, done.shardSquares);
       this.shardLoss.sum += n * done.loss;
       this.shardLoss.examples += n;
     } else {
@@ -132,19 +132,17 @@ export class Steps {
   }
 
   /**
-   * With shards: worker `w`'s upload to one shard is complete, with Σ g²
-   * `squares`; `index` says which of w's outstanding slices it answers. It
-   * is checked as a tensor arriving here is, and once every shard has one,
-   * it answers a StepDone waiting for it.
+   * With shards: worker `w`'s upload to one shard is complete; `index` says
+   * which of w's outstanding slices it answers. Once every shard has one, it
+   * answers a StepDone waiting for it (which checks its Σ g²).
    */
-  shardUploaded(w: string, step: number, version: number, squares: number, index: number): void {
+  shardUploaded(w: string, step: number, version: number, index: number): void {
     const current = this.current;
     const task = current?.round.outstanding(w, index);
     if (!current || !task) throw new WireInvalid('a gradient while this worker holds no slice without one', 'unexpected');
     if (step !== current.step || version !== current.version) {
       throw new WireInvalid(`a gradient for step ${step} at version ${version}; expected step ${current.step} at version ${current.version}`, 'stale');
     }
-    if (!Number.isFinite(squares)) this.nonFinite(task, 'gradient holds NaN or Inf');
     const session = this.fleet.session(w);
     while (session.pendingDones.length > 0 && this.shards!.uploadsReady(w) > 0) session.pendingDones.shift()!();
   }
@@ -213,9 +211,14 @@ export class Steps {
     if (!Number.isFinite(msg.loss)) this.nonFinite(task, `StepDone reports loss ${msg.loss}`);
     if (!(Number.isFinite(msg.computeSeconds) && msg.computeSeconds >= 0)) throw new WireInvalid(`StepDone reports compute_seconds ${msg.computeSeconds}`, 'non-finite');
     if (msg.examples !== task.indices.length) throw new WireInvalid(`StepDone reports ${msg.examples} examples for a slice of ${task.indices.length}`, 'examples');
+    const shards = this.shards?.count ?? 0;
+    if (msg.shardSquares.length !== shards) throw new WireInvalid(`StepDone carries Σ g² for ${msg.shardSquares.length} shards; the job has ${shards}`, 'incomplete');
     const finish = () => {
       if (this.shards) {
-        this.checkNotOutlier(Math.sqrt(this.shards.takeUpload(w)));
+        const squares = this.shards.takeUpload(w, msg.shardSquares);
+        if (squares === null) return; // a shard reported another sum than the worker sent: it is lost, the round aborts
+        if (!Number.isFinite(squares)) this.nonFinite(task, 'gradient holds NaN or Inf');
+        this.checkNotOutlier(Math.sqrt(squares));
         current.round.complete(w, { done: msg, grads: new Map() });
       } else {
         const upload = session.uploads.take()!;

@@ -115,7 +115,7 @@ export class FakeWorker implements Channel {
       if (b === 'fail-mid-gradient') return c.leave(this.id, 'stream ended');
     }
     const loss = sliceGradient(step.indices).get('dense/kernel')![0];
-    if (!this.deliver(() => c.onStepDone(this.id, { step: step.step, version: step.version, examples: step.indices.length, loss, computeSeconds: 0.01 }))) return;
+    if (!this.deliver(() => c.onStepDone(this.id, { step: step.step, version: step.version, examples: step.indices.length, loss, computeSeconds: 0.01, shardSquares: [] }))) return;
     if (b === 'fail-after-done') c.leave(this.id, 'stream ended');
   }
 
@@ -130,7 +130,7 @@ export class FakeWorker implements Channel {
       }
     }));
     const dones = steps.map((step) => () => this.deliver(() => c.onStepDone(this.id, {
-      step: step.step, version: step.version, examples: step.indices.length, loss: sliceGradient(step.indices).get('dense/kernel')![0], computeSeconds: 0.01,
+      step: step.step, version: step.version, examples: step.indices.length, loss: sliceGradient(step.indices).get('dense/kernel')![0], computeSeconds: 0.01, shardSquares: [],
     })));
     for (const send of this.order === 'frames-first' ? [...frames, ...dones] : [...dones, ...frames]) send();
     return steps.length > 0;

@@ -74,7 +74,7 @@ const gradient = (name: string, shape: number[], data: Uint8Array, offset = 0): 
   ({ kind: { $case: 'gradient', value: { name, dtype: DType.FLOAT32, shape, offset, data } as TensorChunk } });
 const allGradients = (shapes: Map<string, number[]>) => [...shapes].map(([name, shape]) => gradient(name, shape, floats(product(shape), 0.001)));
 const stepDone = (s: { step: number; version: number; n: number }, over: Record<string, number> = {}): WorkerMessage =>
-  ({ kind: { $case: 'stepDone', value: { step: s.step, version: s.version, examples: s.n, loss: 1, computeSeconds: 0.01, ...over } } });
+  ({ kind: { $case: 'stepDone', value: { step: s.step, version: s.version, examples: s.n, loss: 1, computeSeconds: 0.01, shardSquares: [], ...over } } });
 const first = (shapes: Map<string, number[]>) => [...shapes][0];
 
 /** Attacks from a session that joined and holds a slice, with the reason each must be rejected for. */

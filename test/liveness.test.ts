@@ -16,7 +16,10 @@ import { readParams } from '../core/model/params';
 import { Cluster } from '../coordinator/cluster';
 import * as grpc from '@grpc/grpc-js';
 import { runCoordinator } from '../coordinator/coordinator';
-import { ShardsClient } from '../proto/gen/tunefleet/v1/tunefleet';
+import { ShardCommand, ShardMessage, ShardsClient } from '../proto/gen/tunefleet/v1/tunefleet';
+import { Metrics } from '../core/observe/metrics';
+import { startDataPlane } from '../coordinator/data-plane';
+import { Shard } from '../shard/shard';
 import { exitOf, firstDifference, runJob, spawnShard, spawnWorker } from './cluster-helpers';
 import { saveWideModel, tempDir, wasmWithIdxSet } from './fixtures';
 
@@ -135,6 +138,55 @@ test('liveness – a shard that joins and then never answers (an outside client 
   assert.match(err.details, /no answer to a Ping within 2 s \(cluster\.shardDeadlineSeconds\)/);
   assert.match(lost[0], /no answer to a Ping within 2 s/);
   assert.equal(result.curve[result.curve.length - 1].iteration, 16, 'the job finished with the real shard');
+  await Promise.all(others.map(exitOf));
+});
+
+/**
+ * A shard that holds the token and lies: the real Shard class and data
+ * plane, except that every upload it reports has Σ g² = NaN (the attack of
+ * docs/failure-model.md's "a shard whose reports contradict the workers'").
+ * Resolves with the status its stream ended with; it does not join again.
+ */
+async function lyingShard(port: number): Promise<grpc.ServiceError> {
+  const client = new ShardsClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const call = client.session();
+  const shard = new Shard(new Metrics('', 'shard'), async (m: ShardMessage) => {
+    const kind = m.kind?.$case === 'uploaded' ? { ...m.kind, value: { ...m.kind.value, squares: NaN } } : m.kind;
+    call.write({ kind });
+  });
+  const data = await startDataPlane(shard, { host: '127.0.0.1', port: 0, helloSeconds: 10, cert: null, key: null, clientCa: null });
+  call.write({ kind: { $case: 'join', value: { dataPort: data.port, dataHost: '127.0.0.1' } } });
+  let handling = Promise.resolve();
+  call.on('data', (cmd: ShardCommand) => { handling = handling.then(() => shard.handle(cmd)); });
+  return new Promise((resolve) => call.on('error', (err: grpc.ServiceError) => { shard.reset(); data.server.close(); client.close(); resolve(err); }));
+}
+
+test('liveness – a shard that reports Σ g² = NaN for finite uploads is dropped as the faulty peer, not taken for divergence; no worker is blamed, a real shard takes the slot, the job finishes', { timeout: 120_000 }, async () => {
+  const cfg = seedJob(1, null);
+  const events = new EventBus();
+  const seen: TrainingEvent[] = [];
+  events.subscribe((e) => { if (['shard.lost', 'worker.lost', 'job.rewound'].includes(e.type)) seen.push(e); });
+  let liar: Promise<grpc.ServiceError> | null = null;
+  const others: ChildProcess[] = [];
+  // float16 gradients: the honest shard that follows must agree with what the workers counted after rounding.
+  const job = { ...cfg, cluster: { ...cfg.cluster, workers: 2, host: '127.0.0.1', port: 0, gradientDtype: 'float16' as const } };
+  const result = await runCoordinator(job, {
+    events,
+    onListening: (port) => {
+      liar = lyingShard(port);
+      others.push(spawnWorker(port, 'w0'), spawnWorker(port, 'w1'));
+      void liar.then(() => others.push(spawnShard(port)));
+    },
+  });
+  const err = await liar!;
+  assert.equal(err.code, grpc.status.INVALID_ARGUMENT, err.message);
+  assert.match(err.details, /^non-finite: it reported Σ g² = NaN for worker w[01]'s upload, which the worker sent with Σ g² = \d/);
+  const shardsLost = seen.filter((e) => e.type === 'shard.lost');
+  assert.equal(shardsLost.length, 1, `only the liar is lost: ${JSON.stringify(shardsLost)}`);
+  const struck = seen.filter((e) => e.type === 'worker.lost' && /non-finite|deadline/.test(e.reason));
+  assert.deepEqual(struck, [], 'no worker is struck for the shard\'s report');
+  assert.equal(result.curve[result.curve.length - 1].iteration, 16, 'the job finished (not JobDiverged)');
+  everyEpochOnce(result.cluster);
   await Promise.all(others.map(exitOf));
 });
 

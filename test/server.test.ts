@@ -67,7 +67,7 @@ test('server – Join strings are bounded: a 1 MiB worker id is refused (bad-joi
   // A session refused before Join stays refused: a Join after it is not let in.
   const late = client.session(auth(null));
   const lateStatus = statusOf(late);
-  late.write({ kind: { $case: 'stepDone', value: { step: 0, version: 0, examples: 1, loss: 0, computeSeconds: 0 } } });
+  late.write({ kind: { $case: 'stepDone', value: { step: 0, version: 0, examples: 1, loss: 0, computeSeconds: 0, shardSquares: [] } } });
   late.write(join('sneaky'));
   assert.equal((await lateStatus).code, grpc.status.INVALID_ARGUMENT);
   await new Promise((r) => setTimeout(r, 50));

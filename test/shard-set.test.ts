@@ -22,7 +22,7 @@ function setup(shards: number, clock: FakeClock = new FakeClock(), silent = new 
   const failed: Error[] = [];
   const set = new ShardSet(
     { cfg, specs: SPECS, trainable: ['a', 'b'], params: new Map(SPECS.map((s) => [s.name, new Float32Array(s.shape[0])])), sgd: new Sgd(cfg.optimizer, new Map()) },
-    { uploaded: (w, step, _v, _sq, index) => reports.push({ w, step, index }), workerLost: (w) => lost.push(w), shardLost: (err) => shardsLost.push(err) },
+    { uploaded: (w, step, _v, index) => reports.push({ w, step, index }), workerLost: (w) => lost.push(w), shardLost: (err) => shardsLost.push(err) },
     new EventBus('t'), () => 0, clock,
   );
   const sent: ShardCommand[][] = [];
@@ -64,7 +64,7 @@ test('shard-set – an upload counts once every gradient shard has reported it; 
   assert.equal(set.uploadsReady('w0'), 0, 'one shard of two');
   set.onMessage(peers[1], uploaded('w0', 3, 1));
   assert.equal(set.uploadsReady('w0'), 1);
-  assert.equal(set.takeUpload('w0'), 2, 'Σ g² over both shards');
+  assert.equal(set.takeUpload('w0', [1, 1]), 2, 'Σ g² over both shards');
   // w0 is dropped and joins again: session 2. Shard 0 reports session 1's next upload late.
   set.forget('w0');
   await set.expect('w0', () => true);
@@ -125,13 +125,45 @@ test('shard-set – an Average that gets no answer loses that shard; an Averaged
   }
 });
 
-test('shard-set – an upload reported with a negative Σ g² loses that shard; the worker is not blamed', async () => {
-  const { set, peers, shardsLost, lost, reports } = setup(2);
+test('shard-set – a shard whose Σ g² for an upload is not what the worker sent it (NaN, negative, another number) is lost; the worker is not blamed; NaN on both sides is the worker\'s gradient', async () => {
+  for (const lie of [NaN, -1, 1.5]) {
+    const { set, peers, shardsLost, lost } = setup(2);
+    await set.expect('w0', () => true);
+    set.onMessage(peers[0], uploaded('w0', 3, 1));
+    set.onMessage(peers[1], { kind: { $case: 'uploaded', value: { workerId: 'w0', step: 3, version: 3, squares: lie, session: 1 } } });
+    assert.equal(set.takeUpload('w0', [1, 1]), null, `${lie}: the claim fails`);
+    assert.equal(shardsLost.length, 1, `${lie}`);
+    assert.match(shardsLost[0].message, new RegExp(`shard 1 .*Σ g² = ${lie} for worker w0's upload, which the worker sent with Σ g² = 1`));
+    assert.deepEqual(lost, [], 'w0 is not blamed');
+  }
+  const { set, peers, shardsLost } = setup(2);
   await set.expect('w0', () => true);
-  set.onMessage(peers[1], { kind: { $case: 'uploaded', value: { workerId: 'w0', step: 3, version: 3, squares: -1, session: 1 } } });
+  set.onMessage(peers[0], uploaded('w0', 3, 1));
+  set.onMessage(peers[1], { kind: { $case: 'uploaded', value: { workerId: 'w0', step: 3, version: 3, squares: NaN, session: 1 } } });
+  assert.ok(Number.isNaN(set.takeUpload('w0', [1, NaN])), 'the worker says so itself: the step judges its gradient');
+  assert.equal(shardsLost.length, 0);
+});
+
+test('shard-set – an Averaged above the bound its folded uploads allow (examples-weighted mean of their Σ g²) loses that shard; at the bound it is taken', async () => {
+  const { set, peers, shardsLost } = setup(2);
+  await set.expect('w0', () => true);
+  await set.expect('w1', () => true);
+  set.fold('w0', 4, [1, 4]);
+  set.fold('w1', 12, [1, 0]); // shard 1: (4 × 4 + 12 × 0) / 16 = 1
+  const averaged = set.average(7);
+  averaged.catch(() => {});
+  await settle();
+  set.onMessage(peers[0], { kind: { $case: 'averaged', value: { step: 7, squares: 1 } } });
+  set.onMessage(peers[1], { kind: { $case: 'averaged', value: { step: 7, squares: 1.01 } } });
+  await assert.rejects(averaged, /parameter shard 1 was lost: .*Σ g² = 1.01 for the mean of uploads that allow at most 1\.0000/);
   assert.equal(shardsLost.length, 1);
-  assert.match(shardsLost[0].message, /shard 1 .*Σ g² = -1 for an upload/);
-  assert.deepEqual([lost, reports], [[], []], 'nothing reached the step or blamed w0');
+  const next = setup(1);
+  await next.set.expect('w0', () => true);
+  next.set.fold('w0', 4, [2]);
+  const ok = next.set.average(8);
+  await settle();
+  next.set.onMessage(next.peers[0], { kind: { $case: 'averaged', value: { step: 8, squares: 2 } } });
+  assert.equal(await ok, 2);
 });
 
 test('shard-set – probe() is true once every shard answers a Ping, false when one is lost first', async () => {

@@ -107,11 +107,11 @@ test('step – a StepDone is checked before anything changes: stale, non-finite,
   joinWorker(cluster, 'w0', 'straggle');
   const step = cluster.gradients(3, BATCH, EPOCHS);
   await settle();
-  const good = { step: 3, version: 0, examples: 8, loss: 1, computeSeconds: 0.5 };
+  const good = { step: 3, version: 0, examples: 8, loss: 1, computeSeconds: 0.5, shardSquares: [] as number[] };
   const bad: [Partial<typeof good>, string][] = [
     [{ step: 2 }, 'stale'], [{ version: 1 }, 'stale'], [{ loss: NaN }, 'non-finite'],
     [{ computeSeconds: NaN }, 'non-finite'], [{ computeSeconds: Infinity }, 'non-finite'], [{ computeSeconds: -1 }, 'non-finite'],
-    [{ examples: 7 }, 'examples'], [{}, 'incomplete'],
+    [{ examples: 7 }, 'examples'], [{}, 'incomplete'], [{ shardSquares: [1] }, 'incomplete'],
   ];
   for (const [change, reason] of bad) {
     assert.throws(() => cluster.onStepDone('w0', { ...good, ...change }), (e: WireInvalid) => e.reason === reason, JSON.stringify(change));
@@ -200,7 +200,7 @@ test('step – a non-finite loss counts the same way: once the worker, twice the
   const step = cluster.gradients(0, BATCH, EPOCHS);
   step.catch(() => {});
   await settle();
-  const done = { step: 0, version: 0, examples: 8, loss: NaN, computeSeconds: 0.1 };
+  const done = { step: 0, version: 0, examples: 8, loss: NaN, computeSeconds: 0.1, shardSquares: [] };
   assert.throws(() => cluster.onStepDone('w0', done), (e: WireInvalid) => e.reason === 'non-finite');
   assert.throws(() => cluster.onStepDone('w0', done), (e: Error) => e instanceof JobDiverged);
   await assert.rejects(step, JobDiverged);

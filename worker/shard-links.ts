@@ -4,11 +4,15 @@
 // (core/train/partition.ts) straight into views of the worker's parameter
 // buffers, then PARAMS_END; parameters of a version are complete when every
 // shard has sent its PARAMS_END. A gradient is cut the same way: each piece
-// goes to the shard that holds it, all shards' connections busy at once.
+// goes to the shard that holds it, all shards' connections busy at once,
+// and the worker counts Σ g² of what it sent each shard for its StepDone
+// (shard_squares: the coordinator checks each shard's report against it).
 import { ConnectionLost } from '../core/errors';
 import { Metrics } from '../core/observe/metrics';
 import { ParamSpec } from '../core/model/params';
 import { partition, pieceName, piecesByVariable, pieceViews } from '../core/train/partition';
+import { sumOfSquares } from '../core/train/spike-guard';
+import { fromFloat16 } from '../core/wire/fp16';
 import { product } from '../core/util/numbers';
 import { ClientTls } from '../core/wire/security';
 import { TensorAssembler, wireBytes } from '../core/wire/tensors';
@@ -18,9 +22,12 @@ import { DataLink } from './data-link';
 export class ShardLinks {
   /** Per link, the gradient frames queued on it (each link sends in order; the links run side by side). */
   private queues: Promise<void>[];
+  /** Per link, Σ g² of the gradient sent on it since the last flushed(). */
+  private squares: number[];
 
   private constructor(private readonly links: DataLink[], private readonly routes: ReturnType<typeof piecesByVariable>, private readonly variable: Map<string, number>) {
     this.queues = links.map(() => Promise.resolve());
+    this.squares = links.map(() => 0);
   }
 
   /** Connect to every shard of `w`; parameters land in `params` (the worker's buffers, whole variables). */
@@ -53,7 +60,10 @@ export class ShardLinks {
   /** Queue gradient `name` for the shards holding its pieces (as `dtype`); flushed() waits for every queued frame. */
   sendGradient(step: number, version: number, name: string, g: Float32Array, dtype: DType, metrics: Metrics): void {
     for (const { shard, index, piece } of this.routes[this.variable.get(name)!]) {
-      const bytes = wireBytes(g.subarray(piece.start, piece.start + piece.count), dtype);
+      const values = g.subarray(piece.start, piece.start + piece.count);
+      const bytes = wireBytes(values, dtype);
+      // Over the values the shard will decode (float16 rounds), so an honest shard's sum is the same.
+      this.squares[shard] += sumOfSquares(dtype === DType.FLOAT16 ? fromFloat16(new Uint16Array(bytes.buffer, bytes.byteOffset, values.length)) : values);
       metrics.traffic('sent', 'gradients', bytes.length, 'tcp');
       const next = this.queues[shard].then(() => this.links[shard].sendGradient(step, version, index, dtype, bytes));
       next.catch(() => {}); // flushed() reports it; until then it must not count as unhandled
@@ -61,11 +71,13 @@ export class ShardLinks {
     }
   }
 
-  /** Every queued gradient frame has been handed to its connection; a connection that failed rejects. */
-  async flushed(): Promise<void> {
-    const queues = this.queues;
+  /** Every queued gradient frame has been handed to its connection (a connection that failed rejects); resolves with Σ g² sent to each shard. */
+  async flushed(): Promise<number[]> {
+    const queues = this.queues, squares = this.squares;
     this.queues = this.links.map(() => Promise.resolve());
+    this.squares = this.links.map(() => 0);
     await Promise.all(queues);
+    return squares;
   }
 
   close(): void {

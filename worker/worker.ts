@@ -141,10 +141,10 @@ export class WorkerJob {
         await send({ kind: { $case: 'gradient', value: chunk } });
       }
     }
-    await shards?.flushed();
+    const shardSquares = (await shards?.flushed()) ?? [];
     metrics.examplesComputed(s.indices.length);
     metrics.workerCompute(this.welcome.workerId, computeSeconds, s.indices.length);
-    await send({ kind: { $case: 'stepDone', value: { step: s.step, version: s.version, examples: s.indices.length, loss, computeSeconds } } });
+    await send({ kind: { $case: 'stepDone', value: { step: s.step, version: s.version, examples: s.indices.length, loss, computeSeconds, shardSquares } } });
   }
 
   async eval(e: Eval, links: Links): Promise<WorkerMessage> {

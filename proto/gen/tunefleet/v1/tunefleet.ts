@@ -310,6 +310,12 @@ export interface StepDone {
   computeSeconds: number;
   /** parameter version the gradients were computed at (the Step's) */
   version: number;
+  /**
+   * With shards: Σ g² of what this worker sent each shard, in slot order, over
+   * the values as the shard decodes them. The coordinator checks every shard's
+   * Uploaded report against it: a shard that disagrees is the faulty peer.
+   */
+  shardSquares: number[];
 }
 
 export interface EvalDone {
@@ -2765,7 +2771,7 @@ export const Join: MessageFns<Join> = {
 };
 
 function createBaseStepDone(): StepDone {
-  return { step: 0, examples: 0, loss: 0, computeSeconds: 0, version: 0 };
+  return { step: 0, examples: 0, loss: 0, computeSeconds: 0, version: 0, shardSquares: [] };
 }
 
 export const StepDone: MessageFns<StepDone> = {
@@ -2784,6 +2790,13 @@ export const StepDone: MessageFns<StepDone> = {
     }
     if (message.version !== 0) {
       writer.uint32(40).uint64(message.version);
+    }
+    if (message.shardSquares.length !== 0) {
+      writer.uint32(50).fork();
+      for (const v of message.shardSquares) {
+        writer.double(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -2841,6 +2854,24 @@ export const StepDone: MessageFns<StepDone> = {
             message.version = longToNumber(reader.uint64());
             continue;
           }
+          case 6: {
+            if (tag === 49) {
+              message.shardSquares.push(reader.double());
+
+              continue;
+            }
+
+            if (tag === 50) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.shardSquares.push(reader.double());
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2864,6 +2895,11 @@ export const StepDone: MessageFns<StepDone> = {
         ? globalThis.Number(object.compute_seconds)
         : 0,
       version: isSet(object.version) ? globalThis.Number(object.version) : 0,
+      shardSquares: globalThis.Array.isArray(object?.shardSquares)
+        ? object.shardSquares.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.shard_squares)
+        ? object.shard_squares.map((e: any) => globalThis.Number(e))
+        : [],
     };
   },
 
@@ -2884,6 +2920,9 @@ export const StepDone: MessageFns<StepDone> = {
     if (message.version !== 0) {
       obj.version = Math.round(message.version);
     }
+    if (message.shardSquares?.length) {
+      obj.shardSquares = message.shardSquares.map((e) => floatToJson(e));
+    }
     return obj;
   },
 
@@ -2897,6 +2936,7 @@ export const StepDone: MessageFns<StepDone> = {
     message.loss = object.loss ?? 0;
     message.computeSeconds = object.computeSeconds ?? 0;
     message.version = object.version ?? 0;
+    message.shardSquares = object.shardSquares?.map((e) => e) || [];
     return message;
   },
 };
