@@ -19,7 +19,7 @@ import { Compute, RemoteUpdate } from '../core/train/loop';
 import { shard } from '../core/train/sampler';
 import { redactJob } from '../core/util/redact';
 import { FrameHeader } from '../core/wire/frames';
-import { CoordinatorMessage, DType, EvalDone, Join, Split, StepDone, TensorChunk, Welcome } from '../proto/gen/tunefleet/v1/tunefleet';
+import { CoordinatorMessage, DType, EvalDone, Join, ShardTrouble, Split, StepDone, TensorChunk, Welcome } from '../proto/gen/tunefleet/v1/tunefleet';
 import { GradientAverager } from '../core/train/aggregator';
 import { Clock, systemClock } from './clock';
 import { DataPlaneHost, Tickets } from './data-plane';
@@ -359,6 +359,12 @@ export class Cluster implements Compute, Fleet, DataPlaneHost, ShardHost {
     } catch (err) {
       this.drop(w, err as Error);
     }
+  }
+
+  /** Worker `w` says its connection to a shard stalled: the shard set judges the shard (shards.ts). */
+  onShardTrouble(w: string, msg: ShardTrouble): void {
+    if (!this.shards) throw new WireInvalid('a ShardTrouble in a job without shards', 'unexpected');
+    this.shards.troubled(msg.slot, w, msg.details, this.live().length);
   }
 
   workerLost(w: string, err: WireInvalid | ConnectionLost): void {

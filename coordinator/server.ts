@@ -88,6 +88,7 @@ function handleSession(cluster: Cluster, opts: ServerOptions, call: SessionCall)
         case 'gradient': return cluster.onGradient(session.id, kind.value);
         case 'stepDone': return cluster.onStepDone(session.id, kind.value);
         case 'evalDone': return cluster.onEvalDone(session.id, kind.value);
+        case 'shardTrouble': return cluster.onShardTrouble(session.id, kind.value);
         default: throw new WireInvalid(`unexpected ${kind?.$case ?? 'empty'} message`, 'unexpected');
       }
     } catch (err) {

@@ -77,6 +77,8 @@ export class ShardPeer {
 
   /** Pings waiting for their Pong, by sequence number. */
   readonly pings = new Map<number, Waiter<void>>();
+  /** Workers whose connection to this shard stalled (ShardTrouble), with when they said so and how. */
+  readonly troubles = new Map<string, { at: number; details: string }>();
   lastPing = 0;
 
   /** `failed`: a write that could not be made (the stream stalled: cluster.stallSeconds). */
@@ -226,6 +228,28 @@ export class ShardSet {
       this.ping(peer).then(next, () => {});
     });
     next();
+  }
+
+  /**
+   * Worker `w` says its connection to shard `slot` stalled (ShardTrouble). A
+   * shard that answers Pings but stops reading or serving its workers is
+   * found only this way. It is dropped once two workers — or every live
+   * worker, when fewer — have said so within cluster.shardDeadlineSeconds:
+   * one worker alone may be the one whose network is bad, and then only its
+   * own session ends (it joins again).
+   */
+  troubled(slot: number, w: string, details: string, liveWorkers: number): void {
+    if (!(Number.isInteger(slot) && slot < this.slots.length)) throw new WireInvalid(`a ShardTrouble for shard ${slot}; the job has ${this.slots.length}`, 'unexpected');
+    const peer = this.slots[slot];
+    if (!peer) return;
+    const now = this.clock.now();
+    peer.troubles.set(w, { at: now, details: details.slice(0, 300) });
+    for (const [id, t] of peer.troubles) if (now - t.at > this.deadlineSeconds * 1000) peer.troubles.delete(id);
+    const needed = Math.min(2, Math.max(1, liveWorkers));
+    log.warn('a worker reports a shard', { shard: slot, worker: w, details, reports: peer.troubles.size, needed });
+    if (peer.troubles.size < needed) return;
+    const who = [...peer.troubles.keys()].join(', ');
+    this.drop(peer, new DeadlineExceeded(`its connections to workers ${who} stalled (${details})`));
   }
 
   /**

@@ -142,24 +142,26 @@ test('liveness – a shard that joins and then never answers (an outside client 
 });
 
 /**
- * A shard that holds the token and lies: the real Shard class and data
- * plane, except that every upload it reports has Σ g² = NaN (the attack of
- * docs/failure-model.md's "a shard whose reports contradict the workers'").
- * Resolves with the status its stream ended with; it does not join again.
+ * A shard run in this process from the real Shard class and data plane,
+ * joined as an outside client holding the token would: `tamper` may rewrite
+ * what it reports, `front` put something (a proxy) before its data port and
+ * return the port workers are told. Resolves with the status its stream
+ * ended with; it does not join again.
  */
-async function lyingShard(port: number): Promise<grpc.ServiceError> {
+async function inProcessShard(port: number, opts: { tamper?: (m: ShardMessage) => ShardMessage; front?: (dataPort: number) => Promise<number> }): Promise<grpc.ServiceError> {
   const client = new ShardsClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
   const call = client.session();
-  const shard = new Shard(new Metrics('', 'shard'), async (m: ShardMessage) => {
-    const kind = m.kind?.$case === 'uploaded' ? { ...m.kind, value: { ...m.kind.value, squares: NaN } } : m.kind;
-    call.write({ kind });
-  });
+  const shard = new Shard(new Metrics('', 'shard'), async (m: ShardMessage) => { call.write(opts.tamper ? opts.tamper(m) : m); });
   const data = await startDataPlane(shard, { host: '127.0.0.1', port: 0, helloSeconds: 10, cert: null, key: null, clientCa: null });
-  call.write({ kind: { $case: 'join', value: { dataPort: data.port, dataHost: '127.0.0.1' } } });
+  const dataPort = opts.front ? await opts.front(data.port) : data.port;
+  call.write({ kind: { $case: 'join', value: { dataPort, dataHost: '127.0.0.1' } } });
   let handling = Promise.resolve();
   call.on('data', (cmd: ShardCommand) => { handling = handling.then(() => shard.handle(cmd)); });
   return new Promise((resolve) => call.on('error', (err: grpc.ServiceError) => { shard.reset(); data.server.close(); client.close(); resolve(err); }));
 }
+
+/** Every upload reported with Σ g² = NaN: the attack of docs/failure-model.md's "a shard whose reports contradict the workers'". */
+const nanSquares = (m: ShardMessage): ShardMessage => (m.kind?.$case === 'uploaded' ? { kind: { ...m.kind, value: { ...m.kind.value, squares: NaN } } } : m);
 
 test('liveness – a shard that reports Σ g² = NaN for finite uploads is dropped as the faulty peer, not taken for divergence; no worker is blamed, a real shard takes the slot, the job finishes', { timeout: 120_000 }, async () => {
   const cfg = seedJob(1, null);
@@ -173,7 +175,7 @@ test('liveness – a shard that reports Σ g² = NaN for finite uploads is dropp
   const result = await runCoordinator(job, {
     events,
     onListening: (port) => {
-      liar = lyingShard(port);
+      liar = inProcessShard(port, { tamper: nanSquares });
       others.push(spawnWorker(port, 'w0'), spawnWorker(port, 'w1'));
       void liar.then(() => others.push(spawnShard(port)));
     },
@@ -190,13 +192,53 @@ test('liveness – a shard that reports Σ g² = NaN for finite uploads is dropp
   await Promise.all(others.map(exitOf));
 });
 
-/** A TCP proxy to `port` whose path can be cut while both connections stay open (a partition that keeps TCP up). */
-async function blackholeProxy(port: number): Promise<{ port: number; cut: () => void; close: () => void }> {
+test('liveness – a shard that stops reading its workers (it still answers Pings) is dropped once both workers report their writes to it stalled; no worker is struck, a real shard takes the slot, the job finishes, each example once', { timeout: 180_000 }, async () => {
+  const cfg = wideJob(1);
+  const events = new EventBus();
+  const seen: TrainingEvent[] = [];
+  let proxy: Awaited<ReturnType<typeof blackholeProxy>> | null = null;
+  let stoppedAt = 0, lostAt = 0;
+  events.subscribe((e) => {
+    if (e.type === 'progress' && e.iteration >= 4 && !stoppedAt && proxy) { proxy.stopReading(); stoppedAt = Date.now(); }
+    if (e.type === 'shard.lost' && !lostAt) lostAt = Date.now();
+    if (['shard.lost', 'worker.lost', 'job.rewound'].includes(e.type)) seen.push(e);
+  });
+  let silent: Promise<grpc.ServiceError> | null = null;
+  const others: ChildProcess[] = [];
+  const job = { ...cfg, cluster: { ...cfg.cluster, workers: 2, host: '127.0.0.1', port: 0 } };
+  const result = await runCoordinator(job, {
+    events,
+    onListening: (port) => {
+      silent = inProcessShard(port, { front: async (dataPort) => (proxy = await blackholeProxy(dataPort)).port });
+      others.push(spawnWorker(port, 'w0'), spawnWorker(port, 'w1'));
+      void silent.then(() => { proxy?.close(); others.push(spawnShard(port)); });
+    },
+  });
+  const err = await silent!;
+  assert.ok(stoppedAt > 0, 'the shard stopped reading');
+  assert.equal(err.code, grpc.status.DEADLINE_EXCEEDED, err.message);
+  assert.match(err.details, /its connections to workers w[01], w[01] stalled \(parameter shard 0: the peer took none of the bytes written to it for 2 s \(cluster\.stallSeconds\)/);
+  assert.ok(lostAt - stoppedAt < 20_000, `lost ${lostAt - stoppedAt} ms after it stopped reading (a step, then 2 s)`);
+  const struck = seen.filter((e) => e.type === 'worker.lost' && /non-finite|deadline/.test(e.reason));
+  assert.deepEqual(struck, [], 'no worker is struck');
+  assert.equal(seen.filter((e) => e.type === 'shard.lost').length, 1);
+  assert.equal(result.curve[result.curve.length - 1].iteration, 16, 'the job finished');
+  everyEpochOnce(result.cluster);
+  await Promise.all(others.map(exitOf));
+});
+
+/**
+ * A TCP proxy to `port` whose path can be cut while both connections stay
+ * open (a partition that keeps TCP up), or made to stop reading what its
+ * clients send (a peer that stops reading: their writes fill the buffers).
+ */
+async function blackholeProxy(port: number): Promise<{ port: number; cut: () => void; stopReading: () => void; close: () => void }> {
   const pairs: Socket[][] = [];
-  let cut = false;
+  let cut = false, reading = true;
   const server = createServer((down) => {
     const up = connect(port, '127.0.0.1');
     pairs.push([down, up]);
+    if (!reading) down.pause();
     for (const [from, to] of [[down, up], [up, down]]) {
       from.on('data', (d: Buffer) => { if (!cut) to.write(d); }); // once cut, bytes vanish: nothing is closed, nothing arrives
       from.on('error', () => {});
@@ -207,6 +249,7 @@ async function blackholeProxy(port: number): Promise<{ port: number; cut: () => 
   return {
     port: (server.address() as AddressInfo).port,
     cut: () => { cut = true; },
+    stopReading: () => { reading = false; for (const [down] of pairs) down.pause(); },
     close: () => { server.close(); for (const pair of pairs) for (const s of pair) s.destroy(); },
   };
 }

@@ -191,3 +191,21 @@ test('shard-set – a session that ends while its Welcome waits for the shards l
   silent.set.forget('w1');
   await assert.rejects(pending, /w1's session ended/);
 });
+
+test('shard-set – a shard two workers report stalled (ShardTrouble) within cluster.shardDeadlineSeconds is lost; one report alone is not enough, unless it is the only live worker', async () => {
+  const clock = new FakeClock();
+  const { set, shardsLost, failed } = setup(2, clock);
+  set.troubled(1, 'w0', 'the peer took none of the bytes', 2);
+  assert.equal(shardsLost.length, 0, 'one of two workers: its own network may be the fault');
+  clock.advance(31_000);
+  set.troubled(1, 'w1', 'the peer took none of the bytes', 2);
+  assert.equal(shardsLost.length, 0, 'the first report is too old to count');
+  set.troubled(1, 'w0', 'the peer took none of the bytes', 2);
+  assert.equal(shardsLost.length, 1);
+  assert.match(shardsLost[0].message, /parameter shard 1 .*its connections to workers w1, w0 stalled \(the peer took none of the bytes\)/);
+  assert.equal(failed.length, 1, 'its stream is ended');
+  const alone = setup(1);
+  alone.set.troubled(0, 'w0', 'sent no bytes', 1);
+  assert.equal(alone.shardsLost.length, 1, 'the only live worker is believed');
+  assert.throws(() => alone.set.troubled(5, 'w0', 'x', 1), /ShardTrouble for shard 5; the job has 1/);
+});

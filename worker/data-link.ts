@@ -8,6 +8,7 @@
 import { connect, Socket } from 'node:net';
 import * as tls from 'node:tls';
 import { ConnectionLost, JobFailed, WireInvalid } from '../core/errors';
+import { arriving } from '../core/wire/backpressure';
 import { feedFrames, FrameWriter, onreadInto } from '../core/wire/data-socket';
 import { FrameHandler, FrameHeader, FrameKind, FrameReader, FRAME_BYTES } from '../core/wire/frames';
 import { ClientTls, dataPlaneClientTls } from '../core/wire/security';
@@ -22,20 +23,26 @@ export interface ParamSink {
   completed(name: string): void;
 }
 
+/** How a data connection is opened and written: TLS files, and the job's cluster.stallSeconds (a peer that takes none of our bytes that long is cut off). */
+export interface Dialing {
+  tls: ClientTls;
+  stallSeconds: number;
+}
+
 export class DataLink implements FrameHandler {
   private held = -1;
   private waiters: { version: number; resolve: () => void; reject: (err: Error) => void }[] = [];
   private failure: Error | null = null;
   private readonly writer: FrameWriter;
 
-  private constructor(private readonly socket: Socket, private readonly sink: ParamSink) {
-    this.writer = new FrameWriter(socket);
+  private constructor(private readonly socket: Socket, private readonly sink: ParamSink, private readonly stallSeconds: number) {
+    this.writer = new FrameWriter(socket, stallSeconds);
     socket.on('error', (err) => this.fail(err));
     socket.on('close', () => this.fail(new ConnectionLost('the data connection closed')));
   }
 
   /** Connect to `host`:`port` and present `ticket`; `unreachable` says what it means when that port cannot be reached. */
-  static async open(host: string, port: number, ticket: Uint8Array, tlsFiles: ClientTls, sink: ParamSink, unreachable: (err: Error) => Error): Promise<DataLink> {
+  static async open(host: string, port: number, ticket: Uint8Array, { tls: tlsFiles, stallSeconds }: Dialing, sink: ParamSink, unreachable: (err: Error) => Error): Promise<DataLink> {
     let link: DataLink | null = null;
     const reader = new FrameReader({ target: (h) => link!.target(h), landed: (h) => link!.landed(h) });
     const secure = dataPlaneClientTls(tlsFiles, host);
@@ -46,16 +53,24 @@ export class DataLink implements FrameHandler {
       socket.once('error', (err) => reject(unreachable(err)));
     });
     socket.setNoDelay(true);
-    link = new DataLink(socket, sink);
+    link = new DataLink(socket, sink, stallSeconds);
     await link.writer.send({ kind: FrameKind.HELLO }, ticket);
     return link;
   }
 
-  /** Resolves once every parameter of `version` the coordinator sent has landed. */
+  /**
+   * Resolves once every parameter of `version` the peer sent has landed; a
+   * peer that sends none of it for cluster.stallSeconds fails the wait and
+   * the connection (it is not serving us).
+   */
   paramsAt(version: number): Promise<void> {
     if (this.held === version) return Promise.resolve();
     if (this.failure) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => this.waiters.push({ version, resolve, reject }));
+    const landed = new Promise<void>((resolve, reject) => this.waiters.push({ version, resolve, reject }));
+    return arriving(landed, () => this.socket.bytesRead, this.stallSeconds, `version ${version}'s parameters`).catch((err) => {
+      this.fail(err, true);
+      throw err;
+    });
   }
 
   /** Send gradient `tensor` (its index in Welcome.trainable), as `dtype` bytes, for `step` at `version`, in frames of FRAME_BYTES. */

@@ -7,17 +7,26 @@
 // goes to the shard that holds it, all shards' connections busy at once,
 // and the worker counts Σ g² of what it sent each shard for its StepDone
 // (shard_squares: the coordinator checks each shard's report against it).
-import { ConnectionLost } from '../core/errors';
+import { ConnectionLost, DeadlineExceeded } from '../core/errors';
 import { Metrics } from '../core/observe/metrics';
 import { ParamSpec } from '../core/model/params';
 import { partition, pieceName, piecesByVariable, pieceViews } from '../core/train/partition';
 import { sumOfSquares } from '../core/train/spike-guard';
 import { fromFloat16 } from '../core/wire/fp16';
 import { product } from '../core/util/numbers';
-import { ClientTls } from '../core/wire/security';
 import { TensorAssembler, wireBytes } from '../core/wire/tensors';
 import { DType, Welcome } from '../proto/gen/tunefleet/v1/tunefleet';
-import { DataLink } from './data-link';
+import { DataLink, Dialing } from './data-link';
+
+/** Shard `slot`'s connection stalled (cluster.stallSeconds, either way): the worker tells the coordinator which (ShardTrouble), as the shard may be at fault. */
+export class ShardLinkFailed extends ConnectionLost {
+  constructor(readonly slot: number, cause: Error) {
+    super(`parameter shard ${slot}: ${cause.message}`, { cause });
+  }
+}
+
+/** `work` on shard `slot`'s link, a stall named for that shard (a closed connection is the shard's decision, and it says why itself). */
+const onShard = <T>(slot: number, work: Promise<T>): Promise<T> => work.catch((err: Error) => { throw err instanceof DeadlineExceeded ? new ShardLinkFailed(slot, err) : err; });
 
 export class ShardLinks {
   /** Per link, the gradient frames queued on it (each link sends in order; the links run side by side). */
@@ -31,7 +40,7 @@ export class ShardLinks {
   }
 
   /** Connect to every shard of `w`; parameters land in `params` (the worker's buffers, whole variables). */
-  static async open(w: Welcome, specs: ParamSpec[], params: Map<string, Float32Array>, tls: ClientTls, metrics: Metrics): Promise<ShardLinks> {
+  static async open(w: Welcome, specs: ParamSpec[], params: Map<string, Float32Array>, dialing: Dialing, metrics: Metrics): Promise<ShardLinks> {
     const layout = partition(specs.map((s) => product(s.shape)), w.shards.length, w.partitionBytes);
     const links: DataLink[] = [];
     try {
@@ -43,7 +52,7 @@ export class ShardLinks {
           completed: () => {},
         };
         const unreachable = (err: Error) => new ConnectionLost(`cannot reach parameter shard ${i} at ${shard.host}:${shard.port}: ${err.message}`);
-        links.push(await DataLink.open(shard.host, shard.port, shard.ticket, tls, sink, unreachable));
+        links.push(await DataLink.open(shard.host, shard.port, shard.ticket, dialing, sink, unreachable));
       }
     } catch (err) {
       for (const link of links) link.close();
@@ -54,7 +63,7 @@ export class ShardLinks {
 
   /** Resolves once every shard has sent its part of `version`. */
   async paramsAt(version: number): Promise<void> {
-    await Promise.all(this.links.map((l) => l.paramsAt(version)));
+    await Promise.all(this.links.map((l, slot) => onShard(slot, l.paramsAt(version))));
   }
 
   /** Queue gradient `name` for the shards holding its pieces (as `dtype`); flushed() waits for every queued frame. */
@@ -76,7 +85,7 @@ export class ShardLinks {
     const queues = this.queues, squares = this.squares;
     this.queues = this.links.map(() => Promise.resolve());
     this.squares = this.links.map(() => 0);
-    await Promise.all(queues);
+    await Promise.all(queues.map((q, slot) => onShard(slot, q)));
     return squares;
   }
 

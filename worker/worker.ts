@@ -13,7 +13,7 @@ import { hostname } from 'node:os';
 import { BackendName, initBackend } from '../core/backend/backends';
 import { DEFAULT_KEEPALIVE_SECONDS, keepalive, writeWithBackpressure } from '../core/wire/backpressure';
 import { fitsFloat16 } from '../core/wire/fp16';
-import { parseJob } from '../core/job/config';
+import { JobConfig, parseJob } from '../core/job/config';
 import { JobFailed } from '../core/errors';
 import { evaluateRange, makeBatch, streamGradients } from '../core/train/gradients';
 import { prepareData } from '../core/job/data';
@@ -24,8 +24,8 @@ import { Metrics } from '../core/observe/metrics';
 import { paramSpecs, writeParams } from '../core/model/params';
 import { CHUNK_BYTES, chunksOf, MAX_MESSAGE_BYTES, TensorAssembler, wireBytes } from '../core/wire/tensors';
 import { CoordinatorClient, CoordinatorMessage, DType, Eval, Split, Step, Welcome, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
-import { DataLink, ParamSink } from './data-link';
-import { ShardLinks } from './shard-links';
+import { DataLink, Dialing, ParamSink } from './data-link';
+import { ShardLinkFailed, ShardLinks } from './shard-links';
 import { ExampleCache } from './example-cache';
 import { keepJoining } from './reconnect';
 
@@ -44,6 +44,8 @@ export class WorkerJob {
   private constructor(
     readonly model: tf.LayersModel,
     readonly welcome: Welcome,
+    /** The job's config as the Welcome carries it (credentials redacted). */
+    readonly cfg: JobConfig,
     readonly params: TensorAssembler,
     readonly train: ExampleCache,
     readonly val: ExampleCache,
@@ -55,13 +57,14 @@ export class WorkerJob {
   static async create(w: Welcome): Promise<WorkerJob> {
     const model = await tf.models.modelFromJSON({ modelTopology: JSON.parse(w.modelTopologyJson) } as tf.io.ModelJSON);
     const shape = w.exampleShape as [number, number, number];
+    const cfg = parseJob(JSON.parse(w.jobConfigJson));
     let train = new ExampleCache(w.trainSize, shape), val = new ExampleCache(w.valSize, shape);
     if (w.localData) {
-      const data = await prepareData(parseJob(JSON.parse(w.jobConfigJson)));
+      const data = await prepareData(cfg);
       train = ExampleCache.full(data.train);
       val = ExampleCache.full(data.val);
     }
-    return new WorkerJob(model, w, new TensorAssembler(paramSpecs(model)), train, val);
+    return new WorkerJob(model, w, cfg, new TensorAssembler(paramSpecs(model)), train, val);
   }
 
   /** The job of a new session's Welcome; the previous session's model is freed first (tfjs tensors are not garbage collected). */
@@ -96,9 +99,14 @@ export class WorkerJob {
     };
   }
 
+  /** How the job's data connections are opened: `tls`, and the job's cluster.stallSeconds for every write. */
+  dialing(tls: ClientTls): Dialing {
+    return { tls, stallSeconds: this.cfg.cluster.stallSeconds };
+  }
+
   /** Open a connection to every parameter shard the Welcome names. */
   openShards(tls: ClientTls, metrics: Metrics): Promise<ShardLinks> {
-    return ShardLinks.open(this.welcome, paramSpecs(this.model), this.params.tensors, tls, metrics);
+    return ShardLinks.open(this.welcome, paramSpecs(this.model), this.params.tensors, this.dialing(tls), metrics);
   }
 
   /** Wait until the parameters of `version` are here: from the shards (then written into the model), on the data connection, or (gRPC) already. */
@@ -256,6 +264,16 @@ export function hostOf(address: string): string {
   return address.slice(0, address.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1');
 }
 
+/** `work`, whose failure on a shard's link the coordinator is told of (which shard, and how) before the session ends as any failure ends it. */
+async function namingShard<T>(work: Promise<T>, send: (m: WorkerMessage) => Promise<void>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    if (err instanceof ShardLinkFailed) await send({ kind: { $case: 'shardTrouble', value: { slot: err.slot, details: err.message } } }).catch(() => {});
+    throw err;
+  }
+}
+
 /** One session: join, then do what the coordinator says until Finish (resolves) or the stream ends (throws). */
 async function runSession(call: Call, state: SessionState, { address, backend, metrics, tls, joined }: SessionContext): Promise<void> {
   // A write waiting for 'drain' must not outlive the call: when the
@@ -263,7 +281,8 @@ async function runSession(call: Call, state: SessionState, { address, backend, m
   // process would otherwise go quiet and exit 0 with the session abandoned.
   const ended = new Promise<never>((_, reject) => call.once('error', reject));
   ended.catch(() => {}); // surfaced by whichever await loses the race, or by the read loop
-  const send = (m: WorkerMessage) => Promise.race([writeWithBackpressure(call, m), ended]);
+  // Bounded by the job's cluster.stallSeconds once a Welcome said it (the Join by the default).
+  const send = (m: WorkerMessage) => Promise.race([writeWithBackpressure(call, m, state.job?.cfg.cluster.stallSeconds), ended]);
   await send({ kind: { $case: 'join', value: { workerId: state.id, backend, device: `${hostname()}/${backend}`, capacity: 1 } } });
   for await (const msg of call as AsyncIterable<CoordinatorMessage>) {
     const kind = msg.kind;
@@ -272,7 +291,7 @@ async function runSession(call: Call, state: SessionState, { address, backend, m
       state.job = await WorkerJob.replace(state.job, w);
       closeLinks(state);
       const host = hostOf(address);
-      state.link = w.dataPort ? await DataLink.open(host, w.dataPort, w.dataTicket, tls, state.job.paramSink(metrics), DataLink.coordinatorUnreachable(host, w.dataPort)) : null;
+      state.link = w.dataPort ? await DataLink.open(host, w.dataPort, w.dataTicket, state.job.dialing(tls), state.job.paramSink(metrics), DataLink.coordinatorUnreachable(host, w.dataPort)) : null;
       state.shards = w.shards.length > 0 ? await state.job.openShards(tls, metrics) : null;
       state.id = kind.value.workerId;
       joined();
@@ -293,8 +312,8 @@ async function runSession(call: Call, state: SessionState, { address, backend, m
       case 'examples': metrics.traffic('received', 'data', kind.value.images.length); (kind.value.split === Split.TRAIN ? job.train : job.val).add(kind.value); break;
       // Raced with the session's end: a step waiting on a stalled shard (or a
       // data connection) must not outlive the session the coordinator ended.
-      case 'step': await Promise.race([job.step(kind.value, send, metrics, state), ended]); break;
-      case 'eval': await send(await Promise.race([job.eval(kind.value, state), ended])); break;
+      case 'step': await namingShard(Promise.race([job.step(kind.value, send, metrics, state), ended]), send); break;
+      case 'eval': await send(await namingShard(Promise.race([job.eval(kind.value, state), ended]), send)); break;
     }
   }
   throw new Error(`coordinator ${address} closed the session without finishing the job`);

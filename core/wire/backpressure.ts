@@ -11,7 +11,7 @@
 import { Writable } from 'node:stream';
 import { ConnectionLost, DeadlineExceeded } from '../errors';
 
-/** cluster.stallSeconds's default: what a worker always uses, and a shard until its Welcome says the job's. */
+/** cluster.stallSeconds's default: what a worker or a shard uses until its Welcome says the job's. */
 export const DEFAULT_STALL_SECONDS = 30;
 
 /**
@@ -38,6 +38,25 @@ export function drained(stream: Writable, stallSeconds: number, onClose: 'resolv
     stream.on('drain', done);
     stream.on('close', gone);
   });
+}
+
+/**
+ * `waiting`, bounded the same way from the other side: it fails with
+ * DeadlineExceeded once `progress()` (bytes read from the peer) has not grown
+ * for `stallSeconds` — a peer that should be sending and sends nothing.
+ */
+export function arriving<T>(waiting: Promise<T>, progress: () => number, stallSeconds: number, what: string): Promise<T> {
+  let seen = progress();
+  let lastProgress = Date.now();
+  let check: NodeJS.Timeout | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    check = setInterval(() => {
+      const now = progress();
+      if (now !== seen) { seen = now; lastProgress = Date.now(); return; }
+      if (Date.now() - lastProgress >= stallSeconds * 1000) reject(new DeadlineExceeded(`the peer sent no bytes of ${what} for ${stallSeconds} s (cluster.stallSeconds): it is not sending`));
+    }, Math.max(10, (stallSeconds * 1000) / 10));
+  });
+  return Promise.race([waiting, stalled]).finally(() => clearInterval(check));
 }
 
 /** Write one message to a gRPC stream; when its buffer is full, wait as `drained` says (a close ends the wait quietly: the stream's own events report it). */

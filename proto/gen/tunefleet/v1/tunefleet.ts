@@ -290,7 +290,19 @@ export interface WorkerMessage {
     { $case: "gradient"; value: TensorChunk }
     | { $case: "stepDone"; value: StepDone }
     | { $case: "evalDone"; value: EvalDone }
+    | { $case: "shardTrouble"; value: ShardTrouble }
     | undefined;
+}
+
+/**
+ * With shards: this worker's connection to a shard stalled — for
+ * cluster.stallSeconds it took none of the gradient, or sent none of the
+ * parameters the worker waited for. Sent before the worker ends its session;
+ * the coordinator drops a shard that enough workers report (shards.ts).
+ */
+export interface ShardTrouble {
+  slot: number;
+  details: string;
 }
 
 export interface Join {
@@ -2521,6 +2533,9 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
       case "evalDone":
         EvalDone.encode(message.kind.value, writer.uint32(34).fork()).join();
         break;
+      case "shardTrouble":
+        ShardTrouble.encode(message.kind.value, writer.uint32(42).fork()).join();
+        break;
     }
     return writer;
   },
@@ -2570,6 +2585,14 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
             message.kind = { $case: "evalDone", value: EvalDone.decode(reader, reader.uint32()) };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.kind = { $case: "shardTrouble", value: ShardTrouble.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2596,6 +2619,10 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
         ? { $case: "evalDone", value: EvalDone.fromJSON(object.evalDone) }
         : isSet(object.eval_done)
         ? { $case: "evalDone", value: EvalDone.fromJSON(object.eval_done) }
+        : isSet(object.shardTrouble)
+        ? { $case: "shardTrouble", value: ShardTrouble.fromJSON(object.shardTrouble) }
+        : isSet(object.shard_trouble)
+        ? { $case: "shardTrouble", value: ShardTrouble.fromJSON(object.shard_trouble) }
         : undefined,
     };
   },
@@ -2610,6 +2637,8 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
       obj.stepDone = StepDone.toJSON(message.kind.value);
     } else if (message.kind?.$case === "evalDone") {
       obj.evalDone = EvalDone.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "shardTrouble") {
+      obj.shardTrouble = ShardTrouble.toJSON(message.kind.value);
     }
     return obj;
   },
@@ -2644,7 +2673,98 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
         }
         break;
       }
+      case "shardTrouble": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "shardTrouble", value: ShardTrouble.fromPartial(object.kind.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseShardTrouble(): ShardTrouble {
+  return { slot: 0, details: "" };
+}
+
+export const ShardTrouble: MessageFns<ShardTrouble> = {
+  encode(message: ShardTrouble, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.slot !== 0) {
+      writer.uint32(8).uint32(message.slot);
+    }
+    if (message.details !== "") {
+      writer.uint32(18).string(message.details);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShardTrouble {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShardTrouble();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.slot = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.details = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ShardTrouble {
+    return {
+      slot: isSet(object.slot) ? globalThis.Number(object.slot) : 0,
+      details: isSet(object.details) ? globalThis.String(object.details) : "",
+    };
+  },
+
+  toJSON(message: ShardTrouble): unknown {
+    const obj: any = {};
+    if (message.slot !== 0) {
+      obj.slot = Math.round(message.slot);
+    }
+    if (message.details !== "") {
+      obj.details = message.details;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ShardTrouble>, I>>(base?: I): ShardTrouble {
+    return ShardTrouble.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ShardTrouble>, I>>(object: I): ShardTrouble {
+    const message = createBaseShardTrouble();
+    message.slot = object.slot ?? 0;
+    message.details = object.details ?? "";
     return message;
   },
 };
