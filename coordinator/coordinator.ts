@@ -39,7 +39,7 @@ export async function runCoordinator(cfg: JobConfig, opts: CoordinatorOptions = 
     host: c.host, port: c.port, joinTimeoutSeconds: c.joinTimeoutSeconds, keepaliveSeconds: c.keepaliveSeconds,
     token: readToken(c.tokenFile), cert: c.tlsCert, key: c.tlsKey, clientCa: c.tlsClientCa,
   }).catch((err) => { data?.server.close(); throw err; });
-  const http = cfg.metrics.port === null ? null : await startHttpServer(job.metrics, cfg.metrics.host, cfg.metrics.port, () => true);
+  const http = cfg.metrics.port === null ? null : await startHttpServer(job.metrics, cfg.metrics.host, cfg.metrics.port, { ready: () => true, unhealthy: () => cluster.status.unhealthy() });
   opts.onListening?.(port, cluster);
   let ending = 'job finished';
   try {

@@ -59,6 +59,15 @@ export class StatusBoard {
     w.seen = this.clock.now();
   }
 
+  /** Why the job cannot make progress now (/healthz answers 503 with it), or null. */
+  unhealthy(): string | null {
+    const { state } = this.job;
+    if (state === 'waiting for a shard') return 'waiting for a shard: nothing steps until every cluster.shards slot is taken again (tunefleet status, shard.lost events)';
+    if (state === 'failed') return 'the job failed (see the coordinator log)';
+    if (state === 'training' && this.workers.size === 0) return 'no live worker: the job waits for one to join';
+    return null;
+  }
+
   report(): JobStatus {
     const { job } = this;
     const left = (job.iterations - job.iteration) * job.batchSize;

@@ -20,7 +20,7 @@ import { ShardCommand, ShardMessage, ShardsClient } from '../proto/gen/tunefleet
 import { Metrics } from '../core/observe/metrics';
 import { startDataPlane } from '../coordinator/data-plane';
 import { Shard } from '../shard/shard';
-import { exitOf, firstDifference, runJob, spawnShard, spawnWorker } from './cluster-helpers';
+import { exitOf, firstDifference, freePort, runJob, spawnShard, spawnWorker } from './cluster-helpers';
 import { saveWideModel, tempDir, wasmWithIdxSet } from './fixtures';
 
 let dataDir = '';
@@ -85,17 +85,23 @@ function seedJob(shards: number, sliceSeconds: number | null) {
   });
 }
 
-test('liveness – a shard that goes silent (SIGSTOP) is lost within cluster.shardDeadlineSeconds, not the workers whose deadlines fire first; it rejoins, the job rewinds and ends bit-identical', { timeout: 180_000 }, async () => {
+test('liveness – a shard that goes silent (SIGSTOP) is lost within cluster.shardDeadlineSeconds, not the workers whose deadlines fire first; /healthz says so; it rejoins, the job rewinds and ends bit-identical', { timeout: 180_000 }, async () => {
   const expected = readParams((await runJob(seedJob(0, 2), 2)).model);
   const events = new EventBus();
   const seen: TrainingEvent[] = [];
   let stoppedAt = 0, lostAt = 0;
   let silent: ChildProcess | null = null;
+  const healthz = `http://127.0.0.1:${await freePort()}/healthz`;
+  const health: string[] = [];
   events.subscribe((e) => {
     if (['shard.lost', 'worker.lost', 'job.rewound'].includes(e.type)) seen.push(e);
-    if (e.type === 'shard.lost' && !lostAt) { lostAt = Date.now(); silent?.kill('SIGCONT'); } // it wakes, finds its stream ended, joins again
+    if (e.type !== 'shard.lost' || lostAt) return;
+    lostAt = Date.now();
+    // Asked while the slot is empty; then it wakes, finds its stream ended, joins again.
+    void fetch(healthz).then(async (r) => health.push(`${r.status} ${await r.text()}`)).finally(() => silent?.kill('SIGCONT'));
   });
-  const run = await runJob(seedJob(2, 2), 2, (cluster, _port, _workers, shards) => {
+  const cfg = seedJob(2, 2);
+  const run = await runJob({ ...cfg, metrics: { ...cfg.metrics, host: '127.0.0.1', port: Number(new URL(healthz).port) } }, 2, (cluster, _port, _workers, shards) => {
     const check = setInterval(() => {
       if (Math.max(-1, ...cluster.ledger.snapshot().map((e) => e.step)) < 6) return;
       clearInterval(check);
@@ -111,6 +117,7 @@ test('liveness – a shard that goes silent (SIGSTOP) is lost within cluster.sha
   const blamed = seen.filter((e) => e.type === 'worker.lost' && /^deadline/.test(e.reason));
   assert.deepEqual(blamed, [], 'no worker is dropped for a deadline the shard made it miss');
   assert.ok(seen.some((e) => e.type === 'job.rewound'), 'the job went back to its last checkpoint');
+  assert.match(health[0], /^503 unhealthy: waiting for a shard/);
   assert.equal(firstDifference(readParams(run.model), expected), null, 'bit-identical to the undisturbed run');
   everyEpochOnce(run.cluster);
 });

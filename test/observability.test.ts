@@ -155,7 +155,7 @@ scrape_configs:
     const t = setInterval(async () => {
       if (cluster.ledger.report(4).examplesUsed > 0) {
         clearInterval(t);
-        for (const url of [`http://127.0.0.1:${coordPort}/healthz`, `http://127.0.0.1:${coordPort}/readyz`, `http://127.0.0.1:${w0}/healthz`, `http://127.0.0.1:${w0}/readyz`]) probes.push((await fetch(url)).status);
+        for (const port of [coordPort, w0]) for (const path of ['livez', 'readyz', 'healthz']) probes.push((await fetch(`http://127.0.0.1:${port}/${path}`)).status);
         texts.push(await (await fetch(`http://127.0.0.1:${coordPort}/metrics`)).text(), await (await fetch(`http://127.0.0.1:${w0}/metrics`)).text());
       }
     }, 20);
@@ -170,7 +170,7 @@ scrape_configs:
   const end = Date.now() / 1000;
   await sleep(500);
   assert.equal(texts.length, 2);
-  assert.deepEqual(probes, [200, 200, 200, 200], '/healthz and /readyz answer on coordinator and worker');
+  assert.deepEqual(probes, [200, 200, 200, 200, 200, 200], '/livez, /readyz and /healthz answer on coordinator and worker');
   for (const text of [...texts, shardText]) assert.equal(promtool(text).trim(), '', 'promtool check metrics reports problems');
   assert.match(shardText, /tunefleet_shard_seconds_count\{job_name="obs",role="shard",phase="update"\} [1-9]/);
   assert.match(texts[1], /tunefleet_worker_compute_seconds_count\{job_name="obs",role="worker",worker="w0"\} [1-9]/);

@@ -58,8 +58,13 @@ test('status – a lost shard turns the state to "waiting for a shard" (no ETA) 
   events.emit({ type: 'shard.lost', shard: 1, reason: 'no answer to a Ping within 30 s (cluster.shardDeadlineSeconds)', live: 1 });
   assert.equal(board.report().state, 'waiting for a shard');
   assert.equal(board.report().etaSeconds, 0, 'no ETA while nothing can step');
+  board.joined('w0', 'wasm', 'h/wasm');
+  assert.match(board.unhealthy() ?? '', /^waiting for a shard/, '/healthz: 503 with why');
   events.emit({ type: 'job.rewound', iteration: 30, reason: 'shard lost' });
   assert.deepEqual([board.report().state, board.report().iteration], ['training', 30]);
+  assert.equal(board.unhealthy(), null, 'training with a live worker is healthy');
+  board.left('w0');
+  assert.match(board.unhealthy() ?? '', /^no live worker/);
 });
 
 test('status – `tunefleet status` against a running job: its progress and both workers; refused without the token', async () => {

@@ -212,7 +212,7 @@ export async function runWorker(address: string, opts: WorkerOptions = {}): Prom
   const backend = await initBackend(opts.backend);
   const metrics = new Metrics('', 'worker');
   const state: SessionState = { id: opts.id ?? '', job: null, link: null, shards: null };
-  const http = opts.metricsPort === null || opts.metricsPort === undefined ? null : await startHttpServer(metrics, opts.metricsHost ?? '0.0.0.0', opts.metricsPort, () => state.job !== null);
+  const http = opts.metricsPort === null || opts.metricsPort === undefined ? null : await startHttpServer(metrics, opts.metricsHost ?? '0.0.0.0', opts.metricsPort, { ready: () => state.job !== null });
   const client = new CoordinatorClient(address, clientCredentials(opts.tls ?? {}), {
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
     ...keepalive(opts.keepaliveSeconds ?? DEFAULT_KEEPALIVE_SECONDS),

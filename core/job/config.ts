@@ -111,7 +111,7 @@ const cluster = z.object({
 
 const metrics = z.object({
   host: z.string().default('0.0.0.0').describe("address the metrics servers bind: '0.0.0.0' = every interface (what Prometheus in Kubernetes needs), '127.0.0.1' = this host only; `tunefleet local` passes it to its workers"),
-  port: z.number().int().min(0).max(65535).nullable().default(9400).describe('HTTP port of the coordinator\'s /metrics, /healthz, /readyz; null = off'),
+  port: z.number().int().min(0).max(65535).nullable().default(9400).describe('HTTP port of the coordinator\'s /metrics, /livez, /readyz, /healthz (docs/observability.md); null = off'),
   workerPort: z.number().int().min(0).max(65535).nullable().default(9401).describe('tunefleet local: worker i serves its metrics on workerPort + i; null = off'),
   nats: z.string().nullable().default(null).describe('NATS URL (nats://host:4222) to publish job events to; null = in-process only'),
 }).strict();

@@ -1,8 +1,11 @@
 // The small HTTP server every tunefleet process runs for operators:
-// /metrics (Prometheus text format), /healthz (the process is up) and /readyz
-// (it can do its job: the coordinator serves gRPC, a worker has joined). A
-// port that cannot be bound is logged, never fatal: training matters more
-// than its dashboard.
+// /metrics (Prometheus text format), /livez (the process is up: Kubernetes'
+// livenessProbe), /readyz (it can do its job: the coordinator serves gRPC, a
+// worker or shard has joined) and /healthz (is the job making progress: on
+// the coordinator 503 with the reason while it cannot — waiting for a shard,
+// no live worker —, for alerts and `curl`; a restart would not help, so no
+// probe restarts on it). A port that cannot be bound is logged, never fatal:
+// training matters more than its dashboard.
 import { createServer, Server } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { logger } from './log';
@@ -10,19 +13,30 @@ import { Metrics } from './metrics';
 
 const log = logger('http');
 
-export async function startHttpServer(metrics: Metrics, host: string, port: number, ready: () => boolean): Promise<Server | null> {
+export interface Probes {
+  ready: () => boolean;
+  /** null: healthy; else why not (the job cannot make progress). Absent: healthy while up. */
+  unhealthy?: () => string | null;
+}
+
+const PATHS = '/metrics /livez /readyz /healthz';
+
+export async function startHttpServer(metrics: Metrics, host: string, port: number, probes: Probes): Promise<Server | null> {
   const server = createServer(async (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/metrics') {
       res.writeHead(200, { 'content-type': metrics.contentType });
       res.end(await metrics.text());
-    } else if (path === '/healthz') {
+    } else if (path === '/livez') {
       res.writeHead(200).end('ok\n');
+    } else if (path === '/healthz') {
+      const why = probes.unhealthy?.() ?? null;
+      res.writeHead(why ? 503 : 200).end(why ? `unhealthy: ${why}\n` : 'ok\n');
     } else if (path === '/readyz') {
-      const ok = ready();
+      const ok = probes.ready();
       res.writeHead(ok ? 200 : 503).end(ok ? 'ready\n' : 'not ready\n');
     } else {
-      res.writeHead(404).end('not found: try /metrics, /healthz or /readyz\n');
+      res.writeHead(404).end(`not found: try ${PATHS}\n`);
     }
   });
   try {
@@ -35,6 +49,6 @@ export async function startHttpServer(metrics: Metrics, host: string, port: numb
     return null;
   }
   server.unref();
-  log.info('metrics listening', { host, port: (server.address() as AddressInfo).port, paths: '/metrics /healthz /readyz' });
+  log.info('metrics listening', { host, port: (server.address() as AddressInfo).port, paths: PATHS });
   return server;
 }
