@@ -16,7 +16,7 @@ import { buildModel } from '../core/model/zoo';
 import { setQuiet } from '../core/observe/log';
 import { computeGradients } from '../core/train/gradients';
 import { rng } from '../core/util/rng';
-import { cleartextTokenWarning, ClientTls, readToken, serverCredentials } from '../core/wire/security';
+import { cleartextTokenWarning, ClientTls, openAccessProblem, readToken, serverCredentials } from '../core/wire/security';
 import { listGpus } from './gpus';
 import { fetchStatus } from './status';
 
@@ -116,8 +116,10 @@ async function jobChecks(cfg: JobConfig): Promise<Check[]> {
     await attempt('coordinator port (cluster.port)', () => portFree(c.host, c.port)),
     await attempt('token and TLS', async () => {
       const token = readToken(c.tokenFile);
+      const open = openAccessProblem(token, c.host, c.insecure);
+      if (open) throw new ConfigInvalid(open);
       serverCredentials({ cert: c.tlsCert, key: c.tlsKey, clientCa: c.tlsClientCa });
-      return `token ${token ? 'required' : 'off'}; TLS ${c.tlsCert ? (c.tlsClientCa ? 'mutual' : 'server') : 'off'}`;
+      return `token ${token ? 'required' : c.insecure ? 'off (cluster.insecure)' : 'off (loopback only)'}; TLS ${c.tlsCert ? (c.tlsClientCa ? 'mutual' : 'server') : 'off'}`;
     }),
   ];
   if (c.dataPlane === 'tcp') checks.push(await attempt('data plane port (cluster.dataPort)', () => portFree(c.host, dataPortOf(cfg))));

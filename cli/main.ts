@@ -31,7 +31,7 @@ import { runWatch } from './watch';
 /** Every command's flags: the parser rejects anything else (and deploy tests check manifests against this). */
 export const FLAGS: Record<string, FlagSpec> = {
   train: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', fresh: 'boolean' },
-  coordinator: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', port: 'string', workers: 'string', shards: 'string' },
+  coordinator: { config: 'string', backend: 'string', data: 'string', resume: 'boolean', port: 'string', workers: 'string', shards: 'string', insecure: 'boolean' },
   worker: { coordinator: 'string', gpus: 'string', backend: 'string', id: 'string', 'metrics-port': 'string', 'metrics-host': 'string', 'token-file': 'string', 'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string', 'reconnect-for': 'string', 'keepalive-seconds': 'string' },
   shard: { coordinator: 'string', 'data-port': 'string', host: 'string', advertise: 'string', 'metrics-port': 'string', 'metrics-host': 'string', 'token-file': 'string', 'reconnect-for': 'string', 'keepalive-seconds': 'string',
     'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string', 'tls-client-ca': 'string' },
@@ -110,6 +110,7 @@ async function main(argv: string[]): Promise<void> {
       if (cfg.pretrain) throw new ConfigInvalid('tunefleet coordinator runs one stage: run the pretrain section as its own job (then point model.from at its model), or use tunefleet local');
       if (args.port !== undefined) cfg.cluster.port = parseJob({ cluster: { port: Number(args.port) } }, '--port').cluster.port;
       if (args.workers !== undefined) cfg.cluster.workers = workersFlag(args.workers);
+      if (args.insecure) cfg.cluster.insecure = true;
       // Checked with the rest of the job (shards need the tcp data plane).
       if (args.shards !== undefined) Object.assign(cfg, parseJob({ ...cfg, cluster: { ...cfg.cluster, shards: Number(args.shards) } }, '--shards'));
       return report(await runCoordinator(cfg, { resume: Boolean(args.resume) }));

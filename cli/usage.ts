@@ -7,10 +7,12 @@ export const USAGE: Record<string, string> = {
     Train in this process: pretrain, or fine-tune from model.from (after the
     job's pretrain stage, if it has one; --fresh redoes that stage). --resume
     continues from the newest checkpoint in the job's outDir.`,
-  coordinator: `tunefleet coordinator --config job.yaml [--port P] [--workers N] [--shards K] [--backend B] [--data DIR] [--resume]
+  coordinator: `tunefleet coordinator --config job.yaml [--port P] [--workers N] [--shards K] [--backend B] [--data DIR] [--resume] [--insecure]
     Serve the job over gRPC (default port 7070); steps start once N workers
     (cluster.workers) are live, and K parameter shards (cluster.shards) when
-    K > 0. --resume continues from the newest checkpoint.`,
+    K > 0. --resume continues from the newest checkpoint. Without a token
+    (cluster.tokenFile or TUNEFLEET_TOKEN) it refuses to listen beyond
+    loopback unless --insecure (cluster.insecure) says to run open.`,
   worker: `tunefleet worker --coordinator HOST:PORT [--gpus N|all] [--backend B] [--id ID] [--metrics-port P|off]
                  [--metrics-host ADDR] [--token-file F] [--tls-ca CA.pem [--tls-cert C.pem --tls-key K.pem]]
                  [--reconnect-for SECONDS] [--keepalive-seconds S]

@@ -4,13 +4,13 @@
 // loop back to the last checkpoint (restore-point.ts) once a shard has taken
 // its slot again.
 import * as grpc from '@grpc/grpc-js';
-import { describeError, ShardLost } from '../core/errors';
+import { ConfigInvalid, describeError, ShardLost } from '../core/errors';
 import { logger } from '../core/observe/log';
 import { dataPortOf, JobConfig } from '../core/job/config';
 import { EventBus } from '../core/observe/events';
 import { startHttpServer } from '../core/observe/http-server';
 import { setupJob } from '../core/job/setup';
-import { readToken } from '../core/wire/security';
+import { openAccessProblem, readToken } from '../core/wire/security';
 import { runTraining, TrainResult } from '../core/train/loop';
 import { Cluster } from './cluster';
 import { startDataPlane } from './data-plane';
@@ -27,9 +27,12 @@ export interface CoordinatorOptions {
 }
 
 export async function runCoordinator(cfg: JobConfig, opts: CoordinatorOptions = {}): Promise<TrainResult & { cluster: Cluster }> {
+  const c = cfg.cluster;
+  const token = readToken(c.tokenFile);
+  const open = openAccessProblem(token, c.host, c.insecure);
+  if (open) throw new ConfigInvalid(open); // before anything is built or bound
   const job = await setupJob(cfg, opts.resume ?? false, opts.events);
   const cluster = new Cluster(job, { localData: cfg.cluster.workerData === 'local' });
-  const c = cfg.cluster;
   // The data plane listens first, so every session's Welcome can name it. With shards, tensors go to them instead.
   const data = c.dataPlane === 'tcp' && c.shards === 0
     ? await startDataPlane(cluster, { host: c.host, port: dataPortOf(cfg), helloSeconds: c.joinTimeoutSeconds, cert: c.tlsCert, key: c.tlsKey, clientCa: c.tlsClientCa })
@@ -37,7 +40,7 @@ export async function runCoordinator(cfg: JobConfig, opts: CoordinatorOptions = 
   if (data) cluster.useDataPlane(data.port);
   const { server, port } = await startServer(cluster, {
     host: c.host, port: c.port, joinTimeoutSeconds: c.joinTimeoutSeconds, keepaliveSeconds: c.keepaliveSeconds,
-    token: readToken(c.tokenFile), cert: c.tlsCert, key: c.tlsKey, clientCa: c.tlsClientCa,
+    token, cert: c.tlsCert, key: c.tlsKey, clientCa: c.tlsClientCa,
   }).catch((err) => { data?.server.close(); throw err; });
   const http = cfg.metrics.port === null ? null : await startHttpServer(job.metrics, cfg.metrics.host, cfg.metrics.port, { ready: () => true, unhealthy: () => cluster.status.unhealthy() });
   opts.onListening?.(port, cluster);

@@ -39,7 +39,8 @@ async function validate(o: Obj): Promise<void> {
 for (const overlay of OVERLAYS) {
   test(`deploy – overlay ${overlay} renders and every object validates against its schema`, async () => {
     const objs = render(overlay);
-    assert.deepEqual([...new Set(objs.map((o) => o.kind))].sort(), ['ConfigMap', 'Deployment', 'PersistentVolumeClaim', 'PodMonitor', 'Secret', 'Service', 'StatefulSet']);
+    // No Secret: applying the manifests must never overwrite the token or certificates the user created.
+    assert.deepEqual([...new Set(objs.map((o) => o.kind))].sort(), ['ConfigMap', 'Deployment', 'PersistentVolumeClaim', 'PodMonitor', 'Service', 'StatefulSet']);
     for (const o of objs) await validate(o);
     const bad = { ...named(objs, 'Deployment', 'tunefleet-coordinator') };
     bad.spec = { ...bad.spec, replicas: 'one' };
@@ -126,15 +127,16 @@ for (const overlay of OVERLAYS) {
     assert.equal(String(sc.ports.find((p: Obj) => p.name === 'metrics').containerPort), sc.args[sc.args.indexOf('--metrics-port') + 1]);
     assert.equal(String(sc.ports.find((p: Obj) => p.name === 'data').containerPort), sc.args[sc.args.indexOf('--data-port') + 1]);
     assert.ok(shard.spec.template.spec.affinity.podAntiAffinity);
-    // Every side takes the token from the same Secret key; the TLS Secret is mounted on every side (shards too: docs/deploy.md, Access).
+    // Every side takes the token from the user's Secret (docs/deploy.md step 2) — required, so a missing one stops the pod
+    // rather than running open; the TLS Secret, optional, is mounted on every side (shards too: docs/deploy.md, Access).
     for (const w of [coord, worker, shard]) {
       const env = containers(w)[0].env.find((e: Obj) => e.name === 'TUNEFLEET_TOKEN');
-      const ref = env.valueFrom.secretKeyRef;
-      assert.ok(ref.key in named(objs, 'Secret', ref.name).stringData);
+      assert.deepEqual(env.valueFrom.secretKeyRef, { name: 'tunefleet-token', key: 'token' });
     }
+    assert.match(readFileSync(join(root, 'docs', 'deploy.md'), 'utf8'), /kubectl create secret generic tunefleet-token --from-literal=token=/);
     for (const w of [coord, worker, shard]) {
       const tls = w.spec.template.spec.volumes.find((v: Obj) => v.name === 'tls');
-      assert.ok(named(objs, 'Secret', tls.secret.secretName));
+      assert.deepEqual(tls.secret, { secretName: 'tunefleet-tls', optional: true });
       assert.ok(containers(w)[0].volumeMounts.some((m: Obj) => m.name === 'tls' && m.mountPath === '/etc/tunefleet-tls'));
     }
     // With TLS a shard advertises $(POD_NAME).tunefleet-shard: the env is there and the headless Service publishes names before readiness.

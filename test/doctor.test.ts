@@ -33,7 +33,7 @@ test('doctor – on this machine: wasm and cpu ok, the native backends unavailab
   assert.match(stdout, /^(ok|--) {7}GPUs: /m);
   assert.match(stdout, new RegExp(`^ok {7}dataset fashion-mnist: found in ${dir}$`, 'm'));
   assert.match(stdout, /^ok {7}coordinator port \(cluster\.port\): 127\.0\.0\.1:\d+ is free$/m);
-  assert.match(stdout, /^ok {7}token and TLS: token off; TLS off$/m);
+  assert.match(stdout, /^ok {7}token and TLS: token off \(loopback only\); TLS off$/m);
   assert.doesNotMatch(stdout, /PROBLEM/);
 });
 

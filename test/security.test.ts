@@ -75,6 +75,32 @@ test('security – without the token or with a wrong one a worker is refused and
   assert.doesNotMatch(text, /s3cret/);
 });
 
+test('security – the coordinator will not start open by accident: an empty TUNEFLEET_TOKEN (an empty Secret) and no token beyond loopback are refused with one line; --insecure runs open on purpose; doctor says the same', async () => {
+  const dir = tempDir();
+  const file = join(dir, 'job.yaml');
+  const port = await freePort();
+  writeFileSync(file, JSON.stringify({ name: 'open', backend: 'wasm', data: { path: dataDir, download: false }, train: { iterations: 1 }, cluster: { host: '0.0.0.0', port }, metrics: { port: null } }));
+  const env = (token?: string) => {
+    const e = { ...process.env };
+    delete e.TUNEFLEET_TOKEN;
+    return token === undefined ? e : { ...e, TUNEFLEET_TOKEN: token };
+  };
+  const start = (token?: string, ...flags: string[]) => run('node', [CLI, 'coordinator', '--config', file, ...flags], { env: env(token) }).then(() => ({ code: 0, stderr: '' }), (err) => ({ code: err.code as number, stderr: String(err.stderr) }));
+  const empty = await start('');
+  assert.equal(empty.code, 2, 'a configuration error');
+  assert.equal(empty.stderr.trim(), 'ConfigInvalid: TUNEFLEET_TOKEN is set but empty (an empty Secret?): put the shared token in it, e.g. kubectl create secret generic tunefleet-token --from-literal=token=$(openssl rand -hex 32), or unset it to run without one');
+  const none = await start();
+  assert.equal(none.code, 2);
+  assert.match(none.stderr.trim(), /^ConfigInvalid: no token, and the coordinator listens on 0\.0\.0\.0: anyone who reaches its ports could join as a worker or a shard\. .* or pass --insecure \(cluster\.insecure: true\) to run open on purpose$/);
+  const doctor = await run('node', [CLI, 'doctor', '--config', file, '--backend', 'wasm'], { env: env() }).then(() => '', (err) => String(err.stdout));
+  assert.match(doctor, /^PROBLEM +token and TLS: ConfigInvalid: no token, and the coordinator listens on 0\.0\.0\.0/m);
+  // --insecure: it starts (and listens), so a worker can train the one step.
+  const open = spawn(process.execPath, [CLI, 'coordinator', '--config', file, '--insecure'], { env: env(), stdio: ['ignore', 'ignore', 'pipe'] });
+  const opened = exited(open);
+  const worker = exited(spawnWorker(port, 'w0'));
+  assert.deepEqual([(await opened).code, (await worker).code], [0, 0], (await opened).stderr);
+});
+
 test('security – mutual TLS: a client certificate from another CA is refused; the right one trains', { skip: missing('openssl') }, async () => {
   const tls = { tlsCert: join(pki, 'server.pem'), tlsKey: join(pki, 'server.key'), tlsClientCa: join(pki, 'ca.pem') };
   const outcomes: Promise<{ code: number | null; stderr: string }>[] = [];

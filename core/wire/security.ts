@@ -26,7 +26,25 @@ export function readToken(file: string | null | undefined): string | null {
     }
     throw new ConfigInvalid(`the token file ${file} is empty: put the shared worker token in it`);
   }
-  return process.env.TUNEFLEET_TOKEN || null;
+  const env = process.env.TUNEFLEET_TOKEN;
+  if (env === undefined) return null;
+  // Set but empty is an empty Secret or a typo, never a wish to run open: say so instead of running without a token.
+  if (!env.trim()) throw new ConfigInvalid('TUNEFLEET_TOKEN is set but empty (an empty Secret?): put the shared token in it, e.g. kubectl create secret generic tunefleet-token --from-literal=token=$(openssl rand -hex 32), or unset it to run without one');
+  return env.trim();
+}
+
+/** Loopback addresses: nothing else can reach a coordinator bound there. */
+export const isLoopback = (host: string) => host === 'localhost' || host === '::1' || host.startsWith('127.');
+
+/**
+ * Why a coordinator must not start open: no token while it listens beyond
+ * loopback, without cluster.insecure (`--insecure`). Anyone who reaches the
+ * port could join as a worker or a shard and train or serve what it likes.
+ */
+export function openAccessProblem(token: string | null, host: string, insecure: boolean): string | null {
+  if (token || insecure || isLoopback(host)) return null;
+  return `no token, and the coordinator listens on ${host}: anyone who reaches its ports could join as a worker or a shard. ` +
+    'Give it one (cluster.tokenFile or TUNEFLEET_TOKEN; workers and shards the same), listen on 127.0.0.1, or pass --insecure (cluster.insecure: true) to run open on purpose';
 }
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
