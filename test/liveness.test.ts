@@ -249,7 +249,7 @@ async function blackholeProxy(port: number): Promise<{ port: number; cut: () => 
     for (const [from, to] of [[down, up], [up, down]]) {
       from.on('data', (d: Buffer) => { if (!cut) to.write(d); }); // once cut, bytes vanish: nothing is closed, nothing arrives
       from.on('error', () => {});
-      from.on('close', () => to.destroy());
+      from.on('close', () => { if (!cut) to.destroy(); }); // once cut, not even a close gets through
     }
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -261,12 +261,13 @@ async function blackholeProxy(port: number): Promise<{ port: number; cut: () => 
   };
 }
 
-test('liveness – a worker whose gRPC path goes silent while TCP stays open (half-open) is lost by keepalive within 2 × cluster.keepaliveSeconds; the job finishes, each example once', { timeout: 120_000 }, async () => {
+test('liveness – a worker whose gRPC path goes silent while TCP stays open (half-open) is lost by keepalive within 2 × cluster.keepaliveSeconds, and the worker finds the coordinator gone by its own (--keepalive-seconds); the job finishes, each example once', { timeout: 120_000 }, async () => {
   const cfg = wideJob(0);
   const events = new EventBus();
   const lost: { reason: string; at: number }[] = [];
-  let cutAt = 0;
+  let cutAt = 0, w1ExitedAt = 0;
   let proxy: Awaited<ReturnType<typeof blackholeProxy>> | null = null;
+  let w1: ChildProcess | null = null as ChildProcess | null;
   const others: ChildProcess[] = [];
   events.subscribe((e) => {
     if (e.type === 'progress' && e.iteration >= 4 && !cutAt && proxy) { proxy.cut(); cutAt = Date.now(); }
@@ -278,10 +279,18 @@ test('liveness – a worker whose gRPC path goes silent while TCP stays open (ha
     events,
     onListening: (port) => {
       others.push(spawnWorker(port, 'w0'));
-      void blackholeProxy(port).then((p) => { proxy = p; others.push(spawnWorker(p.port, 'w1', 'off', ['--keepalive-seconds', '3', '--reconnect-for', '0'])); });
+      void blackholeProxy(port).then((p) => {
+        proxy = p;
+        w1 = spawnWorker(p.port, 'w1', 'off', ['--keepalive-seconds', '3', '--reconnect-for', '0']);
+        w1.once('exit', () => { w1ExitedAt = Date.now(); });
+      });
     },
   });
+  // The worker's side: nothing reaches it through the cut path, so only its own keepalive can tell it the coordinator is gone.
+  const exited = await Promise.race([exitOf(w1!), new Promise<'still running'>((r) => setTimeout(() => r('still running'), 15_000))]);
   proxy!.close();
+  assert.equal(exited, 1, 'w1 gave up on the coordinator by itself (--reconnect-for 0)');
+  assert.ok(w1ExitedAt - cutAt < 6000 + 3000, `w1 exited ${w1ExitedAt - cutAt} ms after the cut (bound: 2 × 3 s)`);
   assert.ok(cutAt > 0, 'the path was cut');
   assert.ok(lost.length > 0, 'w1 was lost');
   assert.ok(lost[0].at - cutAt < 6000 + 3000, `lost ${lost[0].at - cutAt} ms after the cut (bound: 2 × 3 s)`);
