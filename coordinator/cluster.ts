@@ -22,10 +22,10 @@ import { FrameHeader } from '../core/wire/frames';
 import { CoordinatorMessage, DType, EvalDone, Join, ShardTrouble, Split, StepDone, TensorChunk, Welcome } from '../proto/gen/tunefleet/v1/tunefleet';
 import { GradientAverager } from '../core/train/aggregator';
 import { Clock, systemClock } from './clock';
-import { DataPlaneHost, Tickets } from './data-plane';
+import { DataPlaneHost, Tickets } from '../core/wire/data-plane';
 import { Evaluations } from './evaluation';
 import { Round, Task } from './round';
-import { ShardHost, ShardSet } from './shards';
+import { ShardHost, ShardSet } from './shard-set';
 import { Channel, WorkerSession } from './session';
 import { Deadlines, SliceKind } from './slice-deadline';
 import { StatusBoard } from './status';
@@ -47,7 +47,7 @@ function checkJoin(msg: Join): void {
 }
 
 /** What the fleet needs of a job (a JobSetup has it all; unit tests build one by hand). */
-export type FleetJob = Pick<JobSetup, 'cfg' | 'data' | 'specs' | 'trainable' | 'params' | 'sgd' | 'ledger' | 'events' | 'metrics'> & {
+export type FleetJob = Pick<JobSetup, 'cfg' | 'data' | 'specs' | 'trainable' | 'multipliers' | 'params' | 'sgd' | 'ledger' | 'events' | 'metrics'> & {
   model: Pick<tf.LayersModel, 'toJSON'>;
 };
 
@@ -315,7 +315,7 @@ export class Cluster implements Compute, Fleet, DataPlaneHost, ShardHost {
     this.job.metrics.traffic('received', 'gradients', chunk.data.length);
   }
 
-  /** Where a gradient frame's payload goes (data-plane.ts); its tensor is an index into the trainable variables. */
+  /** Where a gradient frame's payload goes (core/wire/data-plane.ts); its tensor is an index into the trainable variables. */
   gradientTarget(w: string, h: FrameHeader): Uint8Array {
     const spec = this.trainable[h.tensor];
     if (!spec) throw new WireInvalid(`gradient frame for tensor ${h.tensor}; there are ${this.trainable.length} trainable variables`, 'unknown-name');
@@ -361,7 +361,7 @@ export class Cluster implements Compute, Fleet, DataPlaneHost, ShardHost {
     }
   }
 
-  /** Worker `w` says its connection to a shard stalled: the shard set judges the shard (shards.ts). */
+  /** Worker `w` says its connection to a shard stalled: the shard set judges the shard (shard-set.ts). */
   onShardTrouble(w: string, msg: ShardTrouble): void {
     if (!this.shards) throw new WireInvalid('a ShardTrouble in a job without shards', 'unexpected');
     this.shards.troubled(msg.slot, w, msg.details, this.live().length);

@@ -13,7 +13,7 @@ import { setupJob } from '../core/job/setup';
 import { openAccessProblem, readToken } from '../core/wire/security';
 import { runTraining, TrainResult } from '../core/train/loop';
 import { Cluster } from './cluster';
-import { startDataPlane } from './data-plane';
+import { startDataPlane } from '../core/wire/data-plane';
 import { RestorePoint } from './restore-point';
 import { startServer } from './server';
 

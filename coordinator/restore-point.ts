@@ -1,4 +1,4 @@
-// Where the job goes back to when a parameter shard is lost (shards.ts): the
+// Where the job goes back to when a parameter shard is lost (shard-set.ts): the
 // last checkpoint this run wrote, or before its first one the state the run
 // started from (fresh, pretrained or resumed), kept in memory. Restoring puts
 // the parameters, momentum, sampler position, ledger and iteration back into
@@ -8,7 +8,7 @@ import { JobSetup } from '../core/job/setup';
 import { loadCheckpoint } from '../core/model/checkpoint';
 import { readParams } from '../core/model/params';
 import { LedgerEntry } from '../core/train/ledger';
-import { Tensors } from '../core/train/optimizer';
+import { Tensors } from '../core/util/tensors';
 import { Sampler, SamplerPosition } from '../core/train/sampler';
 
 interface State {

@@ -4,7 +4,7 @@
 // Failure policy of a round:
 // - Every live worker gets a slice (sizes differ by at most one) and the round
 //   waits until a result for every slice is in. A worker that misses its
-//   slice's deadline (deadline.ts) is dropped by the cluster, and so is lost here.
+//   slice's deadline (slice-deadline.ts) is dropped by the cluster, and so is lost here.
 // - A worker whose stream ends before its result arrived is excluded from the
 //   round; each of its outstanding slices is handed, within the same round, to
 //   the live worker with the fewest outstanding slices. A step's gradient is

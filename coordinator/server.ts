@@ -5,14 +5,14 @@
 // (see round.ts).
 import * as grpc from '@grpc/grpc-js';
 import { ConnectionLost, DeadlineExceeded, endedBecause, JobDiverged, JobFailed, rejectReason, Unauthenticated, WireInvalid, WorkerRefused } from '../core/errors';
-import { logger } from '../core/observe/log';
+import { logger, logRefusal } from '../core/observe/log';
 import { authorized, cleartextTokenWarning, serverCredentials, ServerTls } from '../core/wire/security';
 import { MAX_MESSAGE_BYTES } from '../core/wire/tensors';
 import { keepalive, writeWithBackpressure } from '../core/wire/backpressure';
 import { CoordinatorMessage, CoordinatorService, LedgerRequest, ShardCommand, ShardMessage, ShardsService, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
 import { Cluster } from './cluster';
 import { Channel, WorkerSession } from './session';
-import { ShardPeer } from './shards';
+import { ShardPeer } from './shard-set';
 
 type SessionCall = grpc.ServerDuplexStream<WorkerMessage, CoordinatorMessage>;
 type ShardCall = grpc.ServerDuplexStream<ShardMessage, ShardCommand>;
@@ -32,17 +32,6 @@ function statusCode(err: unknown): grpc.status {
   if (err instanceof WorkerRefused) return grpc.status.PERMISSION_DENIED;
   if (err instanceof JobFailed || err instanceof JobDiverged) return grpc.status.FAILED_PRECONDITION;
   return grpc.status.INTERNAL;
-}
-
-// Refusals of sessions that never joined are logged at most once per reason
-// every 10 s, with how many were folded into that line, so a flood of hostile
-// connections cannot flood the log (each is still counted in the metric).
-const lastRefusal = new Map<string, { at: number; folded: number }>();
-export function logRefusal(reason: string, details: unknown, what = 'session refused'): void {
-  const last = lastRefusal.get(reason);
-  if (last && Date.now() - last.at < 10_000) { last.folded++; return; }
-  log.warn(what, { reason, details, alsoRefusedSinceLastLine: last?.folded ?? 0 });
-  lastRefusal.set(reason, { at: Date.now(), folded: 0 });
 }
 
 /** A worker session's Channel over its gRPC stream. */
@@ -66,7 +55,7 @@ function handleSession(cluster: Cluster, opts: ServerOptions, call: SessionCall)
     clearTimeout(joinTimer);
     const status = toStatus(err);
     const reason = rejectReason(err) ?? 'internal'; // before Join no slice, so no deadline
-    logRefusal(reason, status.details);
+    logRefusal(log, reason, status.details);
     cluster.metrics.rejected(reason);
     call.emit('error', status);
   };
@@ -117,7 +106,7 @@ export function peerHost(peer: string): string {
   return address.slice(0, address.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1').replace(/^::ffff:/, '');
 }
 
-/** A parameter shard's stream (shards.ts): ShardJoin first, then its reports, until it ends (the shard is lost) or the job does. */
+/** A parameter shard's stream (shard-set.ts): ShardJoin first, then its reports, until it ends (the shard is lost) or the job does. */
 function handleShardSession(cluster: Cluster, token: string | null, call: ShardCall): void {
   const shards = cluster.shards;
   let peer: ShardPeer | null = null;

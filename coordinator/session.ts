@@ -3,11 +3,12 @@
 // current upload, the Channel its messages go out on, and (with the data
 // plane on) the TensorLink its parameters go out on. Only those two know the
 // transport: server.ts implements the Channel over a gRPC stream,
-// data-plane.ts the TensorLink over a TCP connection, the unit tests both
+// core/wire/data-plane.ts the TensorLink over a TCP connection, the unit tests both
 // over arrays.
 import { CoordinatorMessage, DType, Split } from '../proto/gen/tunefleet/v1/tunefleet';
 import { ParamSpec } from '../core/model/params';
-import { Uploads } from './uploads';
+import { TensorLink } from '../core/wire/data-plane';
+import { Uploads } from '../core/wire/uploads';
 
 export interface Channel {
   /** Write one message; resolves once the transport has accepted it (waits while its buffer is full). */
@@ -16,17 +17,6 @@ export interface Channel {
   end(): void;
   /** End the session because of `err` (the transport turns it into a status the worker sees). */
   fail(err: Error): void;
-}
-
-/** A session's data connection (data-plane.ts): parameters out as frames. */
-export interface TensorLink {
-  /** Send bytes [offset, offset + bytes.length) of variable `tensor` (its index in the model's variables) at `version`. */
-  sendParam(tensor: number, version: number, offset: number, bytes: Uint8Array): Promise<void>;
-  /** Every parameter of `version` the worker lacked has been sent. */
-  paramsDone(version: number): Promise<void>;
-  /** Resolves once everything sent so far has left this process (the arrays sent from may change after). */
-  flushed(): Promise<void>;
-  close(): void;
 }
 
 export class WorkerSession {

@@ -11,7 +11,7 @@
 //   5. return the mean. The training loop (core/train/loop.ts, shared with
 //      `tunefleet train`) then applies the per-layer-LR SGD update.
 //
-// With parameter shards (shards.ts) the gradients go to the shards instead:
+// With parameter shards (shard-set.ts) the gradients go to the shards instead:
 // each reports a worker's complete upload with its Σ g² (checked here like a
 // tensor that arrived), an answer is complete when every shard has reported
 // and the StepDone is in, accepting it tells the shards to fold it (in the
@@ -30,7 +30,7 @@ import { JobDiverged, WireInvalid } from '../core/errors';
 import { Metrics, Phase } from '../core/observe/metrics';
 import { Ledger } from '../core/train/ledger';
 import { NormHistory, SpikeGuardConfig, sumOfSquares } from '../core/train/spike-guard';
-import { Tensors } from '../core/train/optimizer';
+import { Tensors } from '../core/util/tensors';
 import { CoordinatorMessage, DType, StepDone, TensorChunk } from '../proto/gen/tunefleet/v1/tunefleet';
 import { GradientAverager } from '../core/train/aggregator';
 import { Clock } from './clock';
@@ -38,7 +38,7 @@ import { Round, Task } from './round';
 import { WorkerSession } from './session';
 import { SliceKind } from './slice-deadline';
 import { StepTimer } from './step-timer';
-import { ShardSet } from './shards';
+import { ShardSet } from './shard-set';
 
 /** What a round needs of the fleet (cluster.ts). */
 export interface Fleet {

@@ -13,7 +13,7 @@
 import { JobData } from '../core/job/data';
 import { ParamSpec } from '../core/model/params';
 import { Metrics } from '../core/observe/metrics';
-import { Tensors } from '../core/train/optimizer';
+import { Tensors } from '../core/util/tensors';
 import { FRAME_BYTES } from '../core/wire/frames';
 import { CHUNK_BYTES, chunksOf, piecesOf, wireBytes } from '../core/wire/tensors';
 import { DType, Split } from '../proto/gen/tunefleet/v1/tunefleet';

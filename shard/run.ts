@@ -1,7 +1,7 @@
 // `tunefleet shard --coordinator HOST:PORT`: serve a data port, then join the
 // coordinator's Shards service and do what it says until the job ends. Like a
 // worker, a shard that loses the coordinator joins again with backoff
-// (worker/reconnect.ts), for up to `reconnectSeconds`; every new session
+// (core/wire/reconnect.ts), for up to `reconnectSeconds`; every new session
 // starts from a new Welcome, so a restarted coordinator (or one that went back
 // to its checkpoint) hands it a slot and that slot's state afresh.
 import * as grpc from '@grpc/grpc-js';
@@ -12,8 +12,8 @@ import { DEFAULT_KEEPALIVE_SECONDS, keepalive, writeWithBackpressure } from '../
 import { cleartextTokenWarning, clientCredentials, ClientTls, tokenMetadata } from '../core/wire/security';
 import { MAX_MESSAGE_BYTES } from '../core/wire/tensors';
 import { ShardCommand, ShardMessage, ShardsClient } from '../proto/gen/tunefleet/v1/tunefleet';
-import { startDataPlane } from '../coordinator/data-plane';
-import { keepJoining } from '../worker/reconnect';
+import { startDataPlane } from '../core/wire/data-plane';
+import { keepJoining } from '../core/wire/reconnect';
 import { Shard } from './shard';
 
 const log = logger('shard');

@@ -5,7 +5,7 @@
 //   - serves them to every worker on its data port: all pieces when a worker
 //     connects, the trainable ones after every step, then PARAMS_END;
 //   - takes each worker's gradient for its pieces (GRADIENT frames, checked as
-//     the coordinator checks its own: coordinator/uploads.ts), reports each
+//     the coordinator checks its own: core/wire/uploads.ts), reports each
 //     complete upload with its Σ g², and folds it into the mean only when the
 //     coordinator says so (Fold: in the order it accepted the StepDones);
 //   - closes the mean (Average) and applies the step (Apply) with the same
@@ -17,7 +17,7 @@ import { WireInvalid } from '../core/errors';
 import { logger } from '../core/observe/log';
 import { Metrics } from '../core/observe/metrics';
 import { parseJob, partitionBytesOf } from '../core/job/config';
-import { resolveMultipliers } from '../core/train/lr-rules';
+import { isFrozen } from '../core/train/lr-rules';
 import { partition, pieceIndex, pieceName } from '../core/train/partition';
 import { ShardOptimizer } from '../core/train/shard-optimizer';
 import { sumOfSquares } from '../core/train/spike-guard';
@@ -26,9 +26,8 @@ import { DEFAULT_STALL_SECONDS } from '../core/wire/backpressure';
 import { FrameHeader, FRAME_BYTES } from '../core/wire/frames';
 import { chunksOf, piecesOf, TensorAssembler, wireBytes } from '../core/wire/tensors';
 import { DType, ShardCommand, ShardMessage, ShardWelcome } from '../proto/gen/tunefleet/v1/tunefleet';
-import { DataPlaneHost, TicketHolder, Tickets } from '../coordinator/data-plane';
-import { TensorLink } from '../coordinator/session';
-import { Uploads } from '../coordinator/uploads';
+import { DataPlaneHost, TensorLink, TicketHolder, Tickets } from '../core/wire/data-plane';
+import { Uploads } from '../core/wire/uploads';
 
 const log = logger('shard');
 
@@ -81,7 +80,7 @@ export class Shard implements DataPlaneHost {
     if (kind?.$case !== 'param' && kind?.$case !== 'velocity') log.debug('command', { kind: kind?.$case, worker: v?.workerId, step: v?.step, version: v?.version });
     if (kind?.$case === 'welcome') return this.welcome(kind.value);
     const held = this.held;
-    if (!held) throw new Error(`coordinator sent ${kind?.$case} before welcoming this shard`);
+    if (!held) throw new WireInvalid(`coordinator sent ${kind?.$case} before welcoming this shard`, 'unexpected');
     switch (kind?.$case) {
       case 'param': held.loading!.params.add(kind.value); return;
       case 'velocity': held.loading!.velocity.add(kind.value); return;
@@ -93,7 +92,7 @@ export class Shard implements DataPlaneHost {
       case 'apply': return this.apply(held, kind.value.version, kind.value.lr);
       case 'snapshot': return this.snapshot(held);
       case 'ping': return this.report({ kind: { $case: 'pong', value: kind.value } }); // commands are handled in order: every one before it is done
-      default: throw new Error('an empty command');
+      default: throw new WireInvalid('an empty command', 'unexpected');
     }
   }
 
@@ -109,7 +108,10 @@ export class Shard implements DataPlaneHost {
     const cfg = parseJob(JSON.parse(w.jobConfigJson), 'the coordinator\'s job');
     const variables = w.variables.map((v) => ({ name: v.name, shape: v.shape }));
     const layout = partition(variables.map((v) => product(v.shape)), w.shards, partitionBytesOf(cfg));
-    const multipliers = resolveMultipliers(variables.map((v) => v.name), cfg.optimizer.layers);
+    // The coordinator's resolution of the rules, never our own; its trainable list must say the same.
+    const multipliers = new Map(w.variables.map((v) => [v.name, { lrMult: v.lrMult, decayMult: v.decayMult }]));
+    const trainable = w.variables.filter((v) => !isFrozen(v)).map((v) => v.name);
+    if (trainable.join(',') !== w.trainable.join(',')) throw new WireInvalid(`a Welcome whose trainable variables (${w.trainable.length}) are not those its multipliers leave unfrozen (${trainable.length})`, 'unexpected');
     const optimizer = new ShardOptimizer(layout[w.index], variables, multipliers, cfg.optimizer);
     const dtypes = cfg.cluster.gradientDtype === 'float16' ? [DType.FLOAT16, DType.FLOAT32] : [DType.FLOAT32];
     this.held = { optimizer, dtypes, stallSeconds: cfg.cluster.stallSeconds, loading: { params: TensorAssembler.over(optimizer.params), velocity: TensorAssembler.over(optimizer.velocity) } };
@@ -119,7 +121,7 @@ export class Shard implements DataPlaneHost {
   }
 
   private hold(held: Held, version: number): void {
-    if (!held.loading?.params.complete()) throw new Error('Hold before every piece\'s starting values arrived');
+    if (!held.loading?.params.complete()) throw new WireInvalid('Hold before every piece\'s starting values arrived', 'incomplete');
     held.loading = null;
     this.version = version;
     for (const peer of this.peers.values()) this.push(held, peer, true);
@@ -144,7 +146,7 @@ export class Shard implements DataPlaneHost {
 
   private fold(held: Held, id: string, examples: number): void {
     const upload = this.peers.get(id)?.uploads.take();
-    if (!upload) throw new Error(`Fold for ${id}, which has no complete upload here`);
+    if (!upload) throw new WireInvalid(`Fold for ${id}, which has no complete upload here`, 'unexpected');
     const t = performance.now();
     held.optimizer.fold(upload.assembler.tensors, examples);
     this.folding += (performance.now() - t) / 1000;

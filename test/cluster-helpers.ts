@@ -8,7 +8,7 @@ import { EventBus } from '../core/observe/events';
 import { JobConfig } from '../core/job/config';
 import { runCoordinator } from '../coordinator/coordinator';
 import { Cluster } from '../coordinator/cluster';
-import { Tensors } from '../core/train/optimizer';
+import { Tensors } from '../core/util/tensors';
 
 export const CLI = join(__dirname, '..', 'cli', 'main.js');
 

@@ -7,6 +7,7 @@ import { Cluster } from '../coordinator/cluster';
 import { Channel, WorkerSession } from '../coordinator/session';
 import { Dataset } from '../core/data/dataset';
 import { parseJob } from '../core/job/config';
+import { resolveMultipliers } from '../core/train/lr-rules';
 import { EventBus } from '../core/observe/events';
 import { Metrics } from '../core/observe/metrics';
 import { Sgd } from '../core/train/optimizer';
@@ -119,7 +120,7 @@ export class FakeWorker implements Channel {
     if (b === 'fail-after-done') c.leave(this.id, 'stream ended');
   }
 
-  /** Every pending slice answered 'ok', its gradient as frames (as data-plane.ts delivers them), in `order`. */
+  /** Every pending slice answered 'ok', its gradient as frames (as core/wire/data-plane.ts delivers them), in `order`. */
   private answerOnDataPlane(steps: Step[]): boolean {
     const c = this.cluster;
     this.handled += steps.length;
@@ -164,6 +165,7 @@ export function fakeCluster(clock: Clock = new FakeClock(), valSize = 8, job: { 
     data: { train: ds(8), val: ds(valSize), norm: { mean: [0], std: [1] } },
     specs: SPECS,
     trainable: SPECS.map((s) => s.name),
+    multipliers: resolveMultipliers(SPECS.map((s) => s.name), cfg.optimizer.layers),
     params: new Map(SPECS.map((s) => [s.name, new Float32Array(s.shape[0])])),
     sgd: new Sgd(cfg.optimizer, new Map()),
     ledger: [],

@@ -10,7 +10,7 @@ import { WireInvalid } from '../core/errors';
 import { rng } from '../core/util/rng';
 import { FrameWriter, onreadInto, readFrames } from '../core/wire/data-socket';
 import { decodeHeader, encodeHeader, FrameHeader, FrameKind, FrameReader, HEADER_BYTES, MAX_FRAME_BYTES } from '../core/wire/frames';
-import { Tickets } from '../coordinator/data-plane';
+import { Tickets } from '../core/wire/data-plane';
 import { WorkerSession } from '../coordinator/session';
 import { DType } from '../proto/gen/tunefleet/v1/tunefleet';
 

@@ -18,7 +18,7 @@ import * as grpc from '@grpc/grpc-js';
 import { runCoordinator } from '../coordinator/coordinator';
 import { ShardCommand, ShardMessage, ShardsClient } from '../proto/gen/tunefleet/v1/tunefleet';
 import { Metrics } from '../core/observe/metrics';
-import { startDataPlane } from '../coordinator/data-plane';
+import { startDataPlane } from '../core/wire/data-plane';
 import { Shard } from '../shard/shard';
 import { exitOf, firstDifference, freePort, runJob, spawnShard, spawnWorker } from './cluster-helpers';
 import { saveWideModel, tempDir, wasmWithIdxSet } from './fixtures';

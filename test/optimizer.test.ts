@@ -1,9 +1,8 @@
-// optimizer, lr-rules, lr-schedule – pure math against hand-derived values.
+// optimizer – momentum SGD and per-variable multipliers, against hand-derived values.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Sgd, sgdUpdate } from '../core/train/optimizer';
-import { multipliersFor, resolveMultipliers } from '../core/train/lr-rules';
-import { learningRate, Schedule } from '../core/train/lr-schedule';
+import { resolveMultipliers } from '../core/train/lr-rules';
 
 const close = (a: ArrayLike<number>, b: number[], eps = 1e-6) =>
   assert.ok(Array.from(a).every((v, i) => Math.abs(v - b[i]) < eps), `${Array.from(a)} ≉ ${b}`);
@@ -35,24 +34,4 @@ test('optimizer – per-variable multipliers: head ×10, base ×0.1, frozen ×0 
   close(params.get('conv1/kernel')!, [1]);
   close(params.get('fc1/bias')!, [1 - 0.01 * 0.1 * 1]);         // decayMult 0
   assert.equal(sgd.velocity.has('conv1/kernel'), false, 'no buffer for a frozen variable');
-});
-
-test('lr-rules – first matching glob wins; unmatched gets 1', () => {
-  const rules = [{ match: 'head/*', lrMult: 10 }, { match: 'conv?/kernel', lrMult: 0.5, decayMult: 2 }, { match: '*', lrMult: 0.1 }];
-  assert.deepEqual(multipliersFor('head/bias', rules), { lrMult: 10, decayMult: 1 });
-  assert.deepEqual(multipliersFor('conv2/kernel', rules), { lrMult: 0.5, decayMult: 2 });
-  assert.deepEqual(multipliersFor('conv12/kernel', rules), { lrMult: 0.1, decayMult: 1 });
-  assert.deepEqual(multipliersFor('fc1.bias', [{ match: 'fc1/*', lrMult: 3 }]), { lrMult: 1, decayMult: 1 }, '. is literal');
-});
-
-test('lr-schedule – fixed, step, multistep, cosine, warm-up', () => {
-  const s = (policy: Schedule['policy'], warmup = { iterations: 0, startFactor: 1 }): Schedule => ({ lr: 0.1, policy, warmup, totalIterations: 100 });
-  assert.equal(learningRate(s({ type: 'fixed' }), 77), 0.1);
-  close([learningRate(s({ type: 'step', gamma: 0.5, stepSize: 10 }), 25)], [0.025]);
-  close([learningRate(s({ type: 'multistep', gamma: 0.1, steps: [10, 50] }), 9)], [0.1]);
-  close([learningRate(s({ type: 'multistep', gamma: 0.1, steps: [10, 50] }), 50)], [0.001]);
-  close([learningRate(s({ type: 'cosine', minLr: 0 }), 50)], [0.05]);
-  close([learningRate(s({ type: 'cosine', minLr: 0.02 }), 100)], [0.02]);
-  const warm = s({ type: 'fixed' }, { iterations: 10, startFactor: 0.1 });
-  close([learningRate(warm, 0), learningRate(warm, 5), learningRate(warm, 10)], [0.01, 0.055, 0.1]);
 });

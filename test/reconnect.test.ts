@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
-import { backoffSeconds, isRetryable } from '../worker/reconnect';
+import { backoffSeconds, isRetryable } from '../core/wire/reconnect';
 
 test('reconnect – backoff doubles from 0.5 s to a 10 s cap with jitter; refusals are final', () => {
   const policy = { baseSeconds: 0.5, maxSeconds: 10 };

@@ -1,11 +1,12 @@
-// shard-set – the coordinator's view of its parameter shards (coordinator/shards.ts)
+// shard-set – the coordinator's view of its parameter shards (coordinator/shard-set.ts)
 // without processes: a fake channel per shard that records commands and
 // answers Expect at once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ShardSet, ShardPeer } from '../coordinator/shards';
+import { ShardSet, ShardPeer } from '../coordinator/shard-set';
 import { ShardLost } from '../core/errors';
 import { parseJob } from '../core/job/config';
+import { resolveMultipliers } from '../core/train/lr-rules';
 import { EventBus } from '../core/observe/events';
 import { Sgd } from '../core/train/optimizer';
 import { ShardCommand } from '../proto/gen/tunefleet/v1/tunefleet';
@@ -21,7 +22,7 @@ function setup(shards: number, clock: FakeClock = new FakeClock(), silent = new 
   const shardsLost: ShardLost[] = [];
   const failed: Error[] = [];
   const set = new ShardSet(
-    { cfg, specs: SPECS, trainable: ['a', 'b'], params: new Map(SPECS.map((s) => [s.name, new Float32Array(s.shape[0])])), sgd: new Sgd(cfg.optimizer, new Map()) },
+    { cfg, specs: SPECS, trainable: ['a', 'b'], multipliers: resolveMultipliers(['a', 'b'], []), params: new Map(SPECS.map((s) => [s.name, new Float32Array(s.shape[0])])), sgd: new Sgd(cfg.optimizer, new Map()) },
     { uploaded: (w, step, _v, index) => reports.push({ w, step, index }), workerLost: (w) => lost.push(w), shardLost: (err) => shardsLost.push(err) },
     new EventBus('t'), () => 0, clock,
   );

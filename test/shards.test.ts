@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { EventBus, TrainingEvent } from '../core/observe/events';
 import { parseJob } from '../core/job/config';
 import { readParams } from '../core/model/params';
-import { Tensors } from '../core/train/optimizer';
+import { Tensors } from '../core/util/tensors';
 import { loadModel } from '../core/model/io';
 import { exitOf, firstDifference, freePort, runJob, spawnCoordinator, spawnShard, spawnWorker } from './cluster-helpers';
 import { tempDir, wasmWithIdxSet } from './fixtures';

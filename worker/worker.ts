@@ -5,7 +5,7 @@
 // the parameters of its version, then gradients of the mean loss over the
 // slice, each sent as soon as it is read back (float32 or float16, as Welcome
 // says), then StepDone; Eval → accuracy and loss over the slice. A session that ends without Finish is
-// joined again with backoff (reconnect.ts). Only the coordinator logs
+// joined again with backoff (core/wire/reconnect.ts). Only the coordinator logs
 // progress; a worker logs joining, leaving and reconnecting.
 import * as tf from '@tensorflow/tfjs';
 import * as grpc from '@grpc/grpc-js';
@@ -14,7 +14,7 @@ import { BackendName, initBackend } from '../core/backend/backends';
 import { DEFAULT_KEEPALIVE_SECONDS, keepalive, writeWithBackpressure } from '../core/wire/backpressure';
 import { fitsFloat16 } from '../core/wire/fp16';
 import { JobConfig, parseJob } from '../core/job/config';
-import { JobFailed } from '../core/errors';
+import { ConnectionLost, JobFailed } from '../core/errors';
 import { evaluateRange, makeBatch, streamGradients } from '../core/train/gradients';
 import { prepareData } from '../core/job/data';
 import { startHttpServer } from '../core/observe/http-server';
@@ -27,7 +27,7 @@ import { CoordinatorClient, CoordinatorMessage, DType, Eval, Split, Step, Welcom
 import { DataLink, Dialing, ParamSink } from './data-link';
 import { ShardLinkFailed, ShardLinks } from './shard-links';
 import { ExampleCache } from './example-cache';
-import { keepJoining } from './reconnect';
+import { keepJoining } from '../core/wire/reconnect';
 
 const log = logger('worker');
 
@@ -205,7 +205,7 @@ export interface WorkerOptions {
 
 /**
  * Run one worker until the coordinator says the job is finished. A lost
- * session is joined again with backoff (reconnect.ts) under the same worker
+ * session is joined again with backoff (core/wire/reconnect.ts) under the same worker
  * id, for up to `reconnectSeconds` without a successful join.
  */
 export async function runWorker(address: string, opts: WorkerOptions = {}): Promise<void> {
@@ -255,7 +255,7 @@ interface SessionContext {
   backend: string;
   metrics: Metrics;
   tls: ClientTls;
-  /** The coordinator welcomed this session (reconnect.ts counts the give-up time from its end). */
+  /** The coordinator welcomed this session (core/wire/reconnect.ts counts the give-up time from its end). */
   joined: () => void;
 }
 
@@ -316,5 +316,5 @@ async function runSession(call: Call, state: SessionState, { address, backend, m
       case 'eval': await send(await namingShard(Promise.race([job.eval(kind.value, state), ended]), send)); break;
     }
   }
-  throw new Error(`coordinator ${address} closed the session without finishing the job`);
+  throw new ConnectionLost(`coordinator ${address} closed the session without finishing the job`);
 }

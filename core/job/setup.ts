@@ -16,9 +16,10 @@ import { initialModel } from './model';
 import { JobData, prepareData } from './data';
 import { LedgerEntry } from '../train/ledger';
 import { logger } from '../observe/log';
-import { isFrozen, resolveMultipliers } from '../train/lr-rules';
+import { isFrozen, Resolved, resolveMultipliers } from '../train/lr-rules';
 import { ParamSpec, paramSpecs, readParams } from '../model/params';
-import { Sgd, Tensors } from '../train/optimizer';
+import { Sgd } from '../train/optimizer';
+import { Tensors } from '../util/tensors';
 import { Sampler } from '../train/sampler';
 import { product } from '../util/numbers';
 
@@ -31,6 +32,8 @@ export interface JobSetup {
   model: tf.LayersModel;
   specs: ParamSpec[];
   trainable: string[]; // frozen variables (lrMult 0) are not here
+  /** Each variable's multipliers, resolved from optimizer.layers once for the whole job. */
+  multipliers: Map<string, Resolved>;
   params: Tensors; // the master copy the optimizer updates
   sgd: Sgd;
   sampler: Sampler;
@@ -78,7 +81,7 @@ export async function setupJob(cfg: JobConfig, resume = false, events = new Even
   const sgd = new Sgd(cfg.optimizer, multipliers);
   for (const [name, v] of state.velocity) sgd.velocity.set(name, v);
   const setup: JobSetup = {
-    cfg, backend, data, model, specs, trainable, sgd,
+    cfg, backend, data, model, specs, trainable, multipliers, sgd,
     params: readParams(model),
     sampler: new Sampler(count(data.train), cfg.seed, state.sampler),
     startIteration: state.iteration,

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { writeDirAtomic } from '../util/atomic';
 import { CheckpointInvalid } from '../errors';
 import { loadModel, writeModelFiles } from './io';
-import { Tensors } from '../train/optimizer';
+import { Tensors } from '../util/tensors';
 import { LedgerEntry } from '../train/ledger';
 import { SamplerPosition } from '../train/sampler';
 

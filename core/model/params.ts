@@ -5,7 +5,7 @@
 // process; the stable name never changes.
 import * as tf from '@tensorflow/tfjs';
 import { ModelInvalid } from '../errors';
-import { Tensors } from '../train/optimizer';
+import { Tensors } from '../util/tensors';
 
 export interface ParamSpec {
   name: string;

@@ -36,3 +36,14 @@ export function logger(module: string): Logger {
     debug: (event, fields) => { if (debugOn) write('debug', event, fields); },
   };
 }
+
+// Refusals of sessions (and data connections) that never joined are logged at most once per reason
+// every 10 s, with how many were folded into that line, so a flood of hostile
+// connections cannot flood the log (each is still counted in the metric).
+const lastRefusal = new Map<string, { at: number; folded: number }>();
+export function logRefusal(log: Logger, reason: string, details: unknown, what = 'session refused'): void {
+  const last = lastRefusal.get(reason);
+  if (last && Date.now() - last.at < 10_000) { last.folded++; return; }
+  log.warn(what, { reason, details, alsoRefusedSinceLastLine: last?.folded ?? 0 });
+  lastRefusal.set(reason, { at: Date.now(), folded: 0 });
+}

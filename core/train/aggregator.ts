@@ -6,7 +6,7 @@
 //
 // Sums are kept in float64 so the order in which workers report does not
 // change the result beyond float32 rounding of the final mean.
-import { Tensors } from './optimizer';
+import { Tensors } from '../util/tensors';
 import { ParamSpec } from '../model/params';
 import { product } from '../util/numbers';
 

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { batchImages, batchLabels, Dataset, Normalization } from '../data/dataset';
 import { modelVariables } from '../model/params';
-import { Tensors } from './optimizer';
+import { Tensors } from '../util/tensors';
 
 const EPS = 1e-7; // Keras' clip, so log never sees 0 or 1
 

@@ -19,7 +19,7 @@ import { l2Norm, NormHistory } from './spike-guard';
 import { Phase } from '../observe/metrics';
 import { saveModel } from '../model/io';
 import { writeParams } from '../model/params';
-import { Tensors } from './optimizer';
+import { Tensors } from '../util/tensors';
 
 const log = logger('trainer');
 
@@ -93,7 +93,7 @@ async function loop(job: JobSetup, compute: Compute): Promise<TrainResult> {
     const lr = learningRate(schedule, it) * lrFactor;
     if (lr !== lastLr) {
       events.emit({ type: 'lr.changed', iteration: it, lr });
-      metrics.learningRates(groupRates(job.specs.map((s) => s.name), cfg.optimizer.layers, lr));
+      metrics.learningRates(groupRates(job.multipliers, lr));
     }
     lastLr = lr;
     const stepStart = performance.now();

@@ -4,6 +4,9 @@
 // `head/bias`. `*` matches any run of characters (slashes included), `?` one
 // character. A variable no rule matches gets multipliers 1 and 1.
 // lrMult 0 freezes a variable: its gradient is never computed or sent.
+// The rules are resolved once per job (core/job/setup.ts): the optimizer, the
+// shards (sent in their Welcome) and the learning-rate metric all read that
+// one resolution.
 
 export interface LayerRule {
   match: string;
@@ -21,27 +24,24 @@ export function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${body}$`);
 }
 
-export function multipliersFor(name: string, rules: LayerRule[]): Multipliers {
+/** A variable's multipliers and its layer group: the glob of the rule that matched it, or `default`. */
+export interface Resolved extends Multipliers {
+  group: string;
+}
+
+export function multipliersFor(name: string, rules: LayerRule[]): Resolved {
   const rule = rules.find((r) => globToRegExp(r.match).test(name));
-  return { lrMult: rule?.lrMult ?? 1, decayMult: rule?.decayMult ?? 1 };
+  return { lrMult: rule?.lrMult ?? 1, decayMult: rule?.decayMult ?? 1, group: rule?.match ?? 'default' };
 }
 
 /** Multipliers for every variable, by name. */
-export function resolveMultipliers(names: string[], rules: LayerRule[]): Map<string, Multipliers> {
+export function resolveMultipliers(names: string[], rules: LayerRule[]): Map<string, Resolved> {
   return new Map(names.map((n) => [n, multipliersFor(n, rules)]));
 }
 
-/**
- * The effective rate of each layer group at base rate `lr`: a group is the
- * rule that matched (named by its glob), or `default` for unmatched variables.
- */
-export function groupRates(names: string[], rules: LayerRule[], lr: number): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const n of names) {
-    const rule = rules.find((r) => globToRegExp(r.match).test(n));
-    out.set(rule?.match ?? 'default', lr * (rule?.lrMult ?? 1));
-  }
-  return out;
+/** The effective rate of each layer group at base rate `lr`. */
+export function groupRates(resolved: Map<string, Resolved>, lr: number): Map<string, number> {
+  return new Map([...resolved.values()].map((m) => [m.group, lr * m.lrMult]));
 }
 
 export function isFrozen(m: Multipliers): boolean {

@@ -17,6 +17,7 @@
 // fine-tuning speed-ups) were measured in PyTorch with this update.
 // lr_mult 0 (frozen) variables are never touched, and get no buffer.
 import { isFrozen, Multipliers } from './lr-rules';
+import { Tensors } from '../util/tensors';
 
 export interface SgdOptions {
   momentum: number;
@@ -34,8 +35,6 @@ export function sgdUpdate(w: Float32Array, g: Float32Array, v: Float32Array, lr:
     w[i] -= lr * (o.nesterov ? d + mu * vi : vi);
   }
 }
-
-export type Tensors = Map<string, Float32Array>;
 
 export class Sgd {
   /** Momentum buffers by variable name; created on first use. */

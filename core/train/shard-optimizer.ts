@@ -7,7 +7,8 @@
 // bit-identical to one without (test/shard-optimizer.test.ts).
 import { GradientAverager } from './aggregator';
 import { isFrozen, Multipliers } from './lr-rules';
-import { sgdUpdate, SgdOptions, Tensors } from './optimizer';
+import { sgdUpdate, SgdOptions } from './optimizer';
+import { Tensors } from '../util/tensors';
 import { sumOfSquares } from './spike-guard';
 import { Piece, pieceName } from './partition';
 import { ParamSpec } from '../model/params';

@@ -7,7 +7,7 @@ import { computeGradients, evaluateRange, makeBatch } from './gradients';
 import { EventBus } from '../observe/events';
 import { setupJob } from '../job/setup';
 import { writeParams } from '../model/params';
-import { Tensors } from './optimizer';
+import { Tensors } from '../util/tensors';
 import { Compute, runTraining, TrainResult } from './loop';
 
 export async function train(cfg: JobConfig, opts: { resume?: boolean; events?: EventBus } = {}): Promise<TrainResult> {

@@ -207,16 +207,23 @@ export interface ShardWelcome {
   /** this shard's slot: layout[index] (core/train/partition.ts) */
   index: number;
   shards: number;
-  /** optimizer and cluster sections: rates, momentum, partition size */
+  /** optimizer and cluster sections: momentum, weight decay, partition size */
   jobConfigJson: string;
   /** every model variable, in model order */
   variables: Variable[];
+  /** the variables whose lr_mult is not 0: checked against the multipliers */
   trainable: string[];
 }
 
 export interface Variable {
   name: string;
   shape: number[];
+  /**
+   * Its multipliers as the coordinator resolved optimizer.layers (once, for
+   * the whole job): the shard applies these, never its own reading of the rules.
+   */
+  lrMult: number;
+  decayMult: number;
 }
 
 export interface Hold {
@@ -298,7 +305,7 @@ export interface WorkerMessage {
  * With shards: this worker's connection to a shard stalled — for
  * cluster.stallSeconds it took none of the gradient, or sent none of the
  * parameters the worker waited for. Sent before the worker ends its session;
- * the coordinator drops a shard that enough workers report (shards.ts).
+ * the coordinator drops a shard that enough workers report (coordinator/shard-set.ts).
  */
 export interface ShardTrouble {
   slot: number;
@@ -1737,7 +1744,7 @@ export const ShardWelcome: MessageFns<ShardWelcome> = {
 };
 
 function createBaseVariable(): Variable {
-  return { name: "", shape: [] };
+  return { name: "", shape: [], lrMult: 0, decayMult: 0 };
 }
 
 export const Variable: MessageFns<Variable> = {
@@ -1751,6 +1758,12 @@ export const Variable: MessageFns<Variable> = {
         writer.uint32(v);
       }
       writer.join();
+    }
+    if (message.lrMult !== 0) {
+      writer.uint32(25).double(message.lrMult);
+    }
+    if (message.decayMult !== 0) {
+      writer.uint32(33).double(message.decayMult);
     }
     return writer;
   },
@@ -1794,6 +1807,22 @@ export const Variable: MessageFns<Variable> = {
 
             break;
           }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.lrMult = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.decayMult = reader.double();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1810,6 +1839,16 @@ export const Variable: MessageFns<Variable> = {
     return {
       name: isSet(object.name) ? globalThis.String(object.name) : "",
       shape: globalThis.Array.isArray(object?.shape) ? object.shape.map((e: any) => globalThis.Number(e)) : [],
+      lrMult: isSet(object.lrMult)
+        ? globalThis.Number(object.lrMult)
+        : isSet(object.lr_mult)
+        ? globalThis.Number(object.lr_mult)
+        : 0,
+      decayMult: isSet(object.decayMult)
+        ? globalThis.Number(object.decayMult)
+        : isSet(object.decay_mult)
+        ? globalThis.Number(object.decay_mult)
+        : 0,
     };
   },
 
@@ -1821,6 +1860,12 @@ export const Variable: MessageFns<Variable> = {
     if (message.shape?.length) {
       obj.shape = message.shape.map((e) => Math.round(e));
     }
+    if (message.lrMult !== 0) {
+      obj.lrMult = floatToJson(message.lrMult);
+    }
+    if (message.decayMult !== 0) {
+      obj.decayMult = floatToJson(message.decayMult);
+    }
     return obj;
   },
 
@@ -1831,6 +1876,8 @@ export const Variable: MessageFns<Variable> = {
     const message = createBaseVariable();
     message.name = object.name ?? "";
     message.shape = object.shape?.map((e) => e) || [];
+    message.lrMult = object.lrMult ?? 0;
+    message.decayMult = object.decayMult ?? 0;
     return message;
   },
 };

@@ -6,8 +6,8 @@
 // refused worker id, job finished, a data port it cannot reach) ends the
 // worker with that error.
 import * as grpc from '@grpc/grpc-js';
-import { JobFailed } from '../core/errors';
-import { Logger } from '../core/observe/log';
+import { JobFailed } from '../errors';
+import { Logger } from '../observe/log';
 
 const FINAL = new Set([grpc.status.UNAUTHENTICATED, grpc.status.PERMISSION_DENIED, grpc.status.FAILED_PRECONDITION, grpc.status.UNIMPLEMENTED]);
 

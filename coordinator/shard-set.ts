@@ -25,7 +25,7 @@ import { randomBytes } from 'node:crypto';
 import { ConnectionLost, DeadlineExceeded, JobFailed, REJECT_REASONS, RejectReason, ShardLost, WireInvalid } from '../core/errors';
 import { logger } from '../core/observe/log';
 import { EventBus } from '../core/observe/events';
-import { Tensors } from '../core/train/optimizer';
+import { Tensors } from '../core/util/tensors';
 import { Layout, partition, pieceName, pieceViews } from '../core/train/partition';
 import { product } from '../core/util/numbers';
 import { redactJob } from '../core/util/redact';
@@ -131,7 +131,7 @@ export class ShardSet {
   private finished = false;
 
   constructor(
-    private readonly job: Pick<JobSetup, 'cfg' | 'specs' | 'trainable' | 'params' | 'sgd'>,
+    private readonly job: Pick<JobSetup, 'cfg' | 'specs' | 'trainable' | 'multipliers' | 'params' | 'sgd'>,
     private readonly host: ShardHost,
     private readonly events: EventBus,
     private readonly version: () => number,
@@ -299,8 +299,9 @@ export class ShardSet {
 
   /** Welcome `peer` and send it its pieces' values and momentum, then Hold at the current version. */
   private load(peer: ShardPeer): void {
-    const { cfg, specs, trainable, params, sgd } = this.job;
-    peer.send({ kind: { $case: 'welcome', value: { index: peer.slot, shards: this.slots.length, jobConfigJson: JSON.stringify(redactJob(cfg)), variables: specs, trainable } } });
+    const { cfg, specs, trainable, multipliers, params, sgd } = this.job;
+    const variables = specs.map((s) => ({ ...s, lrMult: multipliers.get(s.name)!.lrMult, decayMult: multipliers.get(s.name)!.decayMult }));
+    peer.send({ kind: { $case: 'welcome', value: { index: peer.slot, shards: this.slots.length, jobConfigJson: JSON.stringify(redactJob(cfg)), variables, trainable } } });
     const pieces = this.layout[peer.slot];
     // Copies: the commands are written later, and these arrays change (a checkpoint gathers into them).
     for (const [name, view] of pieceViews(pieces, specs, params)) for (const c of chunksOf(name, [view.length], view)) peer.send({ kind: { $case: 'param', value: { ...c, data: c.data.slice() } } });

@@ -5,9 +5,9 @@
 // lands. So an upload is sealed the moment its last tensor is complete and
 // waits, in order, for the StepDone that claims it. Buffers are allocated on
 // first use and reused: a session that never uploads costs none.
-import { ParamSpec } from '../core/model/params';
-import { TensorAssembler } from '../core/wire/tensors';
-import { DType, TensorChunk } from '../proto/gen/tunefleet/v1/tunefleet';
+import { ParamSpec } from '../model/params';
+import { TensorAssembler } from './tensors';
+import { DType, TensorChunk } from '../../proto/gen/tunefleet/v1/tunefleet';
 
 /** One upload: its tensors and their squared L2 norm so far. */
 export interface Upload {

@@ -1,6 +1,6 @@
-// The coordinator's data plane (cluster.dataPlane: tcp): a TCP server — TLS,
-// with the same certificates, whenever the gRPC server is — where each worker
-// session opens one connection for its tensors. Parameters go out as PARAM
+// A data plane (cluster.dataPlane: tcp), the coordinator's or a parameter
+// shard's: a TCP server — TLS, with the same certificates, whenever the gRPC
+// server is — where each worker session opens one connection for its tensors. Parameters go out as PARAM
 // frames written from views of the master copy; gradient frames are read
 // straight into the session's upload buffers (core/wire/frames.ts).
 //
@@ -16,15 +16,13 @@
 import { randomBytes } from 'node:crypto';
 import { AddressInfo, createServer, Server, Socket } from 'node:net';
 import * as tls from 'node:tls';
-import { ConnectionLost, DeadlineExceeded, WireInvalid } from '../core/errors';
-import { logger } from '../core/observe/log';
-import { Metrics } from '../core/observe/metrics';
-import { FrameWriter, readFrames } from '../core/wire/data-socket';
-import { FrameHandler, FrameHeader, FrameKind, FrameReader, TICKET_BYTES } from '../core/wire/frames';
-import { dataPlaneTls, ServerTls } from '../core/wire/security';
-import { DType } from '../proto/gen/tunefleet/v1/tunefleet';
-import { logRefusal } from './server';
-import { TensorLink } from './session';
+import { ConnectionLost, DeadlineExceeded, WireInvalid } from '../errors';
+import { logger, logRefusal } from '../observe/log';
+import { Metrics } from '../observe/metrics';
+import { FrameWriter, readFrames } from './data-socket';
+import { FrameHandler, FrameHeader, FrameKind, FrameReader, TICKET_BYTES } from './frames';
+import { dataPlaneTls, ServerTls } from './security';
+import { DType } from '../../proto/gen/tunefleet/v1/tunefleet';
 
 const log = logger('data-plane');
 
@@ -40,7 +38,18 @@ export interface DataPlaneHost {
   drop(w: string, err: Error): void;
 }
 
-/** Whom a ticket admits: a worker's session (the coordinator's data plane) or a worker as a parameter shard knows it (shard/peers.ts). */
+/** A session's data connection: parameters out as frames. */
+export interface TensorLink {
+  /** Send bytes [offset, offset + bytes.length) of variable `tensor` (its index in the model's variables) at `version`. */
+  sendParam(tensor: number, version: number, offset: number, bytes: Uint8Array): Promise<void>;
+  /** Every parameter of `version` the worker lacked has been sent. */
+  paramsDone(version: number): Promise<void>;
+  /** Resolves once everything sent so far has left this process (the arrays sent from may change after). */
+  flushed(): Promise<void>;
+  close(): void;
+}
+
+/** Whom a ticket admits: a worker's session (the coordinator's data plane) or a worker as a parameter shard knows it (shard/shard.ts, Peer). */
 export interface TicketHolder {
   readonly id: string;
   readonly alive: boolean;
@@ -153,7 +162,7 @@ class DataConnection implements FrameHandler, TensorLink {
   private refuse(details: string): void {
     clearTimeout(this.helloTimer);
     this.host.metrics.rejected('bad-ticket');
-    logRefusal('bad-ticket', details, 'data connection refused');
+    logRefusal(log, 'bad-ticket', details, 'data connection refused');
   }
 
   private closed(): void {
