@@ -18,8 +18,7 @@ import { Ledger, LedgerEntry } from '../core/train/ledger';
 import { Compute, RemoteUpdate } from '../core/train/loop';
 import { shard } from '../core/train/sampler';
 import { redactJob } from '../core/util/redact';
-import { FrameHeader } from '../core/wire/frames';
-import { CoordinatorMessage, DType, EvalDone, Join, ShardTrouble, Split, StepDone, TensorChunk, Welcome } from '../proto/gen/tunefleet/v1/tunefleet';
+import { CoordinatorMessage, DType, Join, ShardTrouble, Split, Welcome } from '../proto/gen/tunefleet/v1/tunefleet';
 import { GradientAverager } from '../core/train/aggregator';
 import { Clock, systemClock } from './clock';
 import { DataPlaneHost, Tickets } from '../core/wire/data-plane';
@@ -30,6 +29,7 @@ import { Channel, WorkerSession } from './session';
 import { Deadlines, SliceKind } from './slice-deadline';
 import { StatusBoard } from './status';
 import { Fleet, Steps } from './step';
+import { LocalMean, ShardedMean } from './gradient-sink';
 import { Traffic, WorkerSync } from './sync';
 
 const log = logger('coordinator');
@@ -54,7 +54,7 @@ export type FleetJob = Pick<JobSetup, 'cfg' | 'data' | 'specs' | 'trainable' | '
 /** What a round in progress must hear about membership (and a lost shard). */
 type Listening = Pick<Round<unknown>, 'workerJoined' | 'workerLost' | 'abort'>;
 
-export class Cluster implements Compute, Fleet, DataPlaneHost, ShardHost {
+export class Cluster implements Compute, Fleet, ShardHost {
   readonly sessions = new Map<string, WorkerSession>();
   /** Data-plane tickets of the sessions that have not opened their data connection yet. */
   readonly tickets = new Tickets();
@@ -62,8 +62,9 @@ export class Cluster implements Compute, Fleet, DataPlaneHost, ShardHost {
   /** What `tunefleet status` shows. */
   readonly status: StatusBoard;
   private readonly sync: WorkerSync;
-  private readonly steps: Steps;
-  private readonly evaluations: Evaluations;
+  /** Step and evaluation messages go to these straight from server.ts and the data plane. */
+  readonly steps: Steps;
+  readonly evaluations: Evaluations;
   private readonly deadlines: Deadlines;
   private readonly rounds = new Set<Listening>();
   private readonly joinWaiters: (() => void)[] = [];
@@ -96,7 +97,8 @@ export class Cluster implements Compute, Fleet, DataPlaneHost, ShardHost {
       apply: (lr) => shards.apply(++this.version, lr),
       gather: (params, velocity) => shards.gather(params, velocity),
     };
-    this.steps = new Steps(this, new GradientAverager(trainable), this.ledger, job.metrics, clock, job.cfg.train.spikeGuard, this.shards);
+    const sink = shards ? new ShardedMean(shards) : new LocalMean(new GradientAverager(trainable), (w) => this.session(w));
+    this.steps = new Steps(this, sink, { ledger: this.ledger, metrics: job.metrics, clock, spikeGuard: job.cfg.train.spikeGuard, trainable, shardCount: job.cfg.cluster.shards, traffic: this.sync.traffic });
     this.evaluations = new Evaluations(this);
     this.deadlines = new Deadlines(job.cfg.cluster.sliceDeadline, (w, seconds, kind) =>
       this.late(w, new DeadlineExceeded(`no result within the ${kind} deadline of ${seconds.toFixed(1)} s`)), clock);
@@ -307,33 +309,14 @@ export class Cluster implements Compute, Fleet, DataPlaneHost, ShardHost {
     if (took?.kind === 'step') this.status.sliceDone(w, took.seconds, took.examples);
   }
 
-  // ---- messages from workers (server.ts) ------------------------------------
-
-  onGradient(w: string, chunk: TensorChunk): void {
-    this.steps.onGradient(w, chunk);
-    this.traffic.gradientBytes += chunk.data.length;
-    this.job.metrics.traffic('received', 'gradients', chunk.data.length);
-  }
-
-  /** Where a gradient frame's payload goes (core/wire/data-plane.ts); its tensor is an index into the trainable variables. */
-  gradientTarget(w: string, h: FrameHeader): Uint8Array {
-    const spec = this.trainable[h.tensor];
-    if (!spec) throw new WireInvalid(`gradient frame for tensor ${h.tensor}; there are ${this.trainable.length} trainable variables`, 'unknown-name');
-    return this.steps.gradientTarget(w, spec.name, h);
-  }
-
-  gradientLanded(w: string, h: FrameHeader): void {
-    this.steps.gradientLanded(w);
-    this.traffic.gradientBytes += h.length;
-    this.job.metrics.traffic('received', 'gradients', h.length, 'tcp');
-  }
-
-  onStepDone(w: string, msg: StepDone): void {
-    this.steps.onStepDone(w, msg);
-  }
-
-  onEvalDone(w: string, msg: EvalDone): void {
-    this.evaluations.onEvalDone(w, msg);
+  /** What the coordinator's data plane calls: tickets and drops are membership's, gradient frames go straight to the step. */
+  get dataPlaneHost(): DataPlaneHost {
+    return {
+      tickets: this.tickets, metrics: this.metrics, stallSeconds: this.stallSeconds,
+      drop: (w, err) => this.drop(w, err),
+      gradientTarget: (w, h) => this.steps.gradientTarget(w, h),
+      gradientLanded: (w, h) => this.steps.gradientLanded(w, h),
+    };
   }
 
   // ---- Compute: what the training loop needs ---------------------------------

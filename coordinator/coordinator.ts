@@ -35,7 +35,7 @@ export async function runCoordinator(cfg: JobConfig, opts: CoordinatorOptions = 
   const cluster = new Cluster(job, { localData: cfg.cluster.workerData === 'local' });
   // The data plane listens first, so every session's Welcome can name it. With shards, tensors go to them instead.
   const data = c.dataPlane === 'tcp' && c.shards === 0
-    ? await startDataPlane(cluster, { host: c.host, port: dataPortOf(cfg), helloSeconds: c.joinTimeoutSeconds, cert: c.tlsCert, key: c.tlsKey, clientCa: c.tlsClientCa })
+    ? await startDataPlane(cluster.dataPlaneHost, { host: c.host, port: dataPortOf(cfg), helloSeconds: c.joinTimeoutSeconds, cert: c.tlsCert, key: c.tlsKey, clientCa: c.tlsClientCa })
     : null;
   if (data) cluster.useDataPlane(data.port);
   const { server, port } = await startServer(cluster, {

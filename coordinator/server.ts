@@ -74,9 +74,9 @@ function handleSession(cluster: Cluster, opts: ServerOptions, call: SessionCall)
       }
       if (!session.alive) return; // dropped: the stream is closing
       switch (kind?.$case) {
-        case 'gradient': return cluster.onGradient(session.id, kind.value);
-        case 'stepDone': return cluster.onStepDone(session.id, kind.value);
-        case 'evalDone': return cluster.onEvalDone(session.id, kind.value);
+        case 'gradient': return cluster.steps.onGradient(session.id, kind.value);
+        case 'stepDone': return cluster.steps.onStepDone(session.id, kind.value);
+        case 'evalDone': return cluster.evaluations.onEvalDone(session.id, kind.value);
         case 'shardTrouble': return cluster.onShardTrouble(session.id, kind.value);
         default: throw new WireInvalid(`unexpected ${kind?.$case ?? 'empty'} message`, 'unexpected');
       }

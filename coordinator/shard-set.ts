@@ -114,8 +114,8 @@ export class ShardSet {
   private readonly gradientSlots: number[];
   /** Per worker, per slot: Σ g² of each complete upload not yet claimed by a StepDone, oldest first. */
   private readonly queues = new Map<string, number[][]>();
-  /** This step's folded uploads: their examples, and per slot Σ examples × Σ g² (what bounds each shard's Averaged). */
-  private folded = { examples: 0, bound: [] as number[] };
+  /** This step's folded uploads: their examples, Σ examples × loss, and per slot Σ examples × Σ g² (what bounds each shard's Averaged). */
+  private folded = { examples: 0, loss: 0, bound: [] as number[] };
   /**
    * Each worker's current session, as numbered in its Expect. A worker that
    * joins again gets a new number, so a shard's late report about its
@@ -405,9 +405,10 @@ export class ShardSet {
     return sum;
   }
 
-  /** Fold `w`'s oldest claimed upload (Σ g² `squares` per slot) into the step's mean on every shard (in acceptance order, the same everywhere). */
-  fold(w: string, examples: number, squares: number[]): void {
+  /** Fold `w`'s oldest claimed upload (Σ g² `squares` per slot, its slice's mean `loss`) into the step's mean on every shard (in acceptance order, the same everywhere). */
+  fold(w: string, examples: number, squares: number[], loss: number): void {
     this.folded.examples += examples;
+    this.folded.loss += examples * loss;
     for (const s of this.gradientSlots) {
       this.folded.bound[s] += examples * squares[s];
       this.slots[s]?.send({ kind: { $case: 'fold', value: { workerId: w, examples } } });
@@ -415,12 +416,12 @@ export class ShardSet {
   }
 
   private resetFolded(): void {
-    this.folded = { examples: 0, bound: this.slots.map(() => 0) };
+    this.folded = { examples: 0, loss: 0, bound: this.slots.map(() => 0) };
   }
 
-  /** Close the step's mean on every shard; resolves with its Σ g² (for the step's gradient norm). */
-  async average(step: number): Promise<number> {
-    const { examples, bound } = this.folded;
+  /** Close the step's mean on every shard; resolves with its Σ g² (for the step's gradient norm) and the step's loss. */
+  async average(step: number): Promise<{ squares: number; loss: number }> {
+    const { examples, loss, bound } = this.folded;
     this.resetFolded();
     const parts = await Promise.all(this.gradientSlots.map((s) => {
       const peer = this.slots[s];
@@ -434,7 +435,7 @@ export class ShardSet {
         throw new ShardLost(`parameter shard ${s} was lost: ${err.message}`);
       });
     }));
-    return parts.reduce((a, b) => a + b, 0);
+    return { squares: parts.reduce((a, b) => a + b, 0), loss: loss / examples };
   }
 
   /** Apply the step on every shard with base rate `lr`; they serve the result as `version`. */

@@ -5,18 +5,17 @@
 //   3. wait for a gradient for every slice: a worker that is lost or misses
 //      its slice deadline has its slices handed to the others within this
 //      step (the failure policy is written in round.ts);
-//   4. check each gradient tensor as it arrives; fold each accepted gradient
-//      into the example-weighted mean (core/train/aggregator.ts) and record
-//      its examples in the ledger;
-//   5. return the mean. The training loop (core/train/loop.ts, shared with
+//   4. check each gradient as it arrives, and its StepDone; fold each
+//      accepted gradient into the step's mean and record its examples in the
+//      ledger;
+//   5. close the mean. The training loop (core/train/loop.ts, shared with
 //      `tunefleet train`) then applies the per-layer-LR SGD update.
 //
-// With parameter shards (shard-set.ts) the gradients go to the shards instead:
-// each reports a worker's complete upload with its Σ g² (checked here like a
-// tensor that arrived), an answer is complete when every shard has reported
-// and the StepDone is in, accepting it tells the shards to fold it (in the
-// same order everywhere), and step 5 closes the mean on the shards, which
-// then apply the update themselves.
+// Where the gradients go and how the mean is closed is the GradientSink's
+// (gradient-sink.ts): the coordinator's own mean, or the parameter shards',
+// which apply the update themselves. With shards a worker's upload is
+// complete when every shard has reported it; either way its StepDone claims
+// it, in order.
 //
 // Every message a worker sends for the step is checked before it changes any
 // state; a bad one throws WireInvalid, which ends that worker's session
@@ -31,14 +30,16 @@ import { Metrics, Phase } from '../core/observe/metrics';
 import { Ledger } from '../core/train/ledger';
 import { NormHistory, SpikeGuardConfig, sumOfSquares } from '../core/train/spike-guard';
 import { Tensors } from '../core/util/tensors';
-import { CoordinatorMessage, DType, StepDone, TensorChunk } from '../proto/gen/tunefleet/v1/tunefleet';
-import { GradientAverager } from '../core/train/aggregator';
+import { ParamSpec } from '../core/model/params';
+import { FrameHeader } from '../core/wire/frames';
+import { CoordinatorMessage, StepDone, TensorChunk } from '../proto/gen/tunefleet/v1/tunefleet';
 import { Clock } from './clock';
+import { GradientSink } from './gradient-sink';
 import { Round, Task } from './round';
 import { WorkerSession } from './session';
 import { SliceKind } from './slice-deadline';
 import { StepTimer } from './step-timer';
-import { ShardSet } from './shard-set';
+import { Traffic } from './sync';
 
 /** What a round needs of the fleet (cluster.ts). */
 export interface Fleet {
@@ -67,28 +68,32 @@ export interface StepResult {
   phases: Partial<Record<Phase, number>>;
 }
 
+/** What a step reads besides the fleet and its sink. */
+export interface StepDeps {
+  ledger: Ledger;
+  metrics: Metrics;
+  clock: Clock;
+  spikeGuard: SpikeGuardConfig;
+  /** Trainable variables, in Welcome order: a gradient frame names one by its index. */
+  trainable: ParamSpec[];
+  /** cluster.shards: each StepDone carries one Σ g² per shard. */
+  shardCount: number;
+  /** Where the bytes received are counted (bench, tests). */
+  traffic: Traffic;
+}
+
 export class Steps {
   private current: { step: number; version: number; round: Round<Answer>; nonFinite: Set<Task> } | null = null;
 
   /** Recent workers' gradient norms, to reject one far above its peers' (spike-guard.ts). */
   private readonly contributions: NormHistory;
-  /** With shards: the step's loss, weighted by examples (the gradients' mean is on the shards). */
-  private shardLoss = { sum: 0, examples: 0 };
 
-  constructor(
-    private readonly fleet: Fleet,
-    private readonly averager: GradientAverager,
-    private readonly ledger: Ledger,
-    private readonly metrics: Metrics,
-    private readonly clock: Clock,
-    spikeGuard: SpikeGuardConfig,
-    private readonly shards: ShardSet | null = null,
-  ) {
-    this.contributions = new NormHistory(spikeGuard);
+  constructor(private readonly fleet: Fleet, private readonly sink: GradientSink, private readonly deps: StepDeps) {
+    this.contributions = new NormHistory(deps.spikeGuard);
   }
 
   async run(step: number, version: number, indices: Uint32Array, epochs: Uint32Array): Promise<StepResult> {
-    const timer = new StepTimer(this.clock);
+    const timer = new StepTimer(this.deps.clock);
     const round: Round<Answer> = new Round(
       async (w, task) => {
         await this.fleet.handOut(w, round, task, 'step', { $case: 'step', value: { step, version, indices: Array.from(task.indices) } });
@@ -105,30 +110,16 @@ export class Steps {
     } finally {
       this.current = null;
     }
-    const averaging = this.clock.now();
-    const mean = this.shards ? await this.shardMean(step) : this.averager.take();
-    return { ...mean, phases: { ...timer.phases(), aggregate_update: (this.clock.now() - averaging) / 1000 } };
-  }
-
-  private async shardMean(step: number): Promise<{ loss: number; grads: Tensors; squares: number }> {
-    const squares = await this.shards!.average(step);
-    const loss = this.shardLoss.sum / this.shardLoss.examples;
-    this.shardLoss = { sum: 0, examples: 0 };
-    return { loss, grads: new Map(), squares };
+    const averaging = this.deps.clock.now();
+    const mean = await this.sink.close(step);
+    return { ...mean, phases: { ...timer.phases(), aggregate_update: (this.deps.clock.now() - averaging) / 1000 } };
   }
 
   /** `w`'s slice is done: its gradient goes into the mean, its examples into the ledger. */
   private accept(w: string, step: number, task: Task, { done, grads }: Answer): void {
-    this.metrics.workerCompute(w, done.computeSeconds, done.examples);
-    const n = task.indices.length;
-    if (this.shards) {
-      this.shards.fold(w, n, done.shardSquares);
-      this.shardLoss.sum += n * done.loss;
-      this.shardLoss.examples += n;
-    } else {
-      this.averager.add(grads, n, done.loss);
-    }
-    this.ledger.record(step, w, task.indices, task.epochs!);
+    this.deps.metrics.workerCompute(w, done.computeSeconds, done.examples);
+    this.sink.fold(w, task.indices.length, done, grads);
+    this.deps.ledger.record(step, w, task.indices, task.epochs!);
   }
 
   /**
@@ -143,8 +134,13 @@ export class Steps {
     if (step !== current.step || version !== current.version) {
       throw new WireInvalid(`a gradient for step ${step} at version ${version}; expected step ${current.step} at version ${current.version}`, 'stale');
     }
-    const session = this.fleet.session(w);
-    while (session.pendingDones.length > 0 && this.shards!.uploadsReady(w) > 0) session.pendingDones.shift()!();
+    this.answerWaiting(w);
+  }
+
+  /** StepDones of `w` that came before their uploads were complete, answered now that they are (in order). */
+  private answerWaiting(w: string): void {
+    const waiting = this.fleet.session(w).pendingDones;
+    while (waiting.length > 0 && this.sink.ready(w) > 0) waiting.shift()!();
   }
 
   /** One chunk of worker `w`'s gradient for its current slice (gRPC plane). */
@@ -152,25 +148,34 @@ export class Steps {
     if (this.fleet.session(w).dataPlane) throw new WireInvalid('a gradient chunk on the gRPC stream: this session sends tensors on its data connection', 'unexpected');
     this.uploadingTask(w);
     this.arrived(w, this.fleet.session(w).uploads.add(chunk));
+    this.received(chunk.data.length, 'grpc');
   }
 
   /**
    * Where a gradient frame's payload from `w` goes (data plane): into its
-   * open upload, after the checks a chunk gets; the frame's step and version
-   * must be the step's.
+   * open upload, after the checks a chunk gets; the frame names a trainable
+   * variable by index, and its step and version must be the step's.
    */
-  gradientTarget(w: string, name: string, h: { dtype: DType; offset: number; length: number; step: number; version: number }): Uint8Array {
+  gradientTarget(w: string, h: FrameHeader): Uint8Array {
+    const spec = this.deps.trainable[h.tensor];
+    if (!spec) throw new WireInvalid(`gradient frame for tensor ${h.tensor}; there are ${this.deps.trainable.length} trainable variables`, 'unknown-name');
     this.uploadingTask(w);
     const current = this.current!;
     if (h.step !== current.step || h.version !== current.version) {
       throw new WireInvalid(`a gradient frame for step ${h.step} at version ${h.version}; expected step ${current.step} at version ${current.version}`, 'stale');
     }
-    return this.fleet.session(w).uploads.destination(name, h.dtype, h.offset, h.length);
+    return this.fleet.session(w).uploads.destination(spec.name, h.dtype, h.offset, h.length);
   }
 
   /** The piece gradientTarget() placed has arrived. */
-  gradientLanded(w: string): void {
+  gradientLanded(w: string, h: FrameHeader): void {
     this.arrived(w, this.fleet.session(w).uploads.landed());
+    this.received(h.length, 'tcp');
+  }
+
+  private received(bytes: number, plane: 'tcp' | 'grpc'): void {
+    this.deps.traffic.gradientBytes += bytes;
+    this.deps.metrics.traffic('received', 'gradients', bytes, plane);
   }
 
   /** The slice `w`'s open upload is for: the first outstanding one no sealed upload answers yet. */
@@ -195,7 +200,7 @@ export class Steps {
     const squares = sumOfSquares(uploads.tensor(completed));
     if (!Number.isFinite(squares)) this.nonFinite(this.uploadingTask(w), `${completed}: gradient holds NaN or Inf`);
     uploads.addSquares(squares);
-    if (uploads.sealIfComplete()) this.fleet.session(w).pendingDones.shift()?.();
+    if (uploads.sealIfComplete()) this.answerWaiting(w);
   }
 
   /** Worker `w` says its gradient for its oldest slice is complete (on the data plane, its last frames may still be on their way). */
@@ -211,24 +216,21 @@ export class Steps {
     if (!Number.isFinite(msg.loss)) this.nonFinite(task, `StepDone reports loss ${msg.loss}`);
     if (!(Number.isFinite(msg.computeSeconds) && msg.computeSeconds >= 0)) throw new WireInvalid(`StepDone reports compute_seconds ${msg.computeSeconds}`, 'non-finite');
     if (msg.examples !== task.indices.length) throw new WireInvalid(`StepDone reports ${msg.examples} examples for a slice of ${task.indices.length}`, 'examples');
-    const shards = this.shards?.count ?? 0;
+    const shards = this.deps.shardCount;
     if (msg.shardSquares.length !== shards) throw new WireInvalid(`StepDone carries Σ g² for ${msg.shardSquares.length} shards; the job has ${shards}`, 'incomplete');
     const finish = () => {
-      if (this.shards) {
-        const squares = this.shards.takeUpload(w, msg.shardSquares);
-        if (squares === null) return; // a shard reported another sum than the worker sent: it is lost, the round aborts
-        if (!Number.isFinite(squares)) this.nonFinite(task, 'gradient holds NaN or Inf');
-        this.checkNotOutlier(Math.sqrt(squares));
-        current.round.complete(w, { done: msg, grads: new Map() });
-      } else {
-        const upload = session.uploads.take()!;
-        this.checkNotOutlier(Math.sqrt(upload.squares));
-        current.round.complete(w, { done: msg, grads: upload.assembler.tensors });
-        session.uploads.recycle(upload);
+      const claim = this.sink.claim(w, msg);
+      if (!claim) return; // a shard reported another sum than the worker sent: it is lost, the round aborts
+      try {
+        if (!Number.isFinite(claim.squares)) this.nonFinite(task, 'gradient holds NaN or Inf');
+        this.checkNotOutlier(Math.sqrt(claim.squares));
+        current.round.complete(w, { done: msg, grads: claim.grads });
+      } finally {
+        claim.release();
       }
       this.fleet.answered(w, current.round, 'step');
     };
-    if ((this.shards ? this.shards.uploadsReady(w) : session.uploads.ready) > 0) return finish();
+    if (this.sink.ready(w) > 0) return finish();
     if (!session.dataPlane) throw new WireInvalid('StepDone before every trainable gradient arrived', 'incomplete');
     session.pendingDones.push(finish); // its frames are on another connection, not ordered with this stream: wait for them
   }

@@ -98,7 +98,7 @@ export class FakeWorker implements Channel {
     if (b === 'straggle') return;
     if (b !== 'ok' && b !== 'fail-after-done') return this.cluster.leave(this.id, 'stream ended');
     const correct = e.indices.filter((k) => k % 2 === 0).length;
-    this.cluster.onEvalDone(this.id, { evalId: e.evalId, examples: e.indices.length, correct, lossSum: e.indices.reduce((a, k) => a + k, 0) });
+    this.cluster.evaluations.onEvalDone(this.id, { evalId: e.evalId, examples: e.indices.length, correct, lossSum: e.indices.reduce((a, k) => a + k, 0) });
     if (b === 'fail-after-done') this.cluster.leave(this.id, 'stream ended');
   }
 
@@ -112,11 +112,11 @@ export class FakeWorker implements Channel {
     if (b === 'poison') for (const g of grads.values()) g.fill(3e38);
     const chunks = SPECS.flatMap((s) => [...chunksOf(s.name, s.shape, grads.get(s.name)!, 4, DType.FLOAT32)]);
     for (const chunk of chunks) {
-      if (!this.deliver(() => c.onGradient(this.id, chunk))) return;
+      if (!this.deliver(() => c.steps.onGradient(this.id, chunk))) return;
       if (b === 'fail-mid-gradient') return c.leave(this.id, 'stream ended');
     }
     const loss = sliceGradient(step.indices).get('dense/kernel')![0];
-    if (!this.deliver(() => c.onStepDone(this.id, { step: step.step, version: step.version, examples: step.indices.length, loss, computeSeconds: 0.01, shardSquares: [] }))) return;
+    if (!this.deliver(() => c.steps.onStepDone(this.id, { step: step.step, version: step.version, examples: step.indices.length, loss, computeSeconds: 0.01, shardSquares: [] }))) return;
     if (b === 'fail-after-done') c.leave(this.id, 'stream ended');
   }
 
@@ -127,10 +127,10 @@ export class FakeWorker implements Channel {
     const frames = steps.map((step) => () => SPECS.forEach((s, tensor) => {
       for (const chunk of chunksOf(s.name, s.shape, sliceGradient(step.indices).get(s.name)!, 4, DType.FLOAT32)) {
         const h = { kind: FrameKind.GRADIENT, dtype: DType.FLOAT32, tensor, step: step.step, version: step.version, offset: chunk.offset, length: chunk.data.length };
-        this.deliver(() => { c.gradientTarget(this.id, h).set(chunk.data); c.gradientLanded(this.id, h); });
+        this.deliver(() => { c.steps.gradientTarget(this.id, h).set(chunk.data); c.steps.gradientLanded(this.id, h); });
       }
     }));
-    const dones = steps.map((step) => () => this.deliver(() => c.onStepDone(this.id, {
+    const dones = steps.map((step) => () => this.deliver(() => c.steps.onStepDone(this.id, {
       step: step.step, version: step.version, examples: step.indices.length, loss: sliceGradient(step.indices).get('dense/kernel')![0], computeSeconds: 0.01, shardSquares: [],
     })));
     for (const send of this.order === 'frames-first' ? [...frames, ...dones] : [...dones, ...frames]) send();

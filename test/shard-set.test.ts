@@ -149,8 +149,8 @@ test('shard-set – an Averaged above the bound its folded uploads allow (exampl
   const { set, peers, shardsLost } = setup(2);
   await set.expect('w0', () => true);
   await set.expect('w1', () => true);
-  set.fold('w0', 4, [1, 4]);
-  set.fold('w1', 12, [1, 0]); // shard 1: (4 × 4 + 12 × 0) / 16 = 1
+  set.fold('w0', 4, [1, 4], 2);
+  set.fold('w1', 12, [1, 0], 1); // shard 1: (4 × 4 + 12 × 0) / 16 = 1
   const averaged = set.average(7);
   averaged.catch(() => {});
   await settle();
@@ -160,11 +160,11 @@ test('shard-set – an Averaged above the bound its folded uploads allow (exampl
   assert.equal(shardsLost.length, 1);
   const next = setup(1);
   await next.set.expect('w0', () => true);
-  next.set.fold('w0', 4, [2]);
+  next.set.fold('w0', 4, [2], 0.5);
   const ok = next.set.average(8);
   await settle();
   next.set.onMessage(next.peers[0], { kind: { $case: 'averaged', value: { step: 8, squares: 2 } } });
-  assert.equal(await ok, 2);
+  assert.deepEqual(await ok, { squares: 2, loss: 0.5 }, 'and the step\'s loss, weighted by examples');
 });
 
 test('shard-set – probe() is true once every shard answers a Ping, false when one is lost first', async () => {

@@ -114,9 +114,9 @@ test('step – a StepDone is checked before anything changes: stale, non-finite,
     [{ examples: 7 }, 'examples'], [{}, 'incomplete'], [{ shardSquares: [1] }, 'incomplete'],
   ];
   for (const [change, reason] of bad) {
-    assert.throws(() => cluster.onStepDone('w0', { ...good, ...change }), (e: WireInvalid) => e.reason === reason, JSON.stringify(change));
+    assert.throws(() => cluster.steps.onStepDone('w0', { ...good, ...change }), (e: WireInvalid) => e.reason === reason, JSON.stringify(change));
   }
-  assert.throws(() => cluster.onEvalDone('w0', { evalId: 1, examples: 8, correct: 1, lossSum: 1 }), (e: WireInvalid) => e.reason === 'unexpected');
+  assert.throws(() => cluster.evaluations.onEvalDone('w0', { evalId: 1, examples: 8, correct: 1, lossSum: 1 }), (e: WireInvalid) => e.reason === 'unexpected');
   cluster.leave('w0', 'test over');
   const w1 = joinWorker(cluster, 'w1');
   await settle();
@@ -167,14 +167,14 @@ test('evaluation – an EvalDone must name this evaluation and add up', async ()
     [{ lossSum: NaN }, 'non-finite'], [{ lossSum: -1 }, 'non-finite'],
   ];
   for (const [change, reason] of bad) {
-    assert.throws(() => cluster.onEvalDone('w0', { ...good, ...change }), (e: WireInvalid) => e.reason === reason, JSON.stringify(change));
+    assert.throws(() => cluster.evaluations.onEvalDone('w0', { ...good, ...change }), (e: WireInvalid) => e.reason === reason, JSON.stringify(change));
   }
-  cluster.onEvalDone('w0', good);
+  cluster.evaluations.onEvalDone('w0', good);
   assert.deepEqual(await evaluation, { correct: 3, accuracy: 3 / 8, loss: 2 / 8, count: 8 });
   const second = cluster.evaluate();
   await settle();
-  assert.throws(() => cluster.onEvalDone('w0', good), (e: WireInvalid) => e.reason === 'stale', "the first evaluation's id is stale in the second");
-  cluster.onEvalDone('w0', { ...good, evalId: 2 });
+  assert.throws(() => cluster.evaluations.onEvalDone('w0', good), (e: WireInvalid) => e.reason === 'stale', "the first evaluation's id is stale in the second");
+  cluster.evaluations.onEvalDone('w0', { ...good, evalId: 2 });
   await second;
 });
 
@@ -201,8 +201,8 @@ test('step – a non-finite loss counts the same way: once the worker, twice the
   step.catch(() => {});
   await settle();
   const done = { step: 0, version: 0, examples: 8, loss: NaN, computeSeconds: 0.1, shardSquares: [] };
-  assert.throws(() => cluster.onStepDone('w0', done), (e: WireInvalid) => e.reason === 'non-finite');
-  assert.throws(() => cluster.onStepDone('w0', done), (e: Error) => e instanceof JobDiverged);
+  assert.throws(() => cluster.steps.onStepDone('w0', done), (e: WireInvalid) => e.reason === 'non-finite');
+  assert.throws(() => cluster.steps.onStepDone('w0', done), (e: Error) => e instanceof JobDiverged);
   await assert.rejects(step, JobDiverged);
 });
 
