@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadJobFile, parseJob, JobConfig } from '../core/job/config';
 import { defaultsYaml } from '../core/job/config-docs';
-import { describeError, ConfigInvalid, TunefleetError } from '../core/errors';
+import { describeError, ConfigInvalid, JobStopped, TunefleetError } from '../core/errors';
+import { routeGrpcLogs } from '../core/wire/grpc-log';
 import { loadExperiment } from '../core/job/experiment';
 import { readToken } from '../core/wire/security';
 import { runStages } from '../core/job/stages';
@@ -58,10 +59,28 @@ function keepaliveFlag(args: Record<string, unknown>): number {
 
 // Flag values are checked by the job schema's own rule for the same field.
 const backendFlag = (v: unknown) => parseJob({ backend: v }, '--backend').backend;
-const workersFlag = (v: unknown) => parseJob({ cluster: { workers: Number(v) } }, '--workers').cluster.workers;
+function workersFlag(v: unknown): number {
+  if (!/^\d+$/.test(String(v))) throw new ConfigInvalid(`--workers must be a whole number of workers (1 or more), not '${v}'`);
+  return parseJob({ cluster: { workers: Number(v) } }, '--workers').cluster.workers;
+}
+
+/**
+ * --coordinator HOST[:PORT]: without a port, the coordinator's default
+ * (cluster.port, 7070) — grpc-js would otherwise dial 443 and retry there.
+ */
+export function coordinatorFlag(v: unknown): string {
+  if (v === undefined || v === true || v === '') throw new ConfigInvalid('--coordinator HOST:PORT is required');
+  const address = String(v);
+  if (/^\[.*\]:\d+$/.test(address) || /^[^:]+:\d+$/.test(address)) return address;
+  if (/^\[.*\]$/.test(address) || !address.includes(':')) return `${address}:${DEFAULT_COORDINATOR_PORT}`;
+  if (address.split(':').length > 2) return `[${address}]:${DEFAULT_COORDINATOR_PORT}`; // a bare IPv6 address
+  throw new ConfigInvalid(`--coordinator ${address}: not HOST:PORT (e.g. tunefleet-coordinator:7070 or 10.0.0.5:7070)`);
+}
+const DEFAULT_COORDINATOR_PORT = parseJob({}).cluster.port;
 
 function jobFrom(args: Record<string, string | boolean | undefined>): JobConfig {
-  const cfg = args.config ? loadJobFile(String(args.config)) : parseJob({});
+  if (!args.config) throw new ConfigInvalid('--config job.yaml is required: `tunefleet config > job.yaml` writes one with every field at its default, and examples/ has ready ones');
+  const cfg = loadJobFile(String(args.config));
   if (args.backend) cfg.backend = backendFlag(args.backend);
   if (args.data) cfg.data.path = String(args.data);
   return cfg;
@@ -113,11 +132,14 @@ async function main(argv: string[]): Promise<void> {
       if (args.insecure) cfg.cluster.insecure = true;
       // Checked with the rest of the job (shards need the tcp data plane).
       if (args.shards !== undefined) Object.assign(cfg, parseJob({ ...cfg, cluster: { ...cfg.cluster, shards: Number(args.shards) } }, '--shards'));
-      return report(await runCoordinator(cfg, { resume: Boolean(args.resume) }));
+      // SIGTERM (a rollout, a drained node): checkpoint after the step under way, then exit 143; a second one does not wait.
+      let stop = false;
+      process.on('SIGTERM', () => { if (stop) process.exit(143); stop = true; });
+      return report(await runCoordinator(cfg, { resume: Boolean(args.resume), stopRequested: () => stop }));
     }
     case 'worker': {
       const args = parseArgs(rest, FLAGS.worker);
-      if (!args.coordinator) throw new ConfigInvalid('--coordinator HOST:PORT is required');
+      const coordinator = coordinatorFlag(args.coordinator);
       const backend = args.backend ? backendFlag(args.backend) : undefined;
       const port = args['metrics-port'] ?? '9401';
       const metricsPort = port === 'off' ? null : parseJob({ metrics: { port: Number(port) } }, '--metrics-port').metrics.port;
@@ -127,16 +149,16 @@ async function main(argv: string[]): Promise<void> {
         const shared = Object.entries(args).filter(([k]) => !['gpus', 'id', 'metrics-port'].includes(k)).flatMap(([k, v]) => (v === true ? [`--${k}`] : [`--${k}`, String(v)]));
         return runWorkerGroup(shared, { gpus: String(args.gpus), backend: backend ?? process.env.TUNEFLEET_BACKEND, id: args.id as string | undefined, metricsPort });
       }
-      return runWorker(String(args.coordinator), { backend, id: args.id as string | undefined, metricsPort, metricsHost: args['metrics-host'] as string | undefined, token: readToken(args['token-file'] as string | undefined), tls, reconnectSeconds: reconnectFlag(args), keepaliveSeconds: keepaliveFlag(args) });
+      return runWorker(coordinator, { backend, id: args.id as string | undefined, metricsPort, metricsHost: args['metrics-host'] as string | undefined, token: readToken(args['token-file'] as string | undefined), tls, reconnectSeconds: reconnectFlag(args), keepaliveSeconds: keepaliveFlag(args) });
     }
     case 'shard': {
       const args = parseArgs(rest, FLAGS.shard);
-      if (!args.coordinator) throw new ConfigInvalid('--coordinator HOST:PORT is required');
+      const coordinator = coordinatorFlag(args.coordinator);
       const port = (flag: string, fallback: string) => {
         const v = String(args[flag] ?? fallback);
         return v === 'off' ? null : parseJob({ metrics: { port: Number(v) } }, `--${flag}`).metrics.port;
       };
-      return runShard(String(args.coordinator), {
+      return runShard(coordinator, {
         host: args.host as string | undefined, dataPort: port('data-port', '7072') ?? undefined, advertise: args.advertise as string | undefined,
         metricsPort: port('metrics-port', '9402'), metricsHost: args['metrics-host'] as string | undefined,
         token: readToken(args['token-file'] as string | undefined), reconnectSeconds: reconnectFlag(args), keepaliveSeconds: keepaliveFlag(args),
@@ -166,15 +188,14 @@ async function main(argv: string[]): Promise<void> {
       const args = parseArgs(rest, FLAGS.doctor);
       const problem = await runDoctor({
         config: args.config as string | undefined, backend: args.backend ? backendFlag(args.backend) : undefined,
-        coordinator: args.coordinator as string | undefined, token: readToken(args['token-file'] as string | undefined), tls: tlsFlags(args),
+        coordinator: args.coordinator === undefined ? undefined : coordinatorFlag(args.coordinator), token: readToken(args['token-file'] as string | undefined), tls: tlsFlags(args),
       });
       process.exitCode = problem ? 1 : 0;
       return;
     }
     case 'status': {
       const args = parseArgs(rest, FLAGS.status);
-      if (!args.coordinator) throw new ConfigInvalid('--coordinator HOST:PORT is required');
-      const status = await fetchStatus(String(args.coordinator), readToken(args['token-file'] as string | undefined), tlsFlags(args));
+      const status = await fetchStatus(coordinatorFlag(args.coordinator), readToken(args['token-file'] as string | undefined), tlsFlags(args));
       process.stdout.write(args.json ? `${JSON.stringify(status)}\n` : statusText(status));
       return;
     }
@@ -198,9 +219,10 @@ async function main(argv: string[]): Promise<void> {
 }
 
 if (require.main === module) {
+  routeGrpcLogs();
   main(process.argv.slice(2)).catch((err) => {
     process.stderr.write(describeError(err) + '\n');
     if (!(err instanceof TunefleetError) && process.env.TUNEFLEET_DEBUG) console.error(err);
-    process.exit(err instanceof ConfigInvalid ? 2 : 1);
+    process.exit(err instanceof ConfigInvalid ? 2 : err instanceof JobStopped ? 143 : 1);
   });
 }

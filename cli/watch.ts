@@ -33,5 +33,5 @@ export async function runWatch(url: string, job?: string): Promise<void> {
     const line = `${e.time.slice(11, 19)} ${e.job}: ${describeEvent(e)}`;
     if (tty && e.type === 'progress') process.stdout.write(`\r\x1b[2K${line}`);
     else process.stdout.write(`${tty ? '\r\x1b[2K' : ''}${line}\n`);
-  });
+  }, (trouble) => process.stderr.write(`${trouble}\n`));
 }

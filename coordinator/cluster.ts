@@ -198,8 +198,12 @@ export class Cluster implements Compute, Fleet, ShardHost {
     void this.shards.probe().then((answered) => { if (answered && s?.alive && this.sessions.get(id) === s) this.drop(id, err); });
   }
 
-  /** The session ends; it is forgotten (its buffers freed, its data connection closed), and its outstanding slices go to others. */
-  leave(id: string, reason: string): void {
+  /**
+   * The session ends; it is forgotten (its buffers freed, its data
+   * connection closed), and its outstanding slices go to others. `graceful`:
+   * the worker said it was leaving (Leave) — a `worker.left`, not a loss.
+   */
+  leave(id: string, reason: string, graceful = false): void {
     const s = this.sessions.get(id);
     if (!s || !s.alive) return;
     s.alive = false;
@@ -209,7 +213,7 @@ export class Cluster implements Compute, Fleet, ShardHost {
     this.sessions.delete(id);
     this.status.left(id);
     this.deadlines.clear(id);
-    const type = this.finished ? 'worker.left' : 'worker.lost';
+    const type = this.finished || graceful ? 'worker.left' : 'worker.lost';
     log.info(type.replace('.', ' '), { worker: id, reason, live: this.live().length });
     this.job.events.emit({ type, worker: id, reason, live: this.live().length });
     for (const round of this.rounds) round.workerLost(id, this.live());
@@ -384,6 +388,12 @@ export class Cluster implements Compute, Fleet, ShardHost {
 
   ledgerEntries(): LedgerEntry[] {
     return this.ledger.snapshot();
+  }
+
+  /** The coordinator stops before the job is over: every session ends with `err` (workers join again, with backoff). */
+  stop(err: ConnectionLost): void {
+    this.finished = true;
+    for (const s of this.sessions.values()) if (s.alive) s.fail(err);
   }
 
   finish(reason: string): void {

@@ -4,7 +4,7 @@
 // loop back to the last checkpoint (restore-point.ts) once a shard has taken
 // its slot again.
 import * as grpc from '@grpc/grpc-js';
-import { ConfigInvalid, describeError, ShardLost } from '../core/errors';
+import { ConfigInvalid, ConnectionLost, describeError, JobStopped, ShardLost } from '../core/errors';
 import { logger } from '../core/observe/log';
 import { dataPortOf, JobConfig } from '../core/job/config';
 import { EventBus } from '../core/observe/events';
@@ -24,6 +24,8 @@ export interface CoordinatorOptions {
   events?: EventBus;
   /** Called once the server listens, with the bound port (useful with port 0). */
   onListening?: (port: number, cluster: Cluster) => void;
+  /** True once the coordinator should stop (SIGTERM): after the step under way it checkpoints and ends with JobStopped. */
+  stopRequested?: () => boolean;
 }
 
 export async function runCoordinator(cfg: JobConfig, opts: CoordinatorOptions = {}): Promise<TrainResult & { cluster: Cluster }> {
@@ -51,7 +53,7 @@ export async function runCoordinator(cfg: JobConfig, opts: CoordinatorOptions = 
     await cluster.waitForWorkers(cfg.cluster.workers);
     for (;;) {
       try {
-        return { ...(await runTraining(job, cluster)), cluster };
+        return { ...(await runTraining(job, cluster, opts.stopRequested)), cluster };
       } catch (err) {
         if (!(err instanceof ShardLost) || !restorePoint) throw err;
         log.warn('waiting for a shard to take the lost one\'s slot', { error: err.message });
@@ -64,11 +66,18 @@ export async function runCoordinator(cfg: JobConfig, opts: CoordinatorOptions = 
       }
     }
   } catch (err) {
-    ending = `job failed: ${describeError(err)}`;
+    ending = err instanceof JobStopped ? '' : `job failed: ${describeError(err)}`;
     throw err;
   } finally {
-    cluster.finish(ending);
-    cluster.shards?.finish();
+    if (ending) {
+      cluster.finish(ending);
+      cluster.shards?.finish();
+    } else {
+      // Stopped, not over: workers and shards are not told to finish, so they join the coordinator that resumes.
+      const gone = new ConnectionLost('the coordinator stopped (SIGTERM) after a checkpoint: join it again when it is back');
+      cluster.stop(gone);
+      cluster.shards?.stop(gone);
+    }
     await shutdown(server);
     data?.server.close(); // its connections close with their sessions
     http?.close();

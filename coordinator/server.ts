@@ -8,6 +8,7 @@ import { ConnectionLost, DeadlineExceeded, endedBecause, JobDiverged, JobFailed,
 import { logger, logRefusal } from '../core/observe/log';
 import { authorized, cleartextTokenWarning, serverCredentials, ServerTls } from '../core/wire/security';
 import { MAX_MESSAGE_BYTES } from '../core/wire/tensors';
+import { portProblem } from '../core/wire/data-plane';
 import { keepalive, writeWithBackpressure } from '../core/wire/backpressure';
 import { CoordinatorMessage, CoordinatorService, LedgerRequest, ShardCommand, ShardMessage, ShardsService, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
 import { Cluster } from './cluster';
@@ -78,6 +79,7 @@ function handleSession(cluster: Cluster, opts: ServerOptions, call: SessionCall)
         case 'stepDone': return cluster.steps.onStepDone(session.id, kind.value);
         case 'evalDone': return cluster.evaluations.onEvalDone(session.id, kind.value);
         case 'shardTrouble': return cluster.onShardTrouble(session.id, kind.value);
+        case 'leave': cluster.leave(session.id, `left: ${kind.value.reason.slice(0, 100)}`, true); return call.end();
         default: throw new WireInvalid(`unexpected ${kind?.$case ?? 'empty'} message`, 'unexpected');
       }
     } catch (err) {
@@ -191,7 +193,12 @@ export async function startServer(cluster: Cluster, opts: ServerOptions): Promis
   });
   server.addService(ShardsService, { session: (call: ShardCall) => handleShardSession(cluster, opts.token, call) });
   const bound = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host}:${port}`, serverCredentials(opts), (err, p) => (err ? reject(err) : resolve(p))));
+    server.bindAsync(`${host}:${port}`, serverCredentials(opts), (err, p) => {
+      if (!err) return resolve(p);
+      // grpc-js folds the socket's error into its message.
+      const code = /EADDRINUSE|EACCES/.exec(err.message)?.[0];
+      reject(code ? portProblem(Object.assign(err, { code }), host, port, 'cluster.port (or --port)') : err);
+    }));
   const cleartext = cleartextTokenWarning(opts.token, Boolean(opts.cert), 'coordinator');
   if (cleartext) log.warn('INSECURE', { problem: cleartext });
   log.info('listening', { address: `${host}:${bound}`, tls: opts.cert ? (opts.clientCa ? 'mutual' : 'server') : 'off', token: opts.token ? 'required' : 'off' });

@@ -458,6 +458,12 @@ export class ShardSet {
     })));
   }
 
+  /** The coordinator stops before the job is over: every shard's stream ends with `err` (they join again). */
+  stop(err: ConnectionLost): void {
+    this.finished = true;
+    for (const peer of this.slots) peer?.channel.fail(err);
+  }
+
   /** The job is over: close every shard's stream. */
   finish(): void {
     this.finished = true;

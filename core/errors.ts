@@ -98,6 +98,9 @@ export class ShardLost extends TunefleetError {}
 /** A worker did not answer its slice within the slice deadline (coordinator/slice-deadline.ts). */
 export class DeadlineExceeded extends TunefleetError {}
 
+/** Told to stop (SIGTERM) before the job finished: it stopped after a step, with a checkpoint there; --resume continues (exit 143). */
+export class JobStopped extends TunefleetError {}
+
 /** Why a session was ended, as the worker's status details and the worker.lost event say it: `<reason>: <what>`. */
 export function endedBecause(err: Error): string {
   if (err instanceof WireInvalid) return `${err.reason}: ${err.message}`;

@@ -51,7 +51,7 @@ export async function runShard(address: string, opts: ShardOptions = {}): Promis
   // A report the coordinator does not take within stallSeconds ends the session (it joins again); never an unhandled rejection.
   const shard: Shard = new Shard(metrics, (m): Promise<void> => (call ? writeWithBackpressure(call, m, shard.stallSeconds).catch(() => call?.cancel()) : Promise.resolve()));
   const tls = opts.tls ?? {};
-  const data = await startDataPlane(shard, { host: opts.host ?? '0.0.0.0', port: opts.dataPort ?? 7072, helloSeconds: opts.helloSeconds ?? 10, cert: tls.cert ?? null, key: tls.key ?? null, clientCa: tls.clientCa ?? null });
+  const data = await startDataPlane(shard, { host: opts.host ?? '0.0.0.0', port: opts.dataPort ?? 7072, helloSeconds: opts.helloSeconds ?? 10, portSetting: '--data-port (0 = any free port; each shard on a host needs its own)', cert: tls.cert ?? null, key: tls.key ?? null, clientCa: tls.clientCa ?? null });
   const http = opts.metricsPort === null || opts.metricsPort === undefined ? null : await startHttpServer(metrics, opts.metricsHost ?? '0.0.0.0', opts.metricsPort, { ready: () => joined });
   const client = new ShardsClient(address, clientCredentials(tls), {
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES,

@@ -76,7 +76,10 @@ for (const overlay of OVERLAYS) {
         const readers = ['core/backend/backends.ts', 'core/data/resolve.ts', 'core/observe/log.ts', 'core/wire/security.ts'].map((f) => readFileSync(join(root, f), 'utf8')).join('');
         assert.ok(readers.includes(`process.env.${e.name}`), `${e.name} is read by the code`);
       }
-      assert.match(c.image, overlay.startsWith('gpu') ? /^tunefleet:gpu$/ : /^tunefleet:cpu$/);
+      // Workers run the overlay's image; the coordinator and shards the wasm one (no GPU, no native TensorFlow).
+      const workerImage = overlay.startsWith('gpu') ? 'tunefleet:gpu' : 'tunefleet:cpu';
+      assert.equal(c.image, w.metadata.name === 'tunefleet-worker' ? workerImage : 'tunefleet:wasm', w.metadata.name);
+      assert.ok(w.spec.template.spec.terminationGracePeriodSeconds >= 30 || w.metadata.name === 'tunefleet-shard', `${w.metadata.name}: time for a graceful stop`);
     }
     // The coordinator: one replica, Recreate, the job ConfigMap mounted where --config points.
     const coord = named(objs, 'Deployment', 'tunefleet-coordinator');

@@ -100,40 +100,78 @@ function writeJob(dir: string, port: number): string {
   return file;
 }
 
-/** Run the 2-worker job in its own coordinator process; `interrupt` may SIGKILL and restart it once. */
-async function coordinatorRun(interrupt: boolean): Promise<{ weights: Buffer; ledger: Ledger; restarted: boolean }> {
+/**
+ * Run the 2-worker job in its own coordinator process; `interrupt` may stop
+ * it once with that signal (after iteration 30) and restart it with --resume.
+ */
+async function coordinatorRun(interrupt: 'SIGKILL' | 'SIGTERM' | null): Promise<{ weights: Buffer; ledger: Ledger; restarted: boolean; stopped: { code: number | null; stderr: string } | null; dir: string }> {
   const dir = tempDir();
   const port = await freePort();
   const file = writeJob(dir, port);
   let coordinator = spawnCoordinator(file, false);
   const workers = ['w0', 'w1'].map((id) => spawnWorker(port, id, 'off', ['--reconnect-for', '60']));
-  let restarted = false;
+  let restarted = false, log = '';
+  let stopped: { code: number | null; stderr: string } | null = null;
   if (interrupt) {
     await new Promise<void>((resolve) => {
-      let log = '';
       coordinator.stderr!.on('data', (d) => {
         log += d;
         if (/progress iteration=(3\d|4\d)/.test(log) && !restarted) { restarted = true; resolve(); }
       });
     });
-    coordinator.kill('SIGKILL');
-    await exitOf(coordinator);
+    coordinator.kill(interrupt);
+    stopped = { code: await exitOf(coordinator), stderr: log };
     coordinator = spawnCoordinator(file, true);
   }
   assert.equal(await exitOf(coordinator), 0, 'the coordinator finished the job');
   for (const w of workers) assert.equal(await exitOf(w), 0, 'each worker was told the job finished');
   const run = join(dir, 'run');
   const ledger = new Ledger(TRAIN_EXAMPLES, JSON.parse(readFileSync(join(run, 'ckpt-00000060', 'ledger.json'), 'utf8')));
-  return { weights: readFileSync(join(run, 'model', 'weights.bin')), ledger, restarted };
+  return { weights: readFileSync(join(run, 'model', 'weights.bin')), ledger, restarted, stopped, dir: run };
 }
 
 test('faults – the coordinator SIGKILLed mid-run and restarted resumes from its checkpoint; workers rejoin; the final parameters equal an uninterrupted run\'s', { skip, timeout: 180_000 }, async () => {
-  const calm = await coordinatorRun(false);
-  const hurt = await coordinatorRun(true);
+  const calm = await coordinatorRun(null);
+  const hurt = await coordinatorRun('SIGKILL');
   assert.ok(hurt.restarted, 'killed after the checkpoint at 20, between iterations 30 and 49');
   assert.ok(calm.weights.equals(hurt.weights), 'bit-identical final weights');
   assert.equal(hurt.ledger.report(0).complete, true, 'epoch 0 exactly once, though steps after the checkpoint ran twice');
   assert.deepEqual(hurt.ledger.report(0).entries.map((e) => e.step), calm.ledger.report(0).entries.map((e) => e.step));
+});
+
+test('faults – the coordinator SIGTERMed mid-run checkpoints after the step under way and exits 143, not telling workers the job finished; restarted with --resume it goes on from that step, bit-identical', { skip, timeout: 180_000 }, async () => {
+  const calm = await coordinatorRun(null);
+  const stopped = await coordinatorRun('SIGTERM');
+  assert.equal(stopped.stopped?.code, 143);
+  const at = Number(/JobStopped: stopped by SIGTERM after iteration (\d+) of 60, with a checkpoint there: run it again with --resume to continue/.exec(stopped.stopped!.stderr)?.[1]);
+  assert.ok(at >= 30 && at < 60, `stopped at ${at}: ${stopped.stopped!.stderr.slice(-300)}`);
+  assert.ok(existsSync(join(stopped.dir, `ckpt-${String(at).padStart(8, '0')}`)), 'its checkpoint is where it stopped, not at the last periodic one (20 or 40)');
+  assert.ok(calm.weights.equals(stopped.weights), 'bit-identical final weights');
+  assert.equal(stopped.ledger.report(0).complete, true);
+});
+
+test('faults – a worker SIGTERMed mid-job finishes its slice, says Leave and exits 0: a worker.left, not a loss; the job finishes, every epoch once', { skip, timeout: 180_000 }, async () => {
+  const cfg = fashionJob({ iterations: 40, evalEvery: 40, checkpointEvery: 40 });
+  const events = new EventBus();
+  const seen: TrainingEvent[] = [];
+  let procs: ChildProcess[] = [];
+  let cluster: Cluster | null = null;
+  const epochs = epochChecker(() => cluster);
+  events.subscribe((e) => {
+    epochs.onEvent(e);
+    if (e.type === 'worker.left' || e.type === 'worker.lost') seen.push(e);
+    if (e.type === 'progress' && e.iteration === 10) procs[1].kill('SIGTERM');
+  });
+  let stderr = '';
+  const result = await runJob(cfg, 2, (c, _port, p) => { cluster = c; procs = p; p[1].stderr!.on('data', (d) => { stderr += d; }); }, { events });
+  assert.equal(procs[1].exitCode, 0, stderr.slice(-500));
+  assert.match(stderr, /info worker: leaving worker="w1" reason="SIGTERM"/);
+  assert.match(stderr, /info worker: left worker="w1"/);
+  const w1 = seen.filter((e) => 'worker' in e && e.worker === 'w1');
+  assert.deepEqual(w1.map((e) => [e.type, 'reason' in e ? e.reason : '']), [['worker.left', 'left: SIGTERM']], 'a leave, and only that');
+  assert.match(await result.cluster.metrics.text(), /tunefleet_worker_losses_total\{[^}]*\} 0/);
+  assert.equal(result.curve[result.curve.length - 1].iteration, 40);
+  assert.ok(epochs.complete.length > 0 && epochs.complete.every(Boolean), `epochs complete: ${epochs.complete}`);
 });
 
 test('faults – chaos: workers SIGKILLed at random steps while new ones join; every epoch exactly once; accuracy within 1 point of an undisturbed run', { skip, timeout: 180_000 }, async (t) => {

@@ -11,6 +11,7 @@ import { connect, JSONCodec } from 'nats';
 import { initBackend } from '../core/backend/backends';
 import { parseJob } from '../core/job/config';
 import { EVENT_TYPES, TrainingEvent } from '../core/observe/events';
+import { NatsPublisher } from '../core/observe/nats';
 import { CLI, freePort, runJob, spawnShard } from './cluster-helpers';
 import { tempDir, writeIdxSet } from './fixtures';
 import { missing } from './needs';
@@ -129,6 +130,28 @@ test('observability – nats-server killed in the middle of a run: the run compl
   assert.equal(result.curve[result.curve.length - 1].iteration, 30);
   const dropped = Number(/^tunefleet_events_dropped_total\{[^}]*\} (\d+)/m.exec(metricsText)?.[1]);
   assert.ok(dropped > 0, `dropped ${dropped}`);
+});
+
+test('observability – `tunefleet watch` against a NATS that is not up yet says so in a line and keeps trying; once it is up, the events come', { skip: missing('nats-server') }, async () => {
+  const port = await freePort();
+  const url = `nats://127.0.0.1:${port}`;
+  const watch = spawn(process.execPath, [CLI, 'watch', '--nats', url], { stdio: ['ignore', 'pipe', 'pipe'] });
+  servers.push(watch);
+  let out = '', err = '';
+  watch.stdout!.on('data', (d) => { out += d; });
+  watch.stderr!.on('data', (d) => { err += d; });
+  for (let i = 0; i < 100 && !/cannot reach NATS/.test(err); i++) await sleep(50);
+  assert.match(err, new RegExp(`^cannot reach NATS at nats://127\\.0\\.0\\.1:${port} \\(CONNECTION_REFUSED\\); trying again in \\d+ s$`, 'm'));
+  assert.equal(watch.exitCode, null, 'still running');
+  servers.push(spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' }));
+  const publisher = new NatsPublisher(url, () => {});
+  for (let i = 0; i < 200 && !/worker w9 joined/.test(out); i++) {
+    publisher.publish({ type: 'worker.joined', job: 'late', time: new Date().toISOString(), worker: 'w9', backend: 'wasm', live: 1 });
+    await sleep(100);
+  }
+  await publisher.close();
+  watch.kill('SIGTERM');
+  assert.match(out, /late: worker w9 joined \(wasm\); 1 live/);
 });
 
 function promtool(text: string): string {

@@ -123,7 +123,7 @@ test('security – mutual TLS: a client certificate from another CA is refused; 
   const [rogue, plain, good] = await Promise.all(outcomes);
   assert.equal(rogue.code, 1, rogue.stderr);
   assert.equal(plain.code, 1, plain.stderr);
-  assert.match(rogue.stderr, /JobFailed: lost the coordinator/);
+  assert.match(rogue.stderr, /JobFailed: could not join the coordinator at localhost:\d+ \(is it running/);
   assert.equal(good.code, 0, good.stderr);
   assert.equal(result.curve[0].iteration, 4);
 });
@@ -210,7 +210,7 @@ test('security – shards over mutual TLS: a sharded job ends bit-identical to t
     assert.match(got.error, /certificate required|alert/i, got.error);
     const r = await rogue;
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /JobFailed: lost the coordinator/);
+    assert.match(r.stderr, /JobFailed: could not join the coordinator/);
     assert.doesNotMatch(r.stderr, /already has its/, 'refused at the handshake, not for want of a free slot');
   });
   assert.equal(secure.curve[secure.curve.length - 1].iteration, 4);

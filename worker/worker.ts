@@ -211,7 +211,15 @@ export interface WorkerOptions {
 export async function runWorker(address: string, opts: WorkerOptions = {}): Promise<void> {
   const backend = await initBackend(opts.backend);
   const metrics = new Metrics('', 'worker');
-  const state: SessionState = { id: opts.id ?? '', job: null, link: null, shards: null };
+  const state: SessionState = { id: opts.id ?? '', job: null, link: null, shards: null, leaving: false, leave: null };
+  // SIGTERM (a scale-down, a drained node): finish the slice under way, say Leave, exit 0. A second one does not wait.
+  const onTerm = () => {
+    if (state.leaving) process.exit(143);
+    state.leaving = true;
+    log.info('leaving', { worker: state.id, reason: 'SIGTERM', after: 'the slice under way' });
+    state.leave?.();
+  };
+  process.on('SIGTERM', onTerm);
   const http = opts.metricsPort === null || opts.metricsPort === undefined ? null : await startHttpServer(metrics, opts.metricsHost ?? '0.0.0.0', opts.metricsPort, { ready: () => state.job !== null });
   const client = new CoordinatorClient(address, clientCredentials(opts.tls ?? {}), {
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
@@ -233,6 +241,7 @@ export async function runWorker(address: string, opts: WorkerOptions = {}): Prom
       }
     });
   } finally {
+    process.off('SIGTERM', onTerm);
     client.close();
     http?.close();
   }
@@ -241,6 +250,10 @@ export async function runWorker(address: string, opts: WorkerOptions = {}): Prom
 interface SessionState extends Links {
   id: string; // '' until the coordinator assigns one; reused when joining again
   job: WorkerJob | null;
+  /** SIGTERM came: leave once the slice under way is done. */
+  leaving: boolean;
+  /** Say Leave now, if no slice is under way (set while a session runs). */
+  leave: (() => void) | null;
 }
 
 function closeLinks(state: SessionState): void {
@@ -283,8 +296,27 @@ async function runSession(call: Call, state: SessionState, { address, backend, m
   ended.catch(() => {}); // surfaced by whichever await loses the race, or by the read loop
   // Bounded by the job's cluster.stallSeconds once a Welcome said it (the Join by the default).
   const send = (m: WorkerMessage) => Promise.race([writeWithBackpressure(call, m, state.job?.cfg.cluster.stallSeconds), ended]);
+  let busy = false, said = false;
+  const leave = () => {
+    if (said) return;
+    said = true;
+    void send({ kind: { $case: 'leave', value: { reason: 'SIGTERM' } } }).then(() => call.end(), () => {});
+  };
+  state.leave = () => { if (!busy) leave(); };
+  if (state.leaving) return; // SIGTERM between sessions: nothing to leave
   await send({ kind: { $case: 'join', value: { workerId: state.id, backend, device: `${hostname()}/${backend}`, capacity: 1 } } });
   for await (const msg of call as AsyncIterable<CoordinatorMessage>) {
+    if (said) continue; // after Leave nothing more is done: the coordinator hands what it sent since to others, then ends the stream
+    busy = true;
+    if (await handle(msg)) return; // Finish: the job is over
+    busy = false;
+    if (state.leaving) leave(); // the coordinator ends the stream when it has taken the Leave
+  }
+  if (state.leaving) return log.info('left', { worker: state.id, coordinator: address });
+  throw new ConnectionLost(`coordinator ${address} closed the session without finishing the job`);
+
+  /** One message from the coordinator; true when it says the job is finished. */
+  async function handle(msg: CoordinatorMessage): Promise<boolean> {
     const kind = msg.kind;
     if (kind?.$case === 'welcome') {
       const w = kind.value;
@@ -297,13 +329,13 @@ async function runSession(call: Call, state: SessionState, { address, backend, m
       joined();
       metrics.setJob(kind.value.job);
       log.info('joined', { worker: kind.value.workerId, job: kind.value.job, coordinator: address, backend });
-      continue;
+      return false;
     }
     if (kind?.$case === 'finish') {
       log.info('finished', { reason: kind.value.reason });
       closeLinks(state);
       call.end();
-      return;
+      return true;
     }
     const job = state.job;
     if (!job) throw new JobFailed(`coordinator sent ${kind?.$case} before Welcome`);
@@ -315,6 +347,6 @@ async function runSession(call: Call, state: SessionState, { address, backend, m
       case 'step': await namingShard(Promise.race([job.step(kind.value, send, metrics, state), ended]), send); break;
       case 'eval': await send(await namingShard(Promise.race([job.eval(kind.value, state), ended]), send)); break;
     }
+    return false;
   }
-  throw new ConnectionLost(`coordinator ${address} closed the session without finishing the job`);
 }

@@ -41,6 +41,10 @@ export function reason(err: unknown): string {
  * backend actually in use. Auto logs why each faster backend was skipped.
  */
 export async function initBackend(wanted: BackendName = (process.env.TUNEFLEET_BACKEND as BackendName) || 'auto'): Promise<(typeof BACKENDS)[number]> {
+  // tfjs's console banners ("Hi, looks like you are running TensorFlow.js in
+  // Node.js…") are for people trying it out; which backend runs and why is
+  // our own log line. PROD silences only tfjs's warn/log calls.
+  tf.env().set('PROD', true);
   if (wanted !== 'auto') {
     if (!BACKENDS.includes(wanted)) {
       throw new BackendUnavailable(`unknown backend '${wanted}'; choose one of auto, ${BACKENDS.join(', ')}`);

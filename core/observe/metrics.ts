@@ -47,7 +47,7 @@ export class Metrics {
       skipped: counter('tunefleet_steps_skipped_total', 'Steps not applied because their gradient norm was a spike (train.spikeGuard).'),
       workersLive: gauge('tunefleet_workers_live', 'Workers with an open session.'),
       joins: counter('tunefleet_worker_joins_total', 'Workers that joined.'),
-      leaves: counter('tunefleet_worker_leaves_total', 'Workers that left when the job finished.'),
+      leaves: counter('tunefleet_worker_leaves_total', 'Workers that left on purpose: told to stop (SIGTERM, Leave) or when the job finished.'),
       losses: counter('tunefleet_worker_losses_total', 'Workers lost mid-job (stream ended, crashed, rejected).'),
       sent: counter('tunefleet_sent_bytes_total', 'Bytes sent, by kind and plane (tcp: the data plane; grpc: the gRPC stream).', ['kind', 'plane']),
       received: counter('tunefleet_received_bytes_total', 'Bytes received, by kind and plane (tcp: the data plane; grpc: the gRPC stream).', ['kind', 'plane']),

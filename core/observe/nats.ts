@@ -10,8 +10,11 @@ import { connect, JSONCodec, NatsConnection } from 'nats';
 import { TrainingEvent } from './events';
 import { logger } from './log';
 import { redactUrl } from '../util/redact';
+import { backoffSeconds } from '../wire/reconnect';
 
 const log = logger('nats');
+const CONNECTION_CHANGES = new Set(['disconnect', 'reconnect', 'staleConnection', 'error']);
+const WATCH_BACKOFF = { baseSeconds: 1, maxSeconds: 15 };
 const codec = JSONCodec<TrainingEvent>();
 
 export function subjectFor(job: string, type: string): string {
@@ -40,7 +43,9 @@ export class NatsPublisher {
     for await (const s of this.nc.status()) {
       if (s.type === 'disconnect' || s.type === 'staleConnection') this.connected = false;
       if (s.type === 'reconnect') this.connected = true;
-      log.info('status', { status: s.type });
+      // Pings and their timers are routine: only a change of connection is worth a line at info.
+      if (CONNECTION_CHANGES.has(String(s.type))) log.info('status', { status: s.type });
+      else log.debug('status', { status: s.type });
     }
   }
 
@@ -63,8 +68,26 @@ export class NatsPublisher {
 }
 
 /** `tunefleet watch`: every event of one job (or all jobs), as it happens. */
-export async function watchEvents(url: string, job: string | undefined, onEvent: (e: TrainingEvent) => void): Promise<void> {
-  const nc = await connect({ servers: url, name: 'tunefleet-watch', maxReconnectAttempts: -1 });
+/**
+ * Deliver every event of `job` (all jobs when absent) to `onEvent`, forever.
+ * A NATS server that cannot be reached, at the start or later, is tried
+ * again with backoff; `onTrouble` hears each one-line reason.
+ */
+export async function watchEvents(url: string, job: string | undefined, onEvent: (e: TrainingEvent) => void, onTrouble: (line: string) => void = () => {}): Promise<void> {
+  let nc: NatsConnection;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      nc = await connect({ servers: url, name: 'tunefleet-watch', maxReconnectAttempts: -1, reconnectTimeWait: 1000 });
+      break;
+    } catch (err) {
+      const delay = backoffSeconds(WATCH_BACKOFF, attempt);
+      onTrouble(`cannot reach NATS at ${redactUrl(url)} (${(err as { code?: string }).code ?? (err as Error).message}); trying again in ${delay.toFixed(0)} s`);
+      await new Promise((r) => setTimeout(r, delay * 1000));
+    }
+  }
+  void (async () => {
+    for await (const s of nc.status()) if (s.type === 'disconnect' || s.type === 'reconnect') onTrouble(s.type === 'disconnect' ? `lost NATS at ${redactUrl(url)}; reconnecting` : 'reconnected to NATS');
+  })();
   const sub = nc.subscribe(`tunefleet.${job ?? '*'}.events.>`);
   for await (const m of sub) {
     try {

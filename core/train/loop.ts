@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BatchScaler } from './batch-policy';
-import { ShardLost } from '../errors';
+import { JobStopped, ShardLost } from '../errors';
 import { saveCheckpoint } from '../model/checkpoint';
 import { EvalResult } from './gradients';
 import { JobSetup } from '../job/setup';
@@ -67,18 +67,19 @@ export interface TrainResult {
   model: tf.LayersModel;
 }
 
-export async function runTraining(job: JobSetup, compute: Compute): Promise<TrainResult> {
+/** `stopRequested`: checked after every step; when true, a checkpoint is written there and the run ends with JobStopped. */
+export async function runTraining(job: JobSetup, compute: Compute, stopRequested: () => boolean = () => false): Promise<TrainResult> {
   const { events } = job;
   try {
-    return await loop(job, compute);
+    return await loop(job, compute, stopRequested);
   } catch (err) {
-    // A lost shard is not the end: the coordinator goes back to the last checkpoint (job.rewound).
-    if (!(err instanceof ShardLost)) events.emit({ type: 'job.failed', error: err instanceof Error ? err.message : String(err) });
+    // A lost shard is not the end: the coordinator goes back to the last checkpoint (job.rewound); a stop is not a failure.
+    if (!(err instanceof ShardLost || err instanceof JobStopped)) events.emit({ type: 'job.failed', error: err instanceof Error ? err.message : String(err) });
     throw err;
   }
 }
 
-async function loop(job: JobSetup, compute: Compute): Promise<TrainResult> {
+async function loop(job: JobSetup, compute: Compute, stopRequested: () => boolean): Promise<TrainResult> {
   const { cfg, sgd, sampler, params, model, outDir, events, metrics } = job;
   const t = cfg.train;
   const schedule = { ...cfg.optimizer, totalIterations: t.iterations };
@@ -135,7 +136,8 @@ async function loop(job: JobSetup, compute: Compute): Promise<TrainResult> {
       }
     }
     if (done % t.logEvery === 0) { lossSum = 0; lossCount = 0; windowExamples = 0; windowStart = Date.now(); }
-    if (done % t.checkpointEvery === 0 || done === t.iterations) {
+    const stopping = done < t.iterations && stopRequested();
+    if (done % t.checkpointEvery === 0 || done === t.iterations || stopping) {
       const t0 = Date.now();
       await compute.remoteUpdate?.gather(params, sgd.velocity);
       writeParams(model, params);
@@ -143,6 +145,7 @@ async function loop(job: JobSetup, compute: Compute): Promise<TrainResult> {
       log.info('checkpoint', { iteration: done, dir });
       events.emit({ type: 'checkpoint.written', iteration: done, dir, bytes: folderBytes(dir), seconds: (Date.now() - t0) / 1000 });
     }
+    if (stopping) throw new JobStopped(`stopped by SIGTERM after iteration ${done} of ${t.iterations}, with a checkpoint there: run it again with --resume to continue`);
   }
   writeParams(model, params); // with shards: gathered for the checkpoint the last iteration always writes
   await saveModel(model, join(outDir, 'model'));

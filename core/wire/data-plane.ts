@@ -16,7 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import { AddressInfo, createServer, Server, Socket } from 'node:net';
 import * as tls from 'node:tls';
-import { ConnectionLost, DeadlineExceeded, WireInvalid } from '../errors';
+import { ConfigInvalid, ConnectionLost, DeadlineExceeded, WireInvalid } from '../errors';
 import { logger, logRefusal } from '../observe/log';
 import { Metrics } from '../observe/metrics';
 import { FrameWriter, readFrames } from './data-socket';
@@ -186,6 +186,14 @@ export interface DataPlaneOptions extends ServerTls {
   port: number;
   /** A connection must send its HELLO within this long (cluster.joinTimeoutSeconds). */
   helloSeconds: number;
+  /** Where the user sets `port`, for the error when it cannot be bound (absent: cluster.dataPort). */
+  portSetting?: string;
+}
+
+/** A port that cannot be bound, as one line naming the setting that chose it. */
+export function portProblem(err: NodeJS.ErrnoException, host: string, port: number, setting: string): Error {
+  const why = err.code === 'EADDRINUSE' ? 'is in use: stop what holds it, or' : err.code === 'EACCES' ? 'needs privileges this process lacks:' : `cannot be bound (${err.code ?? err.message}):`;
+  return new ConfigInvalid(`${host}:${port} ${why} choose another port with ${setting}`, { cause: err });
 }
 
 /** Listen for data connections; resolves with the bound port. */
@@ -196,8 +204,8 @@ export async function startDataPlane(host: DataPlaneHost, opts: DataPlaneOptions
     ? tls.createServer(secure, accept)
     : createServer({ pauseOnConnect: true }, accept); // paused, so readFrames can take the connection over
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port, opts.host, () => { server.off('error', reject); resolve(); });
+    server.once('error', (err) => reject(portProblem(err as NodeJS.ErrnoException, opts.host, opts.port, opts.portSetting ?? 'cluster.dataPort (default: cluster.port + 1)')));
+    server.listen(opts.port, opts.host, () => { server.removeAllListeners('error'); resolve(); });
   });
   server.on('error', (err) => log.warn('data plane server error', { error: err.message })); // e.g. out of file descriptors: sessions fail, the job goes on
   const port = (server.address() as AddressInfo).port;

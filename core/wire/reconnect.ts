@@ -38,22 +38,24 @@ const BACKOFF: BackoffPolicy = { baseSeconds: 0.5, maxSeconds: 10 };
  * itself when it throws.
  */
 export async function keepJoining(address: string, giveUpSeconds: number, log: Logger, session: (joined: () => void) => Promise<void>): Promise<void> {
-  let attempt = 0, lostAt = Date.now();
+  let attempt = 0, lostAt = Date.now(), everJoined = false;
   for (;;) {
     let joined = false;
     try {
-      return await session(() => { joined = true; });
+      return await session(() => { joined = everJoined = true; });
     } catch (err) {
       if (joined) { attempt = 0; lostAt = Date.now(); }
-      if (!isRetryable(err) || Date.now() - lostAt >= giveUpSeconds * 1000) throw asJobFailed(err, address);
+      if (!isRetryable(err) || Date.now() - lostAt >= giveUpSeconds * 1000) throw asJobFailed(err, address, everJoined, giveUpSeconds);
       const delay = backoffSeconds(BACKOFF, attempt++);
-      log.warn('lost the coordinator; joining again', { coordinator: address, inSeconds: +delay.toFixed(2), error: (err as Error).message });
+      const what = everJoined ? 'lost the coordinator; joining again' : 'cannot reach the coordinator yet; trying again';
+      log.warn(what, { coordinator: address, inSeconds: +delay.toFixed(2), error: (err as Error).message });
       await new Promise((r) => setTimeout(r, delay * 1000));
     }
   }
 }
 
-function asJobFailed(err: unknown, address: string): JobFailed {
+function asJobFailed(err: unknown, address: string, everJoined: boolean, giveUpSeconds: number): JobFailed {
   if (err instanceof JobFailed) return err;
-  return new JobFailed(`lost the coordinator at ${address}: ${(err as Error).message}`, { cause: err });
+  const what = everJoined ? `lost the coordinator at ${address}` : `could not join the coordinator at ${address} (is it running, and is HOST:PORT right?)`;
+  return new JobFailed(`${what}: ${(err as Error).message}${isRetryable(err) ? ` (gave up after ${giveUpSeconds} s: --reconnect-for)` : ''}`, { cause: err });
 }

@@ -298,7 +298,17 @@ export interface WorkerMessage {
     | { $case: "stepDone"; value: StepDone }
     | { $case: "evalDone"; value: EvalDone }
     | { $case: "shardTrouble"; value: ShardTrouble }
+    | { $case: "leave"; value: Leave }
     | undefined;
+}
+
+/**
+ * The worker is leaving on purpose (SIGTERM: a scale-down, a drained node),
+ * after finishing the slice it was computing: a leave, not a loss. The
+ * coordinator ends the stream; the worker exits 0.
+ */
+export interface Leave {
+  reason: string;
 }
 
 /**
@@ -2583,6 +2593,9 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
       case "shardTrouble":
         ShardTrouble.encode(message.kind.value, writer.uint32(42).fork()).join();
         break;
+      case "leave":
+        Leave.encode(message.kind.value, writer.uint32(50).fork()).join();
+        break;
     }
     return writer;
   },
@@ -2640,6 +2653,14 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
             message.kind = { $case: "shardTrouble", value: ShardTrouble.decode(reader, reader.uint32()) };
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.kind = { $case: "leave", value: Leave.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2670,6 +2691,8 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
         ? { $case: "shardTrouble", value: ShardTrouble.fromJSON(object.shardTrouble) }
         : isSet(object.shard_trouble)
         ? { $case: "shardTrouble", value: ShardTrouble.fromJSON(object.shard_trouble) }
+        : isSet(object.leave)
+        ? { $case: "leave", value: Leave.fromJSON(object.leave) }
         : undefined,
     };
   },
@@ -2686,6 +2709,8 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
       obj.evalDone = EvalDone.toJSON(message.kind.value);
     } else if (message.kind?.$case === "shardTrouble") {
       obj.shardTrouble = ShardTrouble.toJSON(message.kind.value);
+    } else if (message.kind?.$case === "leave") {
+      obj.leave = Leave.toJSON(message.kind.value);
     }
     return obj;
   },
@@ -2726,7 +2751,80 @@ export const WorkerMessage: MessageFns<WorkerMessage> = {
         }
         break;
       }
+      case "leave": {
+        if (object.kind?.value !== undefined && object.kind?.value !== null) {
+          message.kind = { $case: "leave", value: Leave.fromPartial(object.kind.value) };
+        }
+        break;
+      }
     }
+    return message;
+  },
+};
+
+function createBaseLeave(): Leave {
+  return { reason: "" };
+}
+
+export const Leave: MessageFns<Leave> = {
+  encode(message: Leave, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.reason !== "") {
+      writer.uint32(10).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Leave {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeave();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Leave {
+    return { reason: isSet(object.reason) ? globalThis.String(object.reason) : "" };
+  },
+
+  toJSON(message: Leave): unknown {
+    const obj: any = {};
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Leave>, I>>(base?: I): Leave {
+    return Leave.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Leave>, I>>(object: I): Leave {
+    const message = createBaseLeave();
+    message.reason = object.reason ?? "";
     return message;
   },
 };
