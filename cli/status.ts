@@ -34,5 +34,7 @@ export function statusText(s: JobStatus): string {
     w.medianSecondsPerExample ? `${(1000 * w.medianSecondsPerExample).toFixed(2)} ms` : '—', `${w.secondsSinceSeen.toFixed(1)} s ago`,
   ]);
   const table = rows.length ? markdownTable(['worker', 'backend', 'device', 'slices', 'per example', 'last seen'], rows) : 'no live workers';
-  return `job ${s.job}: ${parts.join(', ')}\n\n${table}\n`;
+  const shards = s.shards.map((h) => [h.slot, h.live ? h.address : '(free: waiting for a shard)', `${(Number(h.parameterBytes) / 2 ** 20).toFixed(1)} MiB`, h.live ? `${h.secondsSinceHeard.toFixed(1)} s ago` : '—']);
+  const shardTable = shards.length ? `\n${markdownTable(['shard', 'address', 'parameters', 'last heard'], shards)}\n` : '';
+  return `job ${s.job}: ${parts.join(', ')}\n\n${table}\n${shardTable}`;
 }

@@ -47,7 +47,7 @@ function checkJoin(msg: Join): void {
 }
 
 /** What the fleet needs of a job (a JobSetup has it all; unit tests build one by hand). */
-export type FleetJob = Pick<JobSetup, 'cfg' | 'data' | 'specs' | 'trainable' | 'multipliers' | 'params' | 'sgd' | 'ledger' | 'events' | 'metrics'> & {
+export type FleetJob = Pick<JobSetup, 'cfg' | 'data' | 'specs' | 'trainable' | 'multipliers' | 'params' | 'sgd' | 'startIteration' | 'ledger' | 'events' | 'metrics'> & {
   model: Pick<tf.LayersModel, 'toJSON'>;
 };
 
@@ -89,7 +89,7 @@ export class Cluster implements Compute, Fleet, ShardHost {
     const trainable = (this.trainable = job.specs.filter((s) => job.trainable.includes(s.name)));
     this.localData = opts.localData;
     this.ledger = new Ledger(job.data.train.labels.length, job.ledger);
-    this.status = new StatusBoard(job.cfg.name, clock);
+    this.status = new StatusBoard(job.cfg.name, clock, { iterations: job.cfg.train.iterations, startIteration: job.startIteration }, () => this.shards?.status() ?? []);
     job.events.subscribe(this.status.onEvent);
     this.sync = new WorkerSync(job.params, { all: job.specs, trainable }, opts.localData ? null : job.data, job.metrics);
     const shards = (this.shards = job.cfg.cluster.shards > 0 ? new ShardSet(job, this, job.events, () => this.version) : null);
@@ -326,6 +326,7 @@ export class Cluster implements Compute, Fleet, ShardHost {
   // ---- Compute: what the training loop needs ---------------------------------
 
   gradients(step: number, indices: Uint32Array, epochs: Uint32Array) {
+    this.status.stepping(step);
     return this.steps.run(step, this.version, indices, epochs);
   }
 

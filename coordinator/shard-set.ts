@@ -31,7 +31,7 @@ import { product } from '../core/util/numbers';
 import { redactJob } from '../core/util/redact';
 import { chunksOf, TensorAssembler } from '../core/wire/tensors';
 import { TICKET_BYTES } from '../core/wire/frames';
-import { ShardCommand, ShardEndpoint, ShardJoin, ShardMessage } from '../proto/gen/tunefleet/v1/tunefleet';
+import { ShardCommand, ShardEndpoint, ShardJoin, ShardMessage, ShardStatus } from '../proto/gen/tunefleet/v1/tunefleet';
 import { JobSetup } from '../core/job/setup';
 import { partitionBytesOf } from '../core/job/config';
 import { Clock, systemClock } from './clock';
@@ -77,6 +77,8 @@ export class ShardPeer {
 
   /** Pings waiting for their Pong, by sequence number. */
   readonly pings = new Map<number, Waiter<void>>();
+  /** When its last message came (clock ms). */
+  lastHeard = 0;
   /** Workers whose connection to this shard stalled (ShardTrouble), with when they said so and how. */
   readonly troubles = new Map<string, { at: number; details: string }>();
   lastPing = 0;
@@ -143,6 +145,16 @@ export class ShardSet {
     const trainable = new Set(job.trainable);
     this.gradientSlots = this.layout.flatMap((pieces, slot) => (pieces.some((p) => trainable.has(job.specs[p.variable].name)) ? [slot] : []));
     this.resetFolded();
+  }
+
+  /** Every slot as `tunefleet status` shows it. */
+  status(): ShardStatus[] {
+    return this.slots.map((peer, slot) => ({
+      slot, live: peer !== null,
+      address: peer ? `${peer.endpoint.host}:${peer.endpoint.port}` : '',
+      parameterBytes: 4 * this.layout[slot].reduce((a, p) => a + p.count, 0),
+      secondsSinceHeard: peer ? (this.clock.now() - peer.lastHeard) / 1000 : 0,
+    }));
   }
 
   /** How many shards the job has (cluster.shards): a StepDone's shard_squares has one sum per slot. */
@@ -339,6 +351,7 @@ export class ShardSet {
 
   /** A message on shard `peer`'s stream. */
   onMessage(peer: ShardPeer, msg: ShardMessage): void {
+    peer.lastHeard = this.clock.now();
     const kind = msg.kind;
     switch (kind?.$case) {
       case 'expecting': peer.expecting.get(kind.value.workerId)?.resolve(); peer.expecting.delete(kind.value.workerId); return;

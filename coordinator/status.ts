@@ -6,7 +6,7 @@
 // facts as the metrics, without needing Prometheus.
 import { TrainingEvent } from '../core/observe/events';
 import { median } from '../core/util/numbers';
-import { JobStatus, WorkerStatus } from '../proto/gen/tunefleet/v1/tunefleet';
+import { JobStatus, ShardStatus, WorkerStatus } from '../proto/gen/tunefleet/v1/tunefleet';
 import { Clock } from './clock';
 
 const RECENT = 20; // slices per worker the median is over
@@ -21,10 +21,18 @@ interface WorkerRecord {
 }
 
 export class StatusBoard {
-  private readonly job = { state: 'waiting for workers', iteration: 0, iterations: 0, batchSize: 0, examplesPerSecond: 0, valAccuracy: null as number | null };
+  private readonly job;
   private readonly workers = new Map<string, WorkerRecord>();
 
-  constructor(private readonly name: string, private readonly clock: Clock) {}
+  /** `plan`: the job's length and where it starts (known before the first step); `shards`: every slot's state, with cluster.shards. */
+  constructor(private readonly name: string, private readonly clock: Clock, plan = { iterations: 0, startIteration: 0 }, private readonly shards: () => ShardStatus[] = () => []) {
+    this.job = { state: 'waiting for workers', iteration: plan.startIteration, iterations: plan.iterations, batchSize: 0, examplesPerSecond: 0, valAccuracy: null as number | null };
+  }
+
+  /** Step `iteration` (0-based) starts: that many are done. Progress events come every logEvery steps only. */
+  stepping(iteration: number): void {
+    this.job.iteration = iteration;
+  }
 
   /** Subscribe this to the job's EventBus. */
   readonly onEvent = (e: TrainingEvent): void => {
@@ -59,12 +67,17 @@ export class StatusBoard {
     w.seen = this.clock.now();
   }
 
+  /** The state as status shows it: training with no live worker is waiting for workers. */
+  private get state(): string {
+    return this.job.state === 'training' && this.workers.size === 0 ? 'waiting for workers' : this.job.state;
+  }
+
   /** Why the job cannot make progress now (/healthz answers 503 with it), or null. */
   unhealthy(): string | null {
-    const { state } = this.job;
+    const { state } = this;
     if (state === 'waiting for a shard') return 'waiting for a shard: nothing steps until every cluster.shards slot is taken again (tunefleet status, shard.lost events)';
     if (state === 'failed') return 'the job failed (see the coordinator log)';
-    if (state === 'training' && this.workers.size === 0) return 'no live worker: the job waits for one to join';
+    if (state === 'waiting for workers' && this.job.state === 'training') return 'no live worker: the job waits for one to join';
     return null;
   }
 
@@ -82,12 +95,13 @@ export class StatusBoard {
         straggler: others > 0 && perExample > STRAGGLER * others,
       };
     });
+    const state = this.state;
     return {
-      job: this.name, state: job.state, iteration: job.iteration, iterations: job.iterations,
+      job: this.name, state, iteration: job.iteration, iterations: job.iterations,
       examplesPerSecond: job.examplesPerSecond,
-      etaSeconds: job.examplesPerSecond > 0 && job.state === 'training' ? left / job.examplesPerSecond : 0,
+      etaSeconds: job.examplesPerSecond > 0 && state === 'training' ? left / job.examplesPerSecond : 0,
       evaluated: job.valAccuracy !== null, validationAccuracy: job.valAccuracy ?? 0,
-      workers,
+      workers, shards: this.shards(),
     };
   }
 }

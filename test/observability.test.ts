@@ -208,6 +208,16 @@ scrape_configs:
     const values = body.data.result.flatMap((r) => r.values).filter(([, v]) => v !== 'NaN');
     assert.ok(values.length > 0, `no data for dashboard query: ${q}`);
   }
+  // Each gauge comes only from the role that owns it: a worker or shard exporting the coordinator's as 0 drew a flat line per pod.
+  const owners = new Map<string, Set<string>>();
+  const group = `group by (__name__, role) (last_over_time({job_name="obs",__name__=~"tunefleet_.+"}[10m]))`;
+  const found = await (await fetch(`${api}/query?query=${encodeURIComponent(group)}&time=${end}`)).json() as { data: { result: { metric: { __name__: string; role: string } }[] } };
+  for (const { metric } of found.data.result) owners.set(metric.__name__, (owners.get(metric.__name__) ?? new Set()).add(metric.role));
+  const coordinatorOnly = ['tunefleet_validation_accuracy_ratio', 'tunefleet_validation_loss', 'tunefleet_train_loss', 'tunefleet_iteration', 'tunefleet_epoch',
+    'tunefleet_workers_live', 'tunefleet_shards_live', 'tunefleet_learning_rate', 'tunefleet_gradient_norm', 'tunefleet_examples_per_second', 'tunefleet_worker_losses_total'];
+  for (const name of coordinatorOnly) assert.deepEqual([...(owners.get(name) ?? [])], ['coordinator'], name);
+  assert.deepEqual([...(owners.get('tunefleet_shard_seconds_count') ?? [])], ['shard']);
+  assert.deepEqual([...(owners.get('tunefleet_received_bytes_total') ?? [])].sort(), ['coordinator', 'shard', 'worker']);
   const jobs = await (await fetch(`${api}/label/job_name/values`)).json() as { data: string[] };
   assert.ok(jobs.data.includes('obs'), 'the job selector finds the job');
 });

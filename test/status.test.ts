@@ -67,6 +67,24 @@ test('status – a lost shard turns the state to "waiting for a shard" (no ETA) 
   assert.match(board.unhealthy() ?? '', /^no live worker/);
 });
 
+test('status – the truth between log lines: the job length before its first step, the live iteration, waiting for workers when none is live, every shard slot', () => {
+  const shards = [{ slot: 0, address: '10.0.0.1:7072', live: true, parameterBytes: 4 << 20, secondsSinceHeard: 1.5 }, { slot: 1, address: '', live: false, parameterBytes: 4 << 20, secondsSinceHeard: 0 }];
+  const board = new StatusBoard('j', new FakeClock(), { iterations: 500, startIteration: 120 }, () => shards);
+  assert.deepEqual([board.report().state, board.report().iteration, board.report().iterations], ['waiting for workers', 120, 500], 'not 0/0 before the start');
+  const events = new EventBus('j');
+  events.subscribe(board.onEvent);
+  events.emit({ type: 'job.started', backend: 'wasm', iterations: 500, startIteration: 120, batchSize: 8, trainExamples: 800 });
+  board.joined('w0', 'wasm', 'h/wasm');
+  board.stepping(123);
+  assert.deepEqual([board.report().state, board.report().iteration], ['training', 123], 'every step, not every logEvery');
+  board.left('w0');
+  assert.equal(board.report().state, 'waiting for workers');
+  const text = statusText(board.report());
+  assert.match(text, /^job j: waiting for workers, iteration 123\/500/);
+  assert.match(text, /\| 0 +\| 10\.0\.0\.1:7072 +\| 4\.0 MiB +\| 1\.5 s ago +\|/);
+  assert.match(text, /\| 1 +\| \(free: waiting for a shard\) +\| 4\.0 MiB +\| — +\|/);
+});
+
 test('status – `tunefleet status` against a running job: its progress and both workers; refused without the token', async () => {
   const dir = tempDir();
   const tokenFile = join(dir, 'token');

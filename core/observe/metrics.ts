@@ -1,5 +1,8 @@
 // Prometheus metrics. The only module that imports prom-client. Each process
-// (coordinator, worker) has its own registry and serves it at /metrics.
+// (coordinator, worker, shard) has its own registry and serves it at
+// /metrics. A series is exported only by the roles that own it (OWNERS): a
+// worker has no validation accuracy to report, and exporting the
+// coordinator's gauges as 0 drew a flat line per worker on every panel.
 // Naming: one `tunefleet_` prefix, base units (seconds, bytes), `_total` for
 // counters; labels are bounded (job, phase, kind, reason, worker id, layer
 // group) — never an example index or a step number.
@@ -13,13 +16,26 @@ export const PHASES = ['compute', 'upload', 'aggregate_update', 'broadcast', 'wa
 export type Phase = (typeof PHASES)[number];
 export type TrafficKind = 'parameters' | 'gradients' | 'data';
 
+type Role = 'coordinator' | 'worker' | 'shard';
+const COORDINATOR: Role[] = ['coordinator'];
+/** Who exports what; anything not listed is the coordinator's. */
+const OWNERS: Record<string, Role[]> = {
+  tunefleet_examples_trained_total: ['coordinator', 'worker'],
+  tunefleet_sent_bytes_total: ['coordinator', 'worker', 'shard'],
+  tunefleet_received_bytes_total: ['coordinator', 'worker', 'shard'],
+  tunefleet_rejected_messages_total: ['coordinator', 'shard'],
+  tunefleet_worker_compute_seconds: ['coordinator', 'worker'],
+  tunefleet_worker_examples_per_second: ['coordinator', 'worker'],
+  tunefleet_shard_seconds: ['shard'],
+};
+
 export class Metrics {
   readonly registry = new client.Registry();
   private readonly m;
   /** The backend each live worker's tunefleet_worker_info series is labelled with. */
   private readonly backends = new Map<string, string>();
 
-  constructor(job: string, private readonly role: 'coordinator' | 'worker' | 'shard') {
+  constructor(job: string, private readonly role: Role) {
     this.registry.setDefaultLabels({ job_name: job, role });
     client.collectDefaultMetrics({ register: this.registry, prefix: 'tunefleet_process_' });
     // prom-client names three of its gauges `*_total`, which Prometheus
@@ -27,16 +43,17 @@ export class Metrics {
     for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total']) {
       this.registry.removeSingleMetric(`tunefleet_process_nodejs_${name}`);
     }
-    const r = [this.registry];
-    const counter = (name: string, help: string, labelNames: string[] = []) => new client.Counter({ name, help, labelNames, registers: r });
-    const gauge = (name: string, help: string, labelNames: string[] = []) => new client.Gauge({ name, help, labelNames, registers: r });
+    // A metric another role owns still exists (updating it costs nothing) but is in no registry.
+    const registers = (name: string) => ((OWNERS[name] ?? COORDINATOR).includes(role) ? [this.registry] : []);
+    const counter = (name: string, help: string, labelNames: string[] = []) => new client.Counter({ name, help, labelNames, registers: registers(name) });
+    const gauge = (name: string, help: string, labelNames: string[] = []) => new client.Gauge({ name, help, labelNames, registers: registers(name) });
     this.m = {
       examples: counter('tunefleet_examples_trained_total', 'Training examples whose gradients were applied (coordinator) or computed (worker).'),
       throughput: gauge('tunefleet_examples_per_second', 'Training throughput over the last logging window.'),
       iteration: gauge('tunefleet_iteration', 'Optimizer steps completed.'),
       epoch: gauge('tunefleet_epoch', 'Current epoch of the training set (0-based).'),
-      stepPhase: new client.Histogram({ name: 'tunefleet_step_phase_seconds', help: 'Time per training step spent in each phase: compute (slowest worker), upload (gradients, slowest worker), aggregate_update (averaging and SGD), broadcast (parameters and data to workers), wait_slowest (first to last worker done).', labelNames: ['phase'], buckets: STEP_BUCKETS, registers: r }),
-      step: new client.Histogram({ name: 'tunefleet_step_seconds', help: 'Wall time of one whole training step.', buckets: STEP_BUCKETS, registers: r }),
+      stepPhase: new client.Histogram({ name: 'tunefleet_step_phase_seconds', help: 'Time per training step spent in each phase: compute (slowest worker), upload (gradients, slowest worker), aggregate_update (averaging and SGD), broadcast (parameters and data to workers), wait_slowest (first to last worker done).', labelNames: ['phase'], buckets: STEP_BUCKETS, registers: registers('tunefleet_step_phase_seconds') }),
+      step: new client.Histogram({ name: 'tunefleet_step_seconds', help: 'Wall time of one whole training step.', buckets: STEP_BUCKETS, registers: registers('tunefleet_step_seconds') }),
       trainLoss: gauge('tunefleet_train_loss', 'Mean training loss over the last logging window.'),
       valAccuracy: gauge('tunefleet_validation_accuracy_ratio', 'Validation accuracy (0..1) at the last evaluation.'),
       valLoss: gauge('tunefleet_validation_loss', 'Validation loss at the last evaluation.'),
@@ -52,14 +69,14 @@ export class Metrics {
       sent: counter('tunefleet_sent_bytes_total', 'Bytes sent, by kind and plane (tcp: the data plane; grpc: the gRPC stream).', ['kind', 'plane']),
       received: counter('tunefleet_received_bytes_total', 'Bytes received, by kind and plane (tcp: the data plane; grpc: the gRPC stream).', ['kind', 'plane']),
       rejected: counter('tunefleet_rejected_messages_total', 'Messages rejected, by reason.', ['reason']),
-      ckptSeconds: new client.Histogram({ name: 'tunefleet_checkpoint_seconds', help: 'Time to write a checkpoint.', buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60], registers: r }),
+      ckptSeconds: new client.Histogram({ name: 'tunefleet_checkpoint_seconds', help: 'Time to write a checkpoint.', buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60], registers: registers('tunefleet_checkpoint_seconds') }),
       ckptBytes: gauge('tunefleet_checkpoint_bytes', 'Size of the last checkpoint.'),
-      workerCompute: new client.Histogram({ name: 'tunefleet_worker_compute_seconds', help: 'Per worker: gradient computation time per slice.', labelNames: ['worker'], buckets: STEP_BUCKETS, registers: r }),
+      workerCompute: new client.Histogram({ name: 'tunefleet_worker_compute_seconds', help: 'Per worker: gradient computation time per slice.', labelNames: ['worker'], buckets: STEP_BUCKETS, registers: registers('tunefleet_worker_compute_seconds') }),
       workerThroughput: gauge('tunefleet_worker_examples_per_second', 'Per worker: examples per second of gradient computation.', ['worker']),
       workerInfo: gauge('tunefleet_worker_info', 'Per worker: 1, labelled with its compute backend.', ['worker', 'backend']),
       shardsLive: gauge('tunefleet_shards_live', 'Parameter shards holding their slot (cluster.shards).'),
       rewinds: counter('tunefleet_rewinds_total', 'Times the job went back to its last checkpoint because a parameter shard was lost.'),
-      shardSeconds: new client.Histogram({ name: 'tunefleet_shard_seconds', help: 'Parameter shard: time per step folding workers\' gradients into the mean (aggregate) and applying SGD to its pieces (update).', labelNames: ['phase'], buckets: STEP_BUCKETS, registers: r }),
+      shardSeconds: new client.Histogram({ name: 'tunefleet_shard_seconds', help: 'Parameter shard: time per step folding workers\' gradients into the mean (aggregate) and applying SGD to its pieces (update).', labelNames: ['phase'], buckets: STEP_BUCKETS, registers: registers('tunefleet_shard_seconds') }),
       eventsDropped: counter('tunefleet_events_dropped_total', 'Events that could not be published to NATS.'),
     };
   }

@@ -478,6 +478,19 @@ export interface JobStatus {
   /** at the last evaluation */
   validationAccuracy: number;
   workers: WorkerStatus[];
+  /** with cluster.shards: every slot, live or not */
+  shards: ShardStatus[];
+}
+
+export interface ShardStatus {
+  slot: number;
+  /** its data port, as workers dial it; empty while the slot is free */
+  address: string;
+  live: boolean;
+  /** of the model's parameters this slot holds (its layout share) */
+  parameterBytes: number;
+  /** since its last message (a Pong at least every third of shardDeadlineSeconds) */
+  secondsSinceHeard: number;
 }
 
 export interface WorkerStatus {
@@ -4909,6 +4922,7 @@ function createBaseJobStatus(): JobStatus {
     evaluated: false,
     validationAccuracy: 0,
     workers: [],
+    shards: [],
   };
 }
 
@@ -4940,6 +4954,9 @@ export const JobStatus: MessageFns<JobStatus> = {
     }
     for (const v of message.workers) {
       WorkerStatus.encode(v!, writer.uint32(74).fork()).join();
+    }
+    for (const v of message.shards) {
+      ShardStatus.encode(v!, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -5029,6 +5046,14 @@ export const JobStatus: MessageFns<JobStatus> = {
             message.workers.push(WorkerStatus.decode(reader, reader.uint32()));
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.shards.push(ShardStatus.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5066,6 +5091,7 @@ export const JobStatus: MessageFns<JobStatus> = {
       workers: globalThis.Array.isArray(object?.workers)
         ? object.workers.map((e: any) => WorkerStatus.fromJSON(e))
         : [],
+      shards: globalThis.Array.isArray(object?.shards) ? object.shards.map((e: any) => ShardStatus.fromJSON(e)) : [],
     };
   },
 
@@ -5098,6 +5124,9 @@ export const JobStatus: MessageFns<JobStatus> = {
     if (message.workers?.length) {
       obj.workers = message.workers.map((e) => WorkerStatus.toJSON(e));
     }
+    if (message.shards?.length) {
+      obj.shards = message.shards.map((e) => ShardStatus.toJSON(e));
+    }
     return obj;
   },
 
@@ -5115,6 +5144,148 @@ export const JobStatus: MessageFns<JobStatus> = {
     message.evaluated = object.evaluated ?? false;
     message.validationAccuracy = object.validationAccuracy ?? 0;
     message.workers = object.workers?.map((e) => WorkerStatus.fromPartial(e)) || [];
+    message.shards = object.shards?.map((e) => ShardStatus.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseShardStatus(): ShardStatus {
+  return { slot: 0, address: "", live: false, parameterBytes: 0, secondsSinceHeard: 0 };
+}
+
+export const ShardStatus: MessageFns<ShardStatus> = {
+  encode(message: ShardStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.slot !== 0) {
+      writer.uint32(8).uint32(message.slot);
+    }
+    if (message.address !== "") {
+      writer.uint32(18).string(message.address);
+    }
+    if (message.live !== false) {
+      writer.uint32(24).bool(message.live);
+    }
+    if (message.parameterBytes !== 0) {
+      writer.uint32(32).uint64(message.parameterBytes);
+    }
+    if (message.secondsSinceHeard !== 0) {
+      writer.uint32(41).double(message.secondsSinceHeard);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShardStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShardStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.slot = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.address = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.live = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.parameterBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.secondsSinceHeard = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ShardStatus {
+    return {
+      slot: isSet(object.slot) ? globalThis.Number(object.slot) : 0,
+      address: isSet(object.address) ? globalThis.String(object.address) : "",
+      live: isSet(object.live) ? globalThis.Boolean(object.live) : false,
+      parameterBytes: isSet(object.parameterBytes)
+        ? globalThis.Number(object.parameterBytes)
+        : isSet(object.parameter_bytes)
+        ? globalThis.Number(object.parameter_bytes)
+        : 0,
+      secondsSinceHeard: isSet(object.secondsSinceHeard)
+        ? globalThis.Number(object.secondsSinceHeard)
+        : isSet(object.seconds_since_heard)
+        ? globalThis.Number(object.seconds_since_heard)
+        : 0,
+    };
+  },
+
+  toJSON(message: ShardStatus): unknown {
+    const obj: any = {};
+    if (message.slot !== 0) {
+      obj.slot = Math.round(message.slot);
+    }
+    if (message.address !== "") {
+      obj.address = message.address;
+    }
+    if (message.live !== false) {
+      obj.live = message.live;
+    }
+    if (message.parameterBytes !== 0) {
+      obj.parameterBytes = Math.round(message.parameterBytes);
+    }
+    if (message.secondsSinceHeard !== 0) {
+      obj.secondsSinceHeard = floatToJson(message.secondsSinceHeard);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ShardStatus>, I>>(base?: I): ShardStatus {
+    return ShardStatus.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ShardStatus>, I>>(object: I): ShardStatus {
+    const message = createBaseShardStatus();
+    message.slot = object.slot ?? 0;
+    message.address = object.address ?? "";
+    message.live = object.live ?? false;
+    message.parameterBytes = object.parameterBytes ?? 0;
+    message.secondsSinceHeard = object.secondsSinceHeard ?? 0;
     return message;
   },
 };
