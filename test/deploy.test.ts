@@ -25,7 +25,7 @@ function render(overlay: string): Obj[] {
 
 const byKind = (objs: Obj[], kind: string) => objs.filter((o) => o.kind === kind);
 const named = (objs: Obj[], kind: string, name: string) => objs.find((o) => o.kind === kind && o.metadata.name === name)!;
-const workloads = (objs: Obj[]) => objs.filter((o) => ['Deployment', 'StatefulSet'].includes(o.kind));
+const workloads = (objs: Obj[]) => objs.filter((o) => ['Deployment', 'StatefulSet', 'Job'].includes(o.kind));
 const containers = (w: Obj): Obj[] => w.spec.template.spec.containers;
 
 async function validate(o: Obj): Promise<void> {
@@ -40,10 +40,10 @@ for (const overlay of OVERLAYS) {
   test(`deploy – overlay ${overlay} renders and every object validates against its schema`, async () => {
     const objs = render(overlay);
     // No Secret: applying the manifests must never overwrite the token or certificates the user created.
-    assert.deepEqual([...new Set(objs.map((o) => o.kind))].sort(), ['ConfigMap', 'Deployment', 'PersistentVolumeClaim', 'PodMonitor', 'Service', 'StatefulSet']);
+    assert.deepEqual([...new Set(objs.map((o) => o.kind))].sort(), ['ConfigMap', 'Deployment', 'Job', 'PersistentVolumeClaim', 'PodMonitor', 'Service', 'StatefulSet']);
     for (const o of objs) await validate(o);
-    const bad = { ...named(objs, 'Deployment', 'tunefleet-coordinator') };
-    bad.spec = { ...bad.spec, replicas: 'one' };
+    const bad = { ...named(objs, 'Job', 'tunefleet-coordinator') };
+    bad.spec = { ...bad.spec, parallelism: 'one' };
     await assert.rejects(validate(bad), 'the validator rejects a bad object');
   });
 
@@ -57,8 +57,13 @@ for (const overlay of OVERLAYS) {
       for (const p of svc.spec.ports) assert.ok(names.includes(p.targetPort), `${svc.metadata.name}: port ${p.targetPort}`);
     }
     // Workload selectors match their own pod labels; the PodMonitor selects both tunefleet workloads.
-    for (const w of workloads(objs)) for (const [k, v] of Object.entries(w.spec.selector.matchLabels)) assert.equal(w.spec.template.metadata.labels[k], v);
+    for (const w of workloads(objs)) for (const [k, v] of Object.entries(w.spec.selector?.matchLabels ?? {})) assert.equal(w.spec.template.metadata.labels[k], v); // a Job's selector is generated
     const pm = byKind(objs, 'PodMonitor')[0];
+    assert.ok(pm.metadata.labels.release, 'the label kube-prometheus-stack selects PodMonitors by (docs/deploy.md)');
+    const workerPod = named(objs, 'StatefulSet', 'tunefleet-worker').spec.template.spec;
+    assert.equal(workerPod.containers[0].startupProbe.httpGet.path, '/livez', 'liveness waits for a slow first compile');
+    if (overlay.startsWith('gpu')) assert.deepEqual(workerPod.tolerations, [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }]);
+    if (overlay.startsWith('gpu')) assert.deepEqual(workerPod.nodeSelector, {}, 'a nodeSelector knob to fill in');
     assert.deepEqual(pm.spec.selector.matchExpressions[0].values, ['tunefleet-coordinator', 'tunefleet-worker', 'tunefleet-shard']);
     // Probes use paths the code serves, on named ports.
     const httpServer = readFileSync(join(root, 'core', 'observe', 'http-server.ts'), 'utf8');
@@ -81,11 +86,18 @@ for (const overlay of OVERLAYS) {
       assert.equal(c.image, w.metadata.name === 'tunefleet-worker' ? workerImage : 'tunefleet:wasm', w.metadata.name);
       assert.ok(w.spec.template.spec.terminationGracePeriodSeconds >= 30 || w.metadata.name === 'tunefleet-shard', `${w.metadata.name}: time for a graceful stop`);
     }
-    // The coordinator: one replica, Recreate, the job ConfigMap mounted where --config points.
-    const coord = named(objs, 'Deployment', 'tunefleet-coordinator');
-    assert.equal(coord.spec.replicas, 1);
-    assert.equal(coord.spec.strategy.type, 'Recreate');
+    // The coordinator: a Job of one pod that completes with exit 0, fails at once on a configuration error (exit 2),
+    // does not count evictions, waits for its data in an initContainer; the job ConfigMap mounted where --config points.
+    const coord = named(objs, 'Job', 'tunefleet-coordinator');
+    assert.equal(coord.spec.parallelism ?? 1, 1);
+    assert.equal(coord.spec.template.spec.restartPolicy, 'Never');
+    const rules = coord.spec.podFailurePolicy.rules;
+    assert.deepEqual(rules.find((r: Obj) => r.action === 'FailJob').onExitCodes, { containerName: 'coordinator', operator: 'In', values: [2] });
+    assert.deepEqual(rules.find((r: Obj) => r.action === 'Ignore').onPodConditions, [{ type: 'DisruptionTarget', status: 'True' }]);
     const c = containers(coord)[0];
+    const init = coord.spec.template.spec.initContainers[0];
+    assert.match(init.command.join(' '), new RegExp(`doctor --config ${c.args[c.args.indexOf('--config') + 1]}`), 'the wait checks the job the coordinator runs');
+    assert.deepEqual(init.volumeMounts.map((m: Obj) => m.mountPath).sort(), c.volumeMounts.map((m: Obj) => m.mountPath).sort());
     const mount = c.volumeMounts.find((m: Obj) => m.name === 'job');
     const vol = coord.spec.template.spec.volumes.find((v: Obj) => v.name === 'job');
     const cm = named(objs, 'ConfigMap', vol.configMap.name);

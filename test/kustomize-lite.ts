@@ -41,7 +41,8 @@ export function renderKustomization(dir: string): Obj[] {
   for (const l of k.labels ?? []) for (const o of objects) o.metadata.labels = { ...(o.metadata.labels ?? {}), ...l.pairs };
   for (const img of k.images ?? []) {
     for (const o of objects) {
-      for (const c of o.spec?.template?.spec?.containers ?? []) {
+      const pod = o.spec?.template?.spec;
+      for (const c of [...(pod?.initContainers ?? []), ...(pod?.containers ?? [])]) {
         if (c.image.split(':')[0] === img.name) c.image = `${img.newName ?? img.name}${img.newTag ? `:${img.newTag}` : ''}`;
       }
     }
