@@ -10,7 +10,8 @@
 // that says so; `--gpus N` asks for N processes: on GPUs when the backend
 // needs them (tensorflow-gpu, and auto when GPUs are there), otherwise as N
 // CPU worker processes (e.g. with --backend wasm, one per core).
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync } from 'node:child_process';
+import { spawnTagged } from './child-output';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { BackendUnavailable, ConfigInvalid } from '../core/errors';
@@ -64,7 +65,7 @@ export async function runWorkerGroup(args: string[], opts: { gpus: string; backe
   const children: ChildProcess[] = Array.from({ length: processes }, (_, i) => {
     const own = ['--id', `${base}-gpu${i}`, '--metrics-port', opts.metricsPort === null ? 'off' : String(opts.metricsPort + i)];
     const env = pinned ? { ...process.env, CUDA_VISIBLE_DEVICES: devices[i] } : process.env;
-    return spawn(process.execPath, [join(__dirname, 'main.js'), 'worker', ...args, ...own], { stdio: ['ignore', 'inherit', 'inherit'], env });
+    return spawnTagged(`${base}-gpu${i}`, process.execPath, [join(__dirname, 'main.js'), 'worker', ...args, ...own], { env });
   });
   const release = stopOnSignal(children);
   const codes = await Promise.all(children.map((c, i) => new Promise<number>((resolve) => c.once('exit', (code, signal) => {

@@ -4,7 +4,8 @@
 // Ctrl-C stops every worker before exiting. A worker that crashes is
 // reported; the job goes on with the others (round.ts) and fails only when
 // no worker is left.
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess } from 'node:child_process';
+import { spawnTagged } from './child-output';
 import { join } from 'node:path';
 import { JobConfig } from '../core/job/config';
 import { JobFailed } from '../core/errors';
@@ -33,7 +34,7 @@ export async function runLocal(cfg: JobConfig, workers: number, opts: LocalOptio
     for (let i = 0; i < cfg.cluster.shards; i++) {
       const args = [join(__dirname, 'main.js'), 'shard', '--coordinator', `127.0.0.1:${port}`, '--host', '127.0.0.1', '--data-port', '0', '--metrics-port', 'off'];
       if (cfg.cluster.tokenFile) args.push('--token-file', cfg.cluster.tokenFile);
-      children.push(spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] }));
+      children.push(spawnTagged(`shard-${i}`, process.execPath, args));
     }
   };
   let allDead: (err: Error) => void = () => {};
@@ -46,7 +47,7 @@ export async function runLocal(cfg: JobConfig, workers: number, opts: LocalOptio
       args.push('--metrics-port', metricsPort, '--metrics-host', cfg.metrics.host);
       const backend = opts.backend ?? cfg.backend;
       if (backend !== 'auto') args.push('--backend', backend);
-      const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+      const child = spawnTagged(`worker-${i}`, process.execPath, args);
       children.push(child);
       child.on('exit', (code, signal) => {
         if (finished) return;

@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadJobFile, parseJob, JobConfig } from '../core/job/config';
 import { defaultsYaml } from '../core/job/config-docs';
-import { describeError, ConfigInvalid, JobStopped, TunefleetError } from '../core/errors';
+import { ConfigInvalid, JobStopped, TunefleetError } from '../core/errors';
+import { errorLine, setLogContext } from '../core/observe/log';
 import { routeGrpcLogs } from '../core/wire/grpc-log';
 import { loadExperiment } from '../core/job/experiment';
 import { readToken } from '../core/wire/security';
@@ -113,6 +114,7 @@ function report(result: TrainResult): void {
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
+  setLogContext({ role: command }); // coordinator, worker, shard, train, local…: on every JSON log line
   if (command in USAGE && (rest.includes('--help') || rest.includes('-h'))) {
     process.stdout.write(`Usage:\n  ${USAGE[command]}\n`);
     return;
@@ -221,7 +223,7 @@ async function main(argv: string[]): Promise<void> {
 if (require.main === module) {
   routeGrpcLogs();
   main(process.argv.slice(2)).catch((err) => {
-    process.stderr.write(describeError(err) + '\n');
+    process.stderr.write(errorLine(err instanceof Error ? err.name : 'Error', err instanceof Error ? err.message : String(err)) + '\n');
     if (!(err instanceof TunefleetError) && process.env.TUNEFLEET_DEBUG) console.error(err);
     process.exit(err instanceof ConfigInvalid ? 2 : err instanceof JobStopped ? 143 : 1);
   });

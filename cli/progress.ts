@@ -2,7 +2,7 @@
 // in place (arm, iteration, accuracy, examples/s, ETA), with info logs hidden.
 // Elsewhere (CI, files): nothing extra — the usual log lines are the record.
 import { TrainingEvent } from '../core/observe/events';
-import { setQuiet } from '../core/observe/log';
+import { jsonLogs, setQuiet } from '../core/observe/log';
 
 function clock(seconds: number): string {
   if (!Number.isFinite(seconds)) return '--:--';
@@ -23,7 +23,7 @@ export class ProgressLine {
   begin(label: string): void {
     if (this.tty && this.label) process.stderr.write('\n'); // keep the finished run's last line
     this.label = label;
-    if (!this.tty) process.stderr.write(`${label}\n`);
+    if (!this.tty && !jsonLogs()) process.stderr.write(`${label}\n`); // JSON logs: the stage's own log line says it
   }
 
   readonly onEvent = (e: TrainingEvent): void => {

@@ -14,7 +14,7 @@
 // No transport here: commands come in through handle(), reports go out
 // through `report`, frames come from the data plane (DataPlaneHost).
 import { WireInvalid } from '../core/errors';
-import { logger } from '../core/observe/log';
+import { logger, setLogContext } from '../core/observe/log';
 import { Metrics } from '../core/observe/metrics';
 import { parseJob, partitionBytesOf } from '../core/job/config';
 import { isFrozen } from '../core/train/lr-rules';
@@ -116,6 +116,7 @@ export class Shard implements DataPlaneHost {
     const dtypes = cfg.cluster.gradientDtype === 'float16' ? [DType.FLOAT16, DType.FLOAT32] : [DType.FLOAT32];
     this.held = { optimizer, dtypes, stallSeconds: cfg.cluster.stallSeconds, loading: { params: TensorAssembler.over(optimizer.params), velocity: TensorAssembler.over(optimizer.velocity) } };
     this.metrics.setJob(cfg.name);
+    setLogContext({ id: `shard-${w.index}` });
     const bytes = [...optimizer.params.values()].reduce((a, p) => a + p.byteLength, 0);
     log.info('welcomed', { job: cfg.name, shard: w.index, of: w.shards, pieces: optimizer.params.size, mib: +(bytes / 2 ** 20).toFixed(2) });
   }

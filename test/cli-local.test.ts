@@ -35,6 +35,9 @@ test('cli-local – pretrains, fine-tunes with 2 worker processes, and reuses th
   const first = await run('node', [CLI, 'local', '--workers', '2', '--config', file]);
   assert.match(first.stderr, /stage stage="pretrain"/);
   assert.match(first.stderr, /stage stage="fine-tune"/);
+  // Like torchrun's [rankN]: each child's lines say which process wrote them; the coordinator's own are untagged.
+  for (const w of ['worker-0', 'worker-1']) assert.match(first.stderr, new RegExp(`^\\[${w}\\] \\d{4}-\\S+ info worker: joined worker="${w}"`, 'm'));
+  assert.doesNotMatch(first.stderr, /looks like you are running TensorFlow\.js/, 'no tfjs banner');
   const out = JSON.parse(first.stdout);
   assert.equal(out.final.iteration, 6);
   assert.ok(existsSync(join(dir, 'out', 'pretrain', 'model', 'model.json')));
@@ -43,6 +46,19 @@ test('cli-local – pretrains, fine-tunes with 2 worker processes, and reuses th
   const second = await run('node', [CLI, 'local', '--workers', '2', '--config', file]);
   assert.match(second.stderr, /reusing pretrained model/);
   assert.doesNotMatch(second.stderr, /stage stage="pretrain"/);
+});
+
+test('cli-local – TUNEFLEET_LOG=json: every line the coordinator and its workers write is JSON with role and id, the final error too', async () => {
+  const dir = tempDir();
+  const env = { ...process.env, TUNEFLEET_LOG: 'json' };
+  const ok = await run('node', [CLI, 'local', '--workers', '1', '--config', jobFile(dir)], { env });
+  const lines = ok.stderr.trim().split('\n').map((l) => JSON.parse(l) as { role?: string; id?: string; module: string; event: string });
+  assert.ok(lines.some((l) => l.role === 'local' && l.module === 'trainer'), 'the coordinator side');
+  assert.ok(lines.some((l) => l.role === 'worker' && l.id === 'worker-0' && l.event === 'joined'), 'the worker, with its id');
+  const failed = await run('node', [CLI, 'worker', '--coordinator', '127.0.0.1:1', '--backend', 'wasm', '--reconnect-for', '0', '--metrics-port', 'off'], { env }).catch((e) => e);
+  const last = JSON.parse(failed.stderr.trim().split('\n').at(-1));
+  assert.deepEqual([last.level, last.role, last.error], ['error', 'worker', 'JobFailed']);
+  assert.match(last.message, /could not join the coordinator at 127\.0\.0\.1:1/);
 });
 
 test('cli-local – Ctrl-C stops the coordinator and every worker', { skip: missing('pgrep') }, async () => {

@@ -18,7 +18,7 @@ import { ConnectionLost, JobFailed } from '../core/errors';
 import { evaluateRange, makeBatch, streamGradients } from '../core/train/gradients';
 import { prepareData } from '../core/job/data';
 import { startHttpServer } from '../core/observe/http-server';
-import { logger } from '../core/observe/log';
+import { logger, setLogContext } from '../core/observe/log';
 import { cleartextTokenWarning, clientCredentials, ClientTls, tokenMetadata } from '../core/wire/security';
 import { Metrics } from '../core/observe/metrics';
 import { paramSpecs, writeParams } from '../core/model/params';
@@ -326,6 +326,7 @@ async function runSession(call: Call, state: SessionState, { address, backend, m
       state.link = w.dataPort ? await DataLink.open(host, w.dataPort, w.dataTicket, state.job.dialing(tls), state.job.paramSink(metrics), DataLink.coordinatorUnreachable(host, w.dataPort)) : null;
       state.shards = w.shards.length > 0 ? await state.job.openShards(tls, metrics) : null;
       state.id = kind.value.workerId;
+      setLogContext({ id: state.id });
       joined();
       metrics.setJob(kind.value.job);
       log.info('joined', { worker: kind.value.workerId, job: kind.value.job, coordinator: address, backend });

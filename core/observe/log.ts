@@ -1,6 +1,8 @@
 // One structured line per event worth knowing, on stderr so stdout stays for
 // results. `TUNEFLEET_DEBUG=backend,trainer` (or `*`) turns on per-module debug
-// lines. `TUNEFLEET_LOG=json` switches to JSON lines for log collectors.
+// lines. `TUNEFLEET_LOG=json` switches to JSON lines for log collectors, each
+// with the process's role and id (setLogContext), and the CLI's final error
+// line in the same form (errorLine).
 type Fields = Record<string, unknown>;
 
 let quiet = false;
@@ -11,10 +13,23 @@ export function setQuiet(on: boolean): void {
 }
 
 const debugModules = new Set((process.env.TUNEFLEET_DEBUG ?? '').split(',').filter(Boolean));
+/** TUNEFLEET_LOG=json: every line is a JSON object (nothing else may write plain lines to stderr). */
+export const jsonLogs = () => process.env.TUNEFLEET_LOG === 'json';
+
+/** Who this process is (role: coordinator, worker, shard; id once known): on every JSON line. */
+const context: { role?: string; id?: string } = {};
+export function setLogContext(c: { role?: string; id?: string }): void {
+  Object.assign(context, c);
+}
+
+/** The CLI's last line when a command fails: `Name: message`, or a JSON line in json mode. */
+export function errorLine(name: string, message: string): string {
+  return jsonLogs() ? JSON.stringify({ time: new Date().toISOString(), level: 'error', ...context, error: name, message }) : `${name}: ${message}`;
+}
 
 function format(level: string, module: string, event: string, fields: Fields): string {
-  if (process.env.TUNEFLEET_LOG === 'json') {
-    return JSON.stringify({ time: new Date().toISOString(), level, module, event, ...fields });
+  if (jsonLogs()) {
+    return JSON.stringify({ time: new Date().toISOString(), level, ...context, module, event, ...fields });
   }
   const kv = Object.entries(fields).map(([k, v]) => `${k}=${typeof v === 'string' ? JSON.stringify(v) : v}`);
   return [new Date().toISOString(), level, `${module}:`, event, ...kv].join(' ');
