@@ -3,12 +3,15 @@ import { Arm, CompareSpec } from '../core/job/experiment';
 import { JobConfig } from '../core/job/config';
 import { firstReached, medianOrNever, medianThresholds, speedups, Thresholds } from '../core/job/results';
 import { CurvePoint } from '../core/train/loop';
+import { execFileSync } from 'node:child_process';
 import { machine, markdownTable } from './markdown';
 
 export interface RunResult {
   seed: number;
   backend: string;
   workers: number;
+  /** Wall seconds of the run's training, evaluations included (its last curve point's). */
+  wallSeconds: number;
   curve: CurvePoint[];
   firstReached: Thresholds;
   finalAccuracy: number;
@@ -17,6 +20,8 @@ export interface RunResult {
 
 export interface ArmResult {
   name: string;
+  /** The name with its per-layer multipliers, as tables and the plot show it: `fine-tune (head/* ×10, * ×0.1)`. */
+  label: string;
   init: Arm['init'];
   config: JobConfig;
   runs: RunResult[];
@@ -28,6 +33,8 @@ export interface ArmResult {
 export interface Results {
   experiment: string;
   createdAt: string;
+  /** The tunefleet commit that ran it (git, where the code is a checkout), or `unknown`. */
+  commit: string;
   machine: string;
   backend: string;
   workers: number;
@@ -41,12 +48,13 @@ export interface Results {
 
 export function runResult(seed: number, backend: string, workers: number, curve: CurvePoint[], thresholds: number[]): RunResult {
   const accs = curve.map((p) => p.valAccuracy);
-  return { seed, backend, workers, curve, firstReached: firstReached(curve, thresholds), finalAccuracy: accs[accs.length - 1] ?? NaN, bestAccuracy: Math.max(...accs) };
+  return { seed, backend, workers, wallSeconds: curve[curve.length - 1]?.wallSeconds ?? 0, curve, firstReached: firstReached(curve, thresholds), finalAccuracy: accs[accs.length - 1] ?? NaN, bestAccuracy: Math.max(...accs) };
 }
 
 export function armResult(arm: Arm, config: JobConfig, runs: RunResult[], thresholds: number[]): ArmResult {
+  const rules = config.optimizer.layers.map((r) => `${r.match} ×${r.lrMult}`).join(', ');
   return {
-    name: arm.name, init: arm.init, config, runs,
+    name: arm.name, label: arm.init === 'pretrained' && rules ? `${arm.name} (${rules})` : arm.name, init: arm.init, config, runs,
     medianFirstReached: medianThresholds(runs.map((r) => r.firstReached), thresholds),
     medianFinalAccuracy: medianOrNever(runs.map((r) => r.finalAccuracy))!,
     medianBestAccuracy: medianOrNever(runs.map((r) => r.bestAccuracy))!,
@@ -56,10 +64,18 @@ export function armResult(arm: Arm, config: JobConfig, runs: RunResult[], thresh
 export function buildResults(name: string, spec: CompareSpec, arms: ArmResult[], backend: string, workers: number): Results {
   const baseline = arms.find((a) => a.init === 'scratch')!;
   return {
-    experiment: name, createdAt: new Date().toISOString(), machine: machine(), backend, workers,
+    experiment: name, createdAt: new Date().toISOString(), commit: commit(), machine: machine(), backend, workers,
     seeds: spec.seeds, thresholds: spec.thresholds, baseline: baseline.name, arms,
     speedups: Object.fromEntries(arms.filter((a) => a !== baseline).map((a) => [a.name, speedups(a.medianFirstReached, baseline.medianFirstReached)])),
   };
+}
+
+function commit(): string {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: __dirname, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  } catch {
+    return 'unknown';
+  }
 }
 
 const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
@@ -68,9 +84,9 @@ const iter = (v: number | null) => (v === null ? 'never' : String(v));
 /** The tables a user reads first; also printed by the command. */
 export function summaryTables(r: Results): string {
   const reached = markdownTable(['arm', ...r.thresholds.map((t) => `first ≥ ${pct(t)}`), 'final', 'best'],
-    r.arms.map((a) => [a.name, ...r.thresholds.map((t) => iter(a.medianFirstReached[String(t)])), pct(a.medianFinalAccuracy), pct(a.medianBestAccuracy)]));
+    r.arms.map((a) => [a.label, ...r.thresholds.map((t) => iter(a.medianFirstReached[String(t)])), pct(a.medianFinalAccuracy), pct(a.medianBestAccuracy)]));
   const speed = markdownTable(['arm', ...r.thresholds.map((t) => `speed-up at ${pct(t)}`)],
-    Object.entries(r.speedups).map(([arm, s]) => [arm, ...r.thresholds.map((t) => {
+    Object.entries(r.speedups).map(([arm, s]) => [r.arms.find((a) => a.name === arm)!.label, ...r.thresholds.map((t) => {
       const v = s[String(t)];
       if (v !== null) return `${v.toFixed(2)}×`;
       return r.arms.find((a) => a.name === arm)!.medianFirstReached[String(t)] === null ? 'arm never reached' : `${r.baseline} never reached`;
@@ -80,11 +96,11 @@ export function summaryTables(r: Results): string {
 }
 
 export function reportMarkdown(r: Results, configYaml: string): string {
-  const perSeed = markdownTable(['arm', 'seed', ...r.thresholds.map((t) => `first ≥ ${pct(t)}`), 'final'],
-    r.arms.flatMap((a) => a.runs.map((run) => [a.name, String(run.seed), ...r.thresholds.map((t) => iter(run.firstReached[String(t)])), pct(run.finalAccuracy)])));
+  const perSeed = markdownTable(['arm', 'seed', ...r.thresholds.map((t) => `first ≥ ${pct(t)}`), 'final', 'wall time'],
+    r.arms.flatMap((a) => a.runs.map((run) => [a.label, String(run.seed), ...r.thresholds.map((t) => iter(run.firstReached[String(t)])), pct(run.finalAccuracy), `${run.wallSeconds.toFixed(1)} s`])));
   return `# ${r.experiment}: fine-tuning against training from scratch
 
-Run ${r.createdAt} on ${r.machine}; backend ${r.backend}, ${r.workers} worker process(es) per run.
+Run ${r.createdAt} on ${r.machine} (tunefleet ${r.commit}); backend ${r.backend}, ${r.workers} worker process(es) per run.
 
 ${summaryTables(r)}
 Per seed:

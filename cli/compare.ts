@@ -60,9 +60,11 @@ export async function runCompare(exp: Experiment, opts: CompareOptions): Promise
 async function writeOutputs(r: Results, exp: Experiment, out: string): Promise<void> {
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'results.json'), JSON.stringify(r, null, 1) + '\n');
-  writeFileSync(join(out, 'report.md'), reportMarkdown(r, stringify({ ...exp.job, compare: exp.compare })));
-  const rows = r.arms.flatMap((a) => a.runs.flatMap((run) => run.curve.map((p) => ({ arm: a.name, seed: run.seed, iteration: p.iteration, valAccuracy: p.valAccuracy }))));
-  const { svg, png } = await renderAccuracy(rows, `${r.experiment}: validation accuracy`);
+  // The configuration as the runs used it: the worker count is the command's (--workers), not the file's.
+  const job = { ...exp.job, cluster: { ...exp.job.cluster, workers: r.workers } };
+  writeFileSync(join(out, 'report.md'), reportMarkdown(r, stringify({ ...job, compare: exp.compare })));
+  const rows = r.arms.flatMap((a) => a.runs.flatMap((run) => run.curve.map((p) => ({ arm: a.label, seed: run.seed, iteration: p.iteration, valAccuracy: p.valAccuracy }))));
+  const { svg, png } = await renderAccuracy(rows, `${r.experiment}: validation accuracy`, r.thresholds);
   writeFileSync(join(out, 'accuracy.svg'), svg);
   writeFileSync(join(out, 'accuracy.png'), png);
 }

@@ -25,11 +25,12 @@ test('compare – a tiny experiment writes results.json, report.md and a plot wi
     pretrain: { data: { classes: [0, 1, 2, 3, 4] }, train: { iterations: 4 } },
     compare: { seeds: [1, 2], thresholds: [0.01, 0.999] },
   }, 'tiny.yaml');
-  await runCompare(exp, { workers: 1, out });
+  await runCompare(exp, { workers: 2, out });
   const r: Results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
   assert.deepEqual(r.arms.map((a) => a.name), ['fine-tune', 'scratch']);
   assert.equal(r.baseline, 'scratch');
-  assert.equal(r.workers, 1);
+  assert.equal(r.workers, 2);
+  assert.match(r.commit, /^([0-9a-f]{7,}|unknown)$/);
   assert.equal(r.backend, 'wasm');
   for (const arm of r.arms) {
     assert.deepEqual(arm.runs.map((run) => run.seed), [1, 2]);
@@ -45,12 +46,18 @@ test('compare – a tiny experiment writes results.json, report.md and a plot wi
   assert.equal(r.arms[0].config.model.from, join(out, 'pretrain', 'model'));
   assert.deepEqual(r.speedups, { 'fine-tune': { '0.01': 1, '0.999': null } });
   const report = readFileSync(join(out, 'report.md'), 'utf8');
-  assert.match(report, /\| fine-tune \| 1\.00× \| arm never reached \|/);
-  assert.match(report, /backend wasm, 1 worker process/);
+  assert.match(report, /\| fine-tune \(head\/\* ×10, \* ×0\.1\) \| 1\.00× \| arm never reached \|/, 'arms named with their multipliers');
+  assert.match(report, /backend wasm, 2 worker process/);
+  assert.match(report, /\(tunefleet ([0-9a-f]{7,}|unknown)\)/, 'the commit');
+  assert.match(report, /\| scratch \| 2 \| 2 \| never \| [\d.]+% \| [\d.]+ s \|/, 'wall time per run');
+  assert.match(report, /^ {2}workers: 2$/m, 'the configuration as the runs used it');
   const svg = readFileSync(join(out, 'accuracy.svg'), 'utf8');
   assert.match(svg, /^<svg/);
   assert.equal(svg.match(/class="mark-line role-mark median_marks"/g)?.length, 2, 'one median line per arm');
   assert.equal(svg.match(/class="mark-line role-mark seeds_marks"/g)?.length, 4, 'one thin line per arm and seed');
+  assert.equal(svg.match(/class="mark-rule role-mark targets_marks"/g)?.length, 1, 'the thresholds drawn');
+  assert.match(svg, />fine-tune \(head\/\* ×10, \* ×0\.1\)</, 'the legend names the multipliers');
+  assert.match(svg, />\d+%</, 'the axis in %');
   const png = readFileSync(join(out, 'accuracy.png'));
   assert.deepEqual([...png.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10], 'PNG signature');
   assert.ok(png.readUInt32BE(16) >= 600 && png.readUInt32BE(20) >= 300, 'PNG size');
