@@ -19,7 +19,7 @@ export async function benchFp16(workers = 2): Promise<{ rows: Fp16Row[]; bytesRa
   const quiet = (cfg: JobConfig): JobConfig => ({ ...cfg, metrics: { ...cfg.metrics, port: null, workerPort: null } });
   const run = (cfg: JobConfig) => runLocal(quiet(cfg), workers);
   // The same folder as `npm start`, so a pretrained model from it is reused.
-  const pretrained = await ensurePretrained(job, run, { outDir: join('runs', job.name, 'pretrain') });
+  const pretrained = (await ensurePretrained(job, run, { outDir: join('runs', job.name, 'pretrain') })).model;
   const arm = compare.arms.find((a) => a.name === 'fine-tune')!;
   const out = tempDirBench();
   const rows: Fp16Row[] = [];

@@ -35,6 +35,8 @@ export interface Results {
   createdAt: string;
   /** The tunefleet commit that ran it (git, where the code is a checkout), or `unknown`. */
   commit: string;
+  /** The pretrained model's validation accuracy on the source task; null when not known. */
+  sourceAccuracy: number | null;
   machine: string;
   backend: string;
   workers: number;
@@ -61,10 +63,10 @@ export function armResult(arm: Arm, config: JobConfig, runs: RunResult[], thresh
   };
 }
 
-export function buildResults(name: string, spec: CompareSpec, arms: ArmResult[], backend: string, workers: number): Results {
+export function buildResults(name: string, spec: CompareSpec, arms: ArmResult[], backend: string, workers: number, sourceAccuracy: number | null = null): Results {
   const baseline = arms.find((a) => a.init === 'scratch')!;
   return {
-    experiment: name, createdAt: new Date().toISOString(), commit: commit(), machine: machine(), backend, workers,
+    experiment: name, createdAt: new Date().toISOString(), commit: commit(), sourceAccuracy, machine: machine(), backend, workers,
     seeds: spec.seeds, thresholds: spec.thresholds, baseline: baseline.name, arms,
     speedups: Object.fromEntries(arms.filter((a) => a !== baseline).map((a) => [a.name, speedups(a.medianFirstReached, baseline.medianFirstReached)])),
   };
@@ -101,6 +103,7 @@ export function reportMarkdown(r: Results, configYaml: string): string {
   return `# ${r.experiment}: fine-tuning against training from scratch
 
 Run ${r.createdAt} on ${r.machine} (tunefleet ${r.commit}); backend ${r.backend}, ${r.workers} worker process(es) per run.
+The pretrained model's validation accuracy on the source task: ${r.sourceAccuracy === null ? 'not recorded (pretrained by an earlier version: --fresh measures it)' : pct(r.sourceAccuracy)}.
 
 ${summaryTables(r)}
 Per seed:

@@ -31,10 +31,10 @@ export async function runCompare(exp: Experiment, opts: CompareOptions): Promise
   const total = compare.arms.length * compare.seeds.length;
   let n = 0;
   try {
-    let pretrained: string | null = null;
+    let pretrained: string | null = null, sourceAccuracy: number | null = null;
     if (compare.arms.some((a) => a.init === 'pretrained')) {
       progress.begin(`pretrain ${job.name} (source task)`);
-      pretrained = await ensurePretrained(job, run, { fresh: opts.fresh, outDir: join(opts.out, 'pretrain') });
+      ({ model: pretrained, sourceAccuracy } = await ensurePretrained(job, run, { fresh: opts.fresh, outDir: join(opts.out, 'pretrain') }));
     }
     const arms: ArmResult[] = [];
     let backend = '';
@@ -49,7 +49,7 @@ export async function runCompare(exp: Experiment, opts: CompareOptions): Promise
       }
       arms.push(armResult(arm, configs[0], runs, compare.thresholds));
     }
-    const results = buildResults(job.name, compare, arms, backend, opts.workers);
+    const results = buildResults(job.name, compare, arms, backend, opts.workers, sourceAccuracy);
     await writeOutputs(results, exp, opts.out);
     return results;
   } finally {

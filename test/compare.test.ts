@@ -31,15 +31,16 @@ test('compare – a tiny experiment writes results.json, report.md and a plot wi
   assert.equal(r.baseline, 'scratch');
   assert.equal(r.workers, 2);
   assert.match(r.commit, /^([0-9a-f]{7,}|unknown)$/);
+  assert.ok(r.sourceAccuracy !== null && r.sourceAccuracy > 0 && r.sourceAccuracy <= 1, 'the source task\'s accuracy');
   assert.equal(r.backend, 'wasm');
   for (const arm of r.arms) {
     assert.deepEqual(arm.runs.map((run) => run.seed), [1, 2]);
     for (const run of arm.runs) {
-      assert.deepEqual(run.curve.map((p) => p.iteration), [2, 4, 6]);
-      for (const p of run.curve) for (const k of ['valAccuracy', 'valLoss', 'trainLoss', 'wallSeconds'] as const) assert.equal(typeof p[k], 'number');
+      assert.deepEqual(run.curve.map((p) => p.iteration), [0, 2, 4, 6], 'the curve starts before the first step');
+      for (const p of run.curve) for (const k of ['valAccuracy', 'valLoss', 'trainLoss', 'wallSeconds'] as const) assert.equal(typeof p[k], k === 'trainLoss' && p.iteration === 0 ? 'object' : 'number', `${k} at ${p.iteration}`); // no training loss before a step: null
       assert.deepEqual(run.firstReached, firstReached(run.curve, [0.01, 0.999]));
       assert.equal(run.firstReached['0.01'], 2);
-      assert.equal(run.finalAccuracy, run.curve[2].valAccuracy);
+      assert.equal(run.finalAccuracy, run.curve[3].valAccuracy);
     }
     assert.equal(arm.config.optimizer.layers.length, arm.name === 'fine-tune' ? 2 : 0);
   }
@@ -49,6 +50,7 @@ test('compare – a tiny experiment writes results.json, report.md and a plot wi
   assert.match(report, /\| fine-tune \(head\/\* ×10, \* ×0\.1\) \| 1\.00× \| arm never reached \|/, 'arms named with their multipliers');
   assert.match(report, /backend wasm, 2 worker process/);
   assert.match(report, /\(tunefleet ([0-9a-f]{7,}|unknown)\)/, 'the commit');
+  assert.match(report, /validation accuracy on the source task: [\d.]+%/);
   assert.match(report, /\| scratch \| 2 \| 2 \| never \| [\d.]+% \| [\d.]+ s \|/, 'wall time per run');
   assert.match(report, /^ {2}workers: 2$/m, 'the configuration as the runs used it');
   const svg = readFileSync(join(out, 'accuracy.svg'), 'utf8');

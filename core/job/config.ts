@@ -41,6 +41,7 @@ const train = z.object({
   iterations: positiveInt.default(5000).describe('optimizer steps to run (Caffe-style: iterations, not epochs)'),
   batchSize: positiveInt.default(64).describe('global batch size: examples per step across all workers'),
   evalEvery: positiveInt.default(500).describe('validate every this many iterations, and at the end'),
+  evalAtStart: z.boolean().default(false).describe('also validate before the first step of a fresh run (iteration 0 of the curve; `tunefleet compare` turns it on)'),
   logEvery: positiveInt.default(100).describe('log training loss and throughput every this many iterations'),
   checkpointEvery: positiveInt.default(1000).describe('checkpoint every this many iterations, and at the end'),
   keepCheckpoints: positiveInt.default(3).describe('keep only the newest this many checkpoints'),

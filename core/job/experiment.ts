@@ -57,6 +57,6 @@ export function armJob(base: JobConfig, a: Arm, seed: number, pretrainedModel: s
     pretrain: null,
     model: a.init === 'pretrained' ? { ...base.model, from: pretrainedModel, replaceHead: null } : { ...base.model, from: null },
     optimizer: { ...base.optimizer, layers: a.layers },
-    train: { ...base.train, outDir: `${out}/runs/${a.name}-s${seed}` },
+    train: { ...base.train, evalAtStart: true, outDir: `${out}/runs/${a.name}-s${seed}` }, // the curves start at iteration 0
   };
 }

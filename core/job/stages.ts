@@ -25,26 +25,29 @@ function fingerprint(cfg: JobConfig): string {
  * Run the pretrain stage of `cfg` unless its output exists for the same
  * config (or `fresh`), and return the folder of the pretrained model.
  */
-export async function ensurePretrained(cfg: JobConfig, run: (stage: JobConfig) => Promise<TrainResult>, opts: { fresh?: boolean; outDir?: string } = {}): Promise<string> {
+/** The pretrained model's folder, and its final validation accuracy on the source task (null: pretrained by a version that did not record it). */
+export async function ensurePretrained(cfg: JobConfig, run: (stage: JobConfig) => Promise<TrainResult>, opts: { fresh?: boolean; outDir?: string } = {}): Promise<{ model: string; sourceAccuracy: number | null }> {
   let pre = pretrainConfig(cfg);
   if (opts.outDir) pre = { ...pre, train: { ...pre.train, outDir: opts.outDir } };
   const dir = outDirOf(pre);
   const stamp = join(dir, 'stage.json');
   const hash = fingerprint(pre);
-  const reusable = !opts.fresh && existsSync(join(dir, 'model', 'model.json')) && existsSync(stamp) && JSON.parse(readFileSync(stamp, 'utf8')).fingerprint === hash;
+  const stamped = existsSync(stamp) ? JSON.parse(readFileSync(stamp, 'utf8')) as { fingerprint: string; valAccuracy?: number } : null;
+  const reusable = !opts.fresh && existsSync(join(dir, 'model', 'model.json')) && stamped?.fingerprint === hash;
   if (reusable) {
     log.info('reusing pretrained model', { dir: join(dir, 'model') });
-  } else {
-    log.info('stage', { stage: 'pretrain', name: pre.name });
-    await run(pre);
-    writeFileAtomic(stamp, JSON.stringify({ fingerprint: hash, config: pre }, null, 1));
+    return { model: join(dir, 'model'), sourceAccuracy: stamped?.valAccuracy ?? null };
   }
-  return join(dir, 'model');
+  log.info('stage', { stage: 'pretrain', name: pre.name });
+  const { curve } = await run(pre);
+  const valAccuracy = curve[curve.length - 1]?.valAccuracy ?? null;
+  writeFileAtomic(stamp, JSON.stringify({ fingerprint: hash, config: pre, valAccuracy }, null, 1));
+  return { model: join(dir, 'model'), sourceAccuracy: valAccuracy };
 }
 
 export async function runStages(cfg: JobConfig, run: (stage: JobConfig) => Promise<TrainResult>, opts: { fresh?: boolean } = {}): Promise<TrainResult> {
   if (!cfg.pretrain) return run(cfg);
-  const from = await ensurePretrained(cfg, run, opts);
+  const from = (await ensurePretrained(cfg, run, opts)).model;
   log.info('stage', { stage: 'fine-tune', name: cfg.name, from });
   return run({ ...cfg, pretrain: null, model: { ...cfg.model, from } });
 }

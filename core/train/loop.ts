@@ -89,6 +89,13 @@ async function loop(job: JobSetup, compute: Compute, stopRequested: () => boolea
   const stepNorms = new NormHistory(t.spikeGuard);
   let lossSum = 0, lossCount = 0, windowExamples = 0, windowStart = Date.now(), lastLr = NaN, targetReached = false;
   events.emit({ type: 'job.started', backend: job.backend, iterations: t.iterations, startIteration: job.startIteration, batchSize: t.batchSize, trainExamples: job.data.train.labels.length });
+  if (t.evalAtStart && job.startIteration === 0) {
+    const ev = await compute.evaluate();
+    const point = { iteration: 0, valAccuracy: ev.accuracy, valLoss: ev.loss, trainLoss: NaN, wallSeconds: (Date.now() - started) / 1000 };
+    curve.push(point);
+    log.info('evaluation', { iteration: 0, valAccuracy: +ev.accuracy.toFixed(4), valLoss: +ev.loss.toFixed(4) });
+    events.emit({ type: 'evaluation', ...point });
+  }
   for (let it = job.startIteration; it < t.iterations; it++) {
     const { batchSize, lrFactor } = scaler.at(it, compute.liveWorkers?.() ?? cfg.cluster.workers);
     const lr = learningRate(schedule, it) * lrFactor;
