@@ -178,6 +178,7 @@ export class ShardSet {
     // Workers dial it, and it goes into logs and events: a host name or address, nothing else.
     if (!DATA_HOST.test(msg.dataHost)) throw new WireInvalid(`a shard's data host of ${msg.dataHost.length} characters: at most 253, only [A-Za-z0-9.:-]`, 'bad-join');
     const peer: ShardPeer = new ShardPeer(slot, { host: msg.dataHost || peerHost, port: msg.dataPort }, channel, (err) => this.drop(peer, err));
+    peer.lastHeard = this.clock.now(); // its Join
     this.slots[slot] = peer;
     this.keepPinging(peer);
     const address = `${peer.endpoint.host}:${peer.endpoint.port}`;

@@ -167,6 +167,19 @@ test('shard-set – an Averaged above the bound its folded uploads allow (exampl
   assert.deepEqual(await ok, { squares: 2, loss: 0.5 }, 'and the step\'s loss, weighted by examples');
 });
 
+test('shard-set – status lists every slot: a live shard with its address, the bytes it holds and when it was last heard (its Join counts); a free slot', async () => {
+  const clock = new FakeClock();
+  const { set, peers } = setup(2, clock);
+  clock.advance(4000);
+  set.onMessage(peers[0], { kind: { $case: 'pong', value: { seq: 99 } } });
+  clock.advance(1500);
+  set.left(peers[1], 'stream ended');
+  assert.deepEqual(set.status(), [
+    { slot: 0, live: true, address: '10.0.0.1:7072', parameterBytes: 32, secondsSinceHeard: 1.5 },
+    { slot: 1, live: false, address: '', parameterBytes: 32, secondsSinceHeard: 0 },
+  ]);
+});
+
 test('shard-set – probe() is true once every shard answers a Ping, false when one is lost first', async () => {
   const clock = new FakeClock();
   const silent = new Set<number>();
