@@ -6,10 +6,11 @@
 import { ChildProcess, spawn, SpawnOptions } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { Readable, Writable } from 'node:stream';
+import { jsonLogs } from '../core/observe/log';
 
 /** spawn(), with the child's stdout and stderr copied to ours, each line prefixed with `[tag] `. */
 export function spawnTagged(tag: string, command: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
-  if (process.env.TUNEFLEET_LOG === 'json') return spawn(command, args, { ...opts, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (jsonLogs()) return spawn(command, args, { ...opts, stdio: ['ignore', 'inherit', 'inherit'] });
   const child = spawn(command, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
   copyLines(child.stdout!, process.stdout, tag);
   copyLines(child.stderr!, process.stderr, tag);
