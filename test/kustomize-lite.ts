@@ -1,6 +1,7 @@
 // A pure-JS renderer for exactly the kustomize features deploy/k8s uses
 // (resources, labels, generatorOptions, configMapGenerator with files and
-// labels, images, inline JSON 6902 patches). The deploy tests use
+// labels, images, inline JSON 6902 patches, replacements of one field into
+// another by dotted path with [name=…] list selectors). The deploy tests use
 // `kubectl kustomize` where kubectl is installed, this otherwise, and check
 // that the two agree when both are there.
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -51,7 +52,27 @@ export function renderKustomization(dir: string): Obj[] {
     const ops = parse(p.patch);
     for (const o of objects) if (o.kind === p.target.kind && o.metadata.name === p.target.name) for (const op of ops) applyOp(o, op);
   }
+  const named = (sel: { kind: string; name: string }) => objects.find((o) => o.kind === sel.kind && o.metadata.name === sel.name)!;
+  for (const r of k.replacements ?? []) {
+    const value = fieldPath(r.source.fieldPath).reduce((o, step) => step(o), named(r.source));
+    for (const t of r.targets) {
+      for (const path of t.fieldPaths) {
+        const steps = fieldPath(path);
+        const last = path.split('.').pop()!;
+        const parent = steps.slice(0, -1).reduce((o, step) => step(o), named(t.select));
+        parent[last] = typeof parent[last] === 'string' ? String(value) : value; // as kustomize: a string field takes the value as a string
+      }
+    }
+  }
   return objects;
+}
+
+/** `spec.template.spec.containers.[name=coordinator].args.5` as steps into an object. */
+function fieldPath(path: string): ((o: Obj) => Obj)[] {
+  return path.split('.').map((part) => {
+    const sel = /^\[(\w+)=(.*)\]$/.exec(part);
+    return sel ? (o: Obj) => o.find((x: Obj) => String(x[sel[1]]) === sel[2]) : (o: Obj) => o[part];
+  });
 }
 
 export function hasKubectl(): boolean {
