@@ -52,7 +52,7 @@ const MEAN_SLACK = 1e-6;
 
 /** Do a worker's Σ g² and a shard's report of it agree (the same float64 sums in the same order, so equal; the slack is for rounding)? */
 function agree(claimed: number, reported: number): boolean {
-  if (!Number.isFinite(claimed) || !Number.isFinite(reported)) return Object.is(claimed, reported) || (Number.isNaN(claimed) && Number.isNaN(reported));
+  if (!Number.isFinite(claimed) || !Number.isFinite(reported)) return Object.is(claimed, reported); // NaN is NaN, ∞ is ∞
   return Math.abs(claimed - reported) <= 1e-9 * Math.max(Math.abs(claimed), Math.abs(reported));
 }
 
