@@ -25,7 +25,7 @@ function render(overlay: string): Obj[] {
 
 const byKind = (objs: Obj[], kind: string) => objs.filter((o) => o.kind === kind);
 const named = (objs: Obj[], kind: string, name: string) => objs.find((o) => o.kind === kind && o.metadata.name === name)!;
-const workloads = (objs: Obj[]) => objs.filter((o) => ['Deployment', 'StatefulSet', 'Job'].includes(o.kind));
+const workloads = (objs: Obj[]) => objs.filter((o) => ['Deployment', 'Job'].includes(o.kind));
 const containers = (w: Obj): Obj[] => w.spec.template.spec.containers;
 
 async function validate(o: Obj): Promise<void> {
@@ -40,7 +40,7 @@ for (const overlay of OVERLAYS) {
   test(`deploy – overlay ${overlay} renders and every object validates against its schema`, async () => {
     const objs = render(overlay);
     // No Secret: applying the manifests must never overwrite the token or certificates the user created.
-    assert.deepEqual([...new Set(objs.map((o) => o.kind))].sort(), ['ConfigMap', 'Deployment', 'Job', 'PersistentVolumeClaim', 'PodMonitor', 'Service', 'StatefulSet']);
+    assert.deepEqual([...new Set(objs.map((o) => o.kind))].sort(), ['ConfigMap', 'Deployment', 'Job', 'PersistentVolumeClaim', 'PodMonitor', 'Service']);
     for (const o of objs) await validate(o);
     const bad = { ...named(objs, 'Job', 'tunefleet-coordinator') };
     bad.spec = { ...bad.spec, parallelism: 'one' };
@@ -60,7 +60,7 @@ for (const overlay of OVERLAYS) {
     for (const w of workloads(objs)) for (const [k, v] of Object.entries(w.spec.selector?.matchLabels ?? {})) assert.equal(w.spec.template.metadata.labels[k], v); // a Job's selector is generated
     const pm = byKind(objs, 'PodMonitor')[0];
     assert.ok(pm.metadata.labels.release, 'the label kube-prometheus-stack selects PodMonitors by (docs/deploy.md)');
-    const workerPod = named(objs, 'StatefulSet', 'tunefleet-worker').spec.template.spec;
+    const workerPod = named(objs, 'Job', 'tunefleet-worker').spec.template.spec;
     assert.equal(workerPod.containers[0].startupProbe.httpGet.path, '/livez', 'liveness waits for a slow first compile');
     if (overlay.startsWith('gpu')) assert.deepEqual(workerPod.tolerations, [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }]);
     if (overlay.startsWith('gpu')) assert.deepEqual(workerPod.nodeSelector, {}, 'a nodeSelector knob to fill in');
@@ -91,9 +91,7 @@ for (const overlay of OVERLAYS) {
     const coord = named(objs, 'Job', 'tunefleet-coordinator');
     assert.equal(coord.spec.parallelism ?? 1, 1);
     assert.equal(coord.spec.template.spec.restartPolicy, 'Never');
-    const rules = coord.spec.podFailurePolicy.rules;
-    assert.deepEqual(rules.find((r: Obj) => r.action === 'FailJob').onExitCodes, { containerName: 'coordinator', operator: 'In', values: [2] });
-    assert.deepEqual(rules.find((r: Obj) => r.action === 'Ignore').onPodConditions, [{ type: 'DisruptionTarget', status: 'True' }]);
+    assertJobPolicy(coord);
     const c = containers(coord)[0];
     const init = coord.spec.template.spec.initContainers[0];
     assert.match(init.command.join(' '), new RegExp(`doctor --config ${c.args[c.args.indexOf('--config') + 1]}`), 'the wait checks the job the coordinator runs');
@@ -116,7 +114,7 @@ for (const overlay of OVERLAYS) {
     assert.equal(String(job.metrics.port), coord.spec.template.metadata.annotations['prometheus.io/port']);
     // Workers: one GPU per pod on gpu, a node's GPUs and one process each (--gpus all) on gpu-multi, none on cpu;
     // they dial the coordinator's Service; their metrics ports match (9401 + i) and are all scraped.
-    const worker = named(objs, 'StatefulSet', 'tunefleet-worker');
+    const worker = named(objs, 'Job', 'tunefleet-worker');
     const wc = containers(worker)[0];
     const gpus = { gpu: 1, 'gpu-multi': 4, cpu: undefined }[overlay];
     assert.equal(wc.resources.limits['nvidia.com/gpu'], gpus);
@@ -132,10 +130,10 @@ for (const overlay of OVERLAYS) {
     assert.equal(worker.spec.template.metadata.annotations['prometheus.io/port'], metricsPort);
     assert.ok(worker.spec.template.spec.affinity.podAntiAffinity);
     // Shards: as many pods as the coordinator's --shards, on CPU, dialling the coordinator's Service, spread over nodes.
-    const shard = named(objs, 'StatefulSet', 'tunefleet-shard');
+    const shard = named(objs, 'Job', 'tunefleet-shard');
     const sc = containers(shard)[0];
     const shards = Number(c.args[c.args.indexOf('--shards') + 1]);
-    assert.equal(shard.spec.replicas, shards, 'shard replicas = coordinator --shards');
+    assert.equal(shard.spec.parallelism, shards, 'shard pods = coordinator --shards');
     assert.equal(parseJob({ ...job, cluster: { ...job.cluster, shards } }).cluster.shards, shards, 'the job accepts that many shards');
     assert.equal(sc.resources.limits['nvidia.com/gpu'], undefined);
     assert.equal(sc.args[sc.args.indexOf('--coordinator') + 1], `${coordSvc.metadata.name}:${job.cluster.port}`);
@@ -154,12 +152,20 @@ for (const overlay of OVERLAYS) {
       assert.deepEqual(tls.secret, { secretName: 'tunefleet-tls', optional: true });
       assert.ok(containers(w)[0].volumeMounts.some((m: Obj) => m.name === 'tls' && m.mountPath === '/etc/tunefleet-tls'));
     }
-    // With TLS a shard advertises $(POD_NAME).tunefleet-shard: the env is there and the headless Service publishes names before readiness.
-    assert.ok(sc.env.some((e: Obj) => e.name === 'POD_NAME'));
+    // Workers and shards end with the job: elastic Indexed Jobs (completions = parallelism), each pod exits 0 when told
+    // the job is over; a crash is retried per index, a configuration error fails the Job, an eviction does not count.
+    for (const w of [worker, shard]) {
+      assert.equal(w.spec.completionMode, 'Indexed', w.metadata.name);
+      assert.equal(w.spec.completions, w.spec.parallelism, `${w.metadata.name}: completions = parallelism`);
+      assert.ok(w.spec.backoffLimitPerIndex > 0);
+      assertJobPolicy(w);
+    }
+    // With TLS a shard advertises tunefleet-shard-<index>.tunefleet-shard: its pods take that hostname in the
+    // headless Service (subdomain), which publishes names before readiness.
     const shardSvc = named(objs, 'Service', 'tunefleet-shard');
     assert.equal(shardSvc.spec.clusterIP, 'None');
     assert.equal(shardSvc.spec.publishNotReadyAddresses, true);
-    assert.equal(shard.spec.serviceName, shardSvc.metadata.name);
+    assert.equal(shard.spec.template.spec.subdomain, shardSvc.metadata.name);
     // The dashboard ConfigMap is the dashboard in deploy/grafana, labelled for the sidecar.
     const dash = named(objs, 'ConfigMap', 'tunefleet-grafana-dashboard');
     assert.equal(dash.metadata.labels.grafana_dashboard, '1');
@@ -175,6 +181,14 @@ test('deploy – kubectl kustomize and the pure-JS renderer agree', { skip: !has
     assert.deepEqual(JSON.parse(JSON.stringify(viaJs)).sort(byName), JSON.parse(JSON.stringify(viaKubectl)).sort(byName), overlay);
   }
 });
+
+/** A Job of ours: pods never restart in place, exit 2 (configuration) fails the Job at once, evictions are not counted. */
+function assertJobPolicy(w: Obj): void {
+  assert.equal(w.spec.template.spec.restartPolicy, 'Never', w.metadata.name);
+  const rules = w.spec.podFailurePolicy.rules;
+  assert.deepEqual(rules.find((r: Obj) => r.action === 'FailJob').onExitCodes, { containerName: containers(w)[0].name, operator: 'In', values: [2] });
+  assert.deepEqual(rules.find((r: Obj) => r.action === 'Ignore').onPodConditions, [{ type: 'DisruptionTarget', status: 'True' }]);
+}
 
 function byName(a: Obj, b: Obj): number {
   return `${a.kind}/${a.metadata.name}`.localeCompare(`${b.kind}/${b.metadata.name}`);
