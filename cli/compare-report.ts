@@ -54,7 +54,8 @@ export function runResult(seed: number, backend: string, workers: number, curve:
 }
 
 export function armResult(arm: Arm, config: JobConfig, runs: RunResult[], thresholds: number[]): ArmResult {
-  const rules = config.optimizer.layers.map((r) => `${r.match} ×${r.lrMult}`).join(', ');
+  const { layers, layerDecay } = config.optimizer;
+  const rules = [...layers.map((r) => `${r.match} ×${r.lrMult}`), ...(layerDecay === 1 ? [] : [`×${layerDecay}/layer below the head`])].join(', ');
   return {
     name: arm.name, label: arm.init === 'pretrained' && rules ? `${arm.name} (${rules})` : arm.name, init: arm.init, config, runs,
     medianFirstReached: medianThresholds(runs.map((r) => r.firstReached), thresholds),

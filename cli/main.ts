@@ -29,6 +29,7 @@ import { ProgressLine } from './progress';
 import { runDoctor } from './doctor';
 import { runWorkerGroup } from './gpus';
 import { runWatch } from './watch';
+import { explainJob } from './explain';
 
 /** Every command's flags: the parser rejects anything else (and deploy tests check manifests against this). */
 export const FLAGS: Record<string, FlagSpec> = {
@@ -42,6 +43,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   doctor: { config: 'string', backend: 'string', coordinator: 'string', 'token-file': 'string', 'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string' },
   status: { coordinator: 'string', 'token-file': 'string', 'tls-ca': 'string', 'tls-cert': 'string', 'tls-key': 'string', json: 'boolean' },
   watch: { nats: 'string', job: 'string' },
+  config: { explain: 'string', backend: 'string', data: 'string' },
 };
 
 /** --reconnect-for: seconds to keep joining again after losing the coordinator (default 300). */
@@ -206,9 +208,17 @@ async function main(argv: string[]): Promise<void> {
       if (!args.nats) throw new ConfigInvalid('--nats URL is required (e.g. nats://localhost:4222)');
       return runWatch(String(args.nats), args.job as string | undefined);
     }
-    case 'config':
-      process.stdout.write(defaultsYaml());
+    case 'config': {
+      const args = parseArgs(rest, FLAGS.config);
+      if (!args.explain) {
+        process.stdout.write(defaultsYaml());
+        return;
+      }
+      const { text, problems } = await explainJob(jobFrom({ ...args, config: args.explain }));
+      process.stdout.write(text);
+      if (problems.length > 0) throw new ConfigInvalid(problems.join('; '));
       return;
+    }
     case undefined: case 'help': case '--help': case '-h':
       process.stdout.write(HELP + '\n');
       return;

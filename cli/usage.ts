@@ -55,8 +55,10 @@ export const USAGE: Record<string, string> = {
     stragglers marked.`,
   watch: `tunefleet watch --nats URL [--job NAME]
     Live view of running jobs from their NATS event stream.`,
-  config: `tunefleet config
-    Print every job-config field with its default and meaning.`,
+  config: `tunefleet config [--explain job.yaml [--backend B] [--data DIR]]
+    Print every job-config field with its default and meaning; with --explain,
+    the job's variables and the lr_mult/decay_mult each gets from
+    optimizer.layers and optimizer.layerDecay (exit 2 if a rule decides none).`,
 };
 
 export const HELP = `tunefleet — distributed fine-tuning with per-layer learning rates

@@ -53,6 +53,10 @@ const train = z.object({
     window: positiveInt.default(50).describe('how many recent norms the median is over'),
     warmup: z.number().int().nonnegative().default(20).describe('judge only once this many norms are known'),
   }).strict().default({}).describe('guard against a poisoned or spiking gradient (core/train/spike-guard.ts)'),
+  divergence: z.object({
+    evaluations: positiveInt.default(5).describe('evaluations in a row (after iteration 0) at chance — accuracy within 0.02 of the most common validation class\'s share, loss over 2 × ln(classes): confidently wrong — with a validation loss no lower at the last than at the first, that make the job diverged (core/train/divergence.ts)'),
+    action: z.enum(['fail', 'warn', 'off']).default('fail').describe("fail = end the job with JobDiverged naming what to lower; warn = log it once and go on; off = no check"),
+  }).strict().default({}),
   scaleWarmup: z.number().int().nonnegative().default(100).describe("per-worker policy: iterations over which the learning rate moves to its new scale after the worker count changes; 0 = at once"),
 }).strict();
 
@@ -79,7 +83,8 @@ const optimizer = z.object({
     iterations: z.number().int().nonnegative().default(0).describe('linear warm-up length; 0 = none'),
     startFactor: z.number().positive().max(1).default(0.1).describe('warm-up starts at lr × this'),
   }).strict().default({}),
-  layers: z.array(layerRule).default([]).describe('per-variable multipliers, first match wins, e.g. [{match: "head/*", lrMult: 10}, {match: "*", lrMult: 0.1}]; unmatched = 1'),
+  layers: z.array(layerRule).default([]).describe('per-variable multipliers, first match wins, e.g. [{match: "head/*", lrMult: 10}, {match: "*", lrMult: 0.1}]; unmatched = 1; a rule that decides no variable is an error (see them all: tunefleet config --explain job.yaml)'),
+  layerDecay: z.number().gt(0).max(1).default(1).describe("layer-wise rate decay γ: each variable's lr_mult (from layers, or 1) × γ^depth, depth = layers below the last one with variables in the model's order (the head: 0); 1 = off"),
 }).strict();
 
 const cluster = z.object({

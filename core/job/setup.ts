@@ -7,7 +7,7 @@ import { initBackend } from '../backend/backends';
 import { latestCheckpoint, listCheckpoints, loadCheckpoint, TrainingState } from '../model/checkpoint';
 import { JobConfig, outDirOf } from './config';
 import { differences, Fingerprint, fingerprint } from './fingerprint';
-import { CheckpointInvalid } from '../errors';
+import { CheckpointInvalid, ConfigInvalid } from '../errors';
 import { count } from '../data/dataset';
 import { EventBus } from '../observe/events';
 import { Metrics } from '../observe/metrics';
@@ -16,7 +16,7 @@ import { initialModel } from './model';
 import { JobData, prepareData } from './data';
 import { LedgerEntry } from '../train/ledger';
 import { logger } from '../observe/log';
-import { isFrozen, Resolved, resolveMultipliers } from '../train/lr-rules';
+import { isFrozen, multiplierRows, MULTIPLIER_COLUMNS, Resolved, resolveMultipliers, ruleProblems } from '../train/lr-rules';
 import { ParamSpec, paramSpecs, readParams } from '../model/params';
 import { Sgd } from '../train/optimizer';
 import { Tensors } from '../util/tensors';
@@ -49,6 +49,23 @@ export interface JobSetup {
   nats: NatsPublisher | null;
 }
 
+/**
+ * Each variable's multipliers for `cfg`, checked: every rule decides some
+ * variable (a typo never silently falls back to ×1) and something trains.
+ * Logged, one line per variable, so a run says what each variable got.
+ */
+export function jobMultipliers(cfg: JobConfig, names: string[]): Map<string, Resolved> {
+  const { layers, layerDecay } = cfg.optimizer;
+  const problems = ruleProblems(names, layers);
+  if (problems.length > 0) throw new ConfigInvalid(`${problems.join('; ')} (every variable and what it gets: tunefleet config --explain job.yaml)`);
+  const resolved = resolveMultipliers(names, layers, layerDecay);
+  if ([...resolved.values()].every(isFrozen)) {
+    throw new ConfigInvalid('every variable is frozen (lrMult 0), so nothing would train: give the head a rate, e.g. optimizer.layers: [{match: "head/*", lrMult: 10}, {match: "*", lrMult: 0}]');
+  }
+  for (const row of multiplierRows(names, layers, layerDecay)) log.info('multiplier', Object.fromEntries(MULTIPLIER_COLUMNS.map((c, i) => [c, row[i]])));
+  return resolved;
+}
+
 async function startingPoint(cfg: JobConfig, data: JobData, resume: boolean, print: Fingerprint): Promise<{ model: tf.LayersModel; state: TrainingState }> {
   const latest = resume ? latestCheckpoint(outDirOf(cfg)) : null;
   if (latest) {
@@ -76,7 +93,7 @@ export async function setupJob(cfg: JobConfig, resume = false, events = new Even
   const print = fingerprint(cfg, count(data.train));
   const { model, state } = await startingPoint(cfg, data, resume, print);
   const specs = paramSpecs(model);
-  const multipliers = resolveMultipliers(specs.map((s) => s.name), cfg.optimizer.layers);
+  const multipliers = jobMultipliers(cfg, specs.map((s) => s.name));
   const trainable = specs.map((s) => s.name).filter((n) => !isFrozen(multipliers.get(n)!));
   const sgd = new Sgd(cfg.optimizer, multipliers);
   for (const [name, v] of state.velocity) sgd.velocity.set(name, v);

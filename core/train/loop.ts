@@ -7,13 +7,14 @@ import * as tf from '@tensorflow/tfjs';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BatchScaler } from './batch-policy';
-import { JobStopped, ShardLost } from '../errors';
+import { JobDiverged, JobStopped, ShardLost } from '../errors';
+import { chanceAccuracy, ChanceWatch, divergenceAdvice } from './divergence';
 import { saveCheckpoint } from '../model/checkpoint';
 import { EvalResult } from './gradients';
 import { JobSetup } from '../job/setup';
 import { LedgerEntry } from './ledger';
 import { logger } from '../observe/log';
-import { groupRates } from './lr-rules';
+import { groupRates, LayerRule } from './lr-rules';
 import { learningRate } from './lr-schedule';
 import { l2Norm, NormHistory } from './spike-guard';
 import { Phase } from '../observe/metrics';
@@ -87,6 +88,7 @@ async function loop(job: JobSetup, compute: Compute, stopRequested: () => boolea
   const started = Date.now();
   const scaler = new BatchScaler({ policy: t.batchPolicy, batchSize: t.batchSize, plannedWorkers: cfg.cluster.workers, warmup: t.scaleWarmup });
   const stepNorms = new NormHistory(t.spikeGuard);
+  const atChance = new ChanceWatch(t.divergence, chanceAccuracy(job.data.val.labels), job.data.train.numClasses);
   let lossSum = 0, lossCount = 0, windowExamples = 0, windowStart = Date.now(), lastLr = NaN, targetReached = false;
   events.emit({ type: 'job.started', backend: job.backend, iterations: t.iterations, startIteration: job.startIteration, batchSize: t.batchSize, trainExamples: job.data.train.labels.length });
   if (t.evalAtStart && job.startIteration === 0) {
@@ -137,6 +139,7 @@ async function loop(job: JobSetup, compute: Compute, stopRequested: () => boolea
       curve.push(point);
       log.info('evaluation', { iteration: done, valAccuracy: +ev.accuracy.toFixed(4), valLoss: +ev.loss.toFixed(4) });
       events.emit({ type: 'evaluation', ...point });
+      judgeDivergence(atChance.judge(point), t.divergence.action, cfg.optimizer);
       if (t.targetAccuracy !== null && !targetReached && ev.accuracy >= t.targetAccuracy) {
         targetReached = true;
         events.emit({ type: 'target.reached', iteration: done, valAccuracy: ev.accuracy, target: t.targetAccuracy, wallSeconds: point.wallSeconds });
@@ -160,6 +163,13 @@ async function loop(job: JobSetup, compute: Compute, stopRequested: () => boolea
   log.info('finished', { model: join(outDir, 'model', 'model.json'), seconds });
   events.emit({ type: 'job.finished', iteration: t.iterations, valAccuracy: curve.length ? curve[curve.length - 1].valAccuracy : null, seconds });
   return { backend: job.backend, curve, outDir, model };
+}
+
+/** A job at chance (divergence.ts) fails with JobDiverged, or is warned about (once per window of evaluations). */
+function judgeDivergence(found: string | null, action: 'fail' | 'warn' | 'off', o: { lr: number; layers: LayerRule[] }): void {
+  if (found === null) return;
+  if (action === 'fail') throw new JobDiverged(`${found}: ${divergenceAdvice(o.lr, o.layers)}`);
+  log.warn('training at chance', { problem: found, advice: divergenceAdvice(o.lr, o.layers) });
 }
 
 function folderBytes(dir: string): number {

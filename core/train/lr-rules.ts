@@ -3,7 +3,12 @@
 // ordered list of globs on stable variable names such as `conv1/kernel` or
 // `head/bias`. `*` matches any run of characters (slashes included), `?` one
 // character. A variable no rule matches gets multipliers 1 and 1.
+// With optimizer.layerDecay γ < 1 a variable's lr_mult is then multiplied by
+// γ^depth, depth counted in layers from the last one that has variables (the
+// head: depth 0) down the model's layer order, as in BERT/ViT fine-tuning.
 // lrMult 0 freezes a variable: its gradient is never computed or sent.
+// A rule that decides no variable (a typo, or every match taken by an earlier
+// rule) is a configuration error (ruleProblems), never a silent fallback.
 // The rules are resolved once per job (core/job/setup.ts): the optimizer, the
 // shards (sent in their Welcome) and the learning-rate metric all read that
 // one resolution.
@@ -34,9 +39,82 @@ export function multipliersFor(name: string, rules: LayerRule[]): Resolved {
   return { lrMult: rule?.lrMult ?? 1, decayMult: rule?.decayMult ?? 1, group: rule?.match ?? 'default' };
 }
 
-/** Multipliers for every variable, by name. */
-export function resolveMultipliers(names: string[], rules: LayerRule[]): Map<string, Resolved> {
-  return new Map(names.map((n) => [n, multipliersFor(n, rules)]));
+/** A variable's layer: its name up to the last slash (`conv1/kernel` → `conv1`). */
+export function layerOf(name: string): string {
+  const cut = name.lastIndexOf('/');
+  return cut < 0 ? name : name.slice(0, cut);
+}
+
+/** Each variable's depth: 0 for the last layer with variables, 1 for the one before it, … in the order of `names`. */
+export function layerDepths(names: string[]): Map<string, number> {
+  const layers = [...new Set(names.map(layerOf))];
+  return new Map(names.map((n) => [n, layers.length - 1 - layers.indexOf(layerOf(n))]));
+}
+
+/**
+ * Multipliers for every variable, by name (`names` in the model's layer
+ * order). With `layerDecay` γ ≠ 1 each layer's lr_mult is its rule's × γ^depth
+ * and each layer is its own group (their rates differ).
+ */
+export function resolveMultipliers(names: string[], rules: LayerRule[], layerDecay = 1): Map<string, Resolved> {
+  const depths = layerDepths(names);
+  return new Map(names.map((n) => {
+    const m = multipliersFor(n, rules);
+    return [n, layerDecay === 1 ? m : { ...m, lrMult: m.lrMult * layerDecay ** depths.get(n)!, group: layerOf(n) }];
+  }));
+}
+
+/**
+ * What is wrong with `rules` for a model with variables `names`, one line
+ * each: a rule that matches no variable (with the nearest names, since that is
+ * usually a typo), or one whose every match an earlier rule already took.
+ */
+export function ruleProblems(names: string[], rules: LayerRule[], at = 'optimizer.layers'): string[] {
+  const problems: string[] = [];
+  rules.forEach((rule, i) => {
+    const matches = names.filter((n) => globToRegExp(rule.match).test(n));
+    if (matches.length === 0) {
+      problems.push(`${at}[${i}] match "${rule.match}" matches no variable of the model; nearest: ${nearest(rule.match, names).join(', ')}`);
+      return;
+    }
+    const takenBy = matches.map((n) => rules.findIndex((r) => globToRegExp(r.match).test(n)));
+    if (takenBy.every((j) => j < i)) {
+      const j = takenBy[0];
+      problems.push(`${at}[${i}] match "${rule.match}" decides no variable: ${matches.slice(0, 3).join(', ')}${matches.length > 3 ? ', …' : ''} already matched ${at}[${j}] "${rules[j].match}" (the first match wins: put the narrower rule first)`);
+    }
+  });
+  return problems;
+}
+
+/** The resolution as a table, one row per variable: [variable, rule, depth, lr_mult, decay_mult, frozen]. */
+export function multiplierRows(names: string[], rules: LayerRule[], layerDecay = 1): string[][] {
+  const resolved = resolveMultipliers(names, rules, layerDecay);
+  const depths = layerDepths(names);
+  return names.map((n) => {
+    const m = resolved.get(n)!;
+    const i = rules.findIndex((r) => globToRegExp(r.match).test(n));
+    return [n, i < 0 ? '(none: ×1)' : `[${i}] ${rules[i].match}`, String(depths.get(n)), String(+m.lrMult.toPrecision(6)), String(m.decayMult), isFrozen(m) ? 'frozen' : ''];
+  });
+}
+
+export const MULTIPLIER_COLUMNS = ['variable', 'rule', 'depth', 'lr_mult', 'decay_mult', 'frozen'];
+
+/** The three variable names (or `layer/*` globs) closest to `glob` by edit distance. */
+function nearest(glob: string, names: string[]): string[] {
+  const literal = glob.replace(/[*?]/g, '');
+  const candidates = [...new Set([...names.map((n) => `${layerOf(n)}/*`), ...names])];
+  const score = (c: string) => Math.min(editDistance(literal, c.replace(/[*?]/g, '')), editDistance(literal, c.slice(0, literal.length)));
+  return candidates.map((c) => [c, score(c)] as const).sort((a, b) => a[1] - b[1]).slice(0, 3).map(([c]) => c);
+}
+
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length];
 }
 
 /** The effective rate of each layer group at base rate `lr`. */

@@ -1,0 +1,58 @@
+// recipes – the fine-tuning rules fail loudly where a user errs, on real runs:
+// a mistyped glob and an all-frozen model are configuration errors before any
+// step; `config --explain` shows every variable's multipliers; far too large
+// steps end with JobDiverged (or a warning, if asked); layer decay trains.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { parseJob } from '../core/job/config';
+import { train } from '../core/train/trainer';
+import { tempDir, wasmWithIdxSet } from './fixtures';
+
+const run = promisify(execFile);
+const CLI = join(__dirname, '..', 'cli', 'main.js');
+let dataDir = '';
+
+before(async () => { dataDir = await wasmWithIdxSet(200, 50); });
+
+function job(optimizer: Record<string, unknown>, train: Record<string, unknown> = {}) {
+  return parseJob({
+    name: 'recipe', backend: 'wasm', data: { path: dataDir, download: false }, optimizer,
+    train: { iterations: 30, batchSize: 16, evalEvery: 3, logEvery: 30, checkpointEvery: 30, outDir: tempDir(), ...train },
+  });
+}
+
+test('recipes – a glob that matches nothing, or every variable frozen, is a ConfigInvalid before the first step', async () => {
+  await assert.rejects(train(job({ layers: [{ match: 'heda/*', lrMult: 10 }] })), { name: 'ConfigInvalid', message: /optimizer\.layers\[0\] match "heda\/\*" matches no variable of the model; nearest: head\/\*/ });
+  await assert.rejects(train(job({ layers: [{ match: '*', lrMult: 0 }] })), { name: 'ConfigInvalid', message: /every variable is frozen \(lrMult 0\), so nothing would train/ });
+});
+
+test('recipes – config --explain prints each variable\'s rule, depth, lr_mult and rate; exit 2 when a rule decides none', async () => {
+  const dir = tempDir();
+  const yaml = (layers: string) => `name: x\nbackend: wasm\ndata: { path: ${dataDir}, download: false }\noptimizer: { lr: 0.1, layerDecay: 0.5, layers: ${layers} }\n`;
+  writeFileSync(join(dir, 'ok.yaml'), yaml('[{ match: "head/*", lrMult: 10 }]'));
+  const ok = await run('node', [CLI, 'config', '--explain', join(dir, 'ok.yaml')]);
+  assert.match(ok.stdout, /^\| variable \| rule \| depth \| lr_mult \| rate at lr 0\.1 \| decay_mult \| frozen \|$/m);
+  assert.match(ok.stdout, /^\| head\/kernel \| \[0\] head\/\* \| 0 \| 10 \| 1 \| 1 \|  \|$/m);
+  assert.match(ok.stdout, /^\| conv1\/kernel \| \(none: ×1\) \| 3 \| 0\.125 \| 0\.0125 \| 1 \|  \|$/m);
+  writeFileSync(join(dir, 'typo.yaml'), yaml('[{ match: "heda/*", lrMult: 10 }]'));
+  const typo = await run('node', [CLI, 'config', '--explain', join(dir, 'typo.yaml')]).catch((e) => e);
+  assert.equal(typo.code, 2);
+  assert.match(typo.stdout, /^\| head\/bias \|/m, 'the table still shows the names to pick from');
+  assert.match(typo.stderr, /^ConfigInvalid: optimizer\.layers\[0\] match "heda\/\*" matches no variable/m);
+});
+
+test('recipes – optimizer.lr far too large: training at chance ends with JobDiverged naming what to lower; action warn goes on', async () => {
+  const diverges = job({ lr: 50 }, { divergence: { evaluations: 3 } });
+  await assert.rejects(train(diverges), { name: 'JobDiverged', message: /validation accuracy stayed at chance .* for 3 evaluations, iterations 3–9, .*lower optimizer\.lr \(now 50\)/ });
+  const warned = await train(job({ lr: 50 }, { divergence: { evaluations: 3, action: 'warn' } }));
+  assert.equal(warned.curve[warned.curve.length - 1].iteration, 30, 'warn: the run goes to its end');
+});
+
+test('recipes – layer decay trains (the head at the full rate, each layer below ×γ); a task not learned yet (random labels) does not trip the chance check', async () => {
+  const result = await train(job({ lr: 0.05, layerDecay: 0.5, layers: [{ match: 'head/*', lrMult: 2 }] }, { divergence: { evaluations: 3 } }));
+  assert.equal(result.curve.length, 10);
+});
