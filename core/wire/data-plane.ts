@@ -146,7 +146,9 @@ class DataConnection implements FrameHandler, TensorLink {
     return this.writer?.written ?? Promise.resolve();
   }
 
+  /** Closed by this side (the session is over): whatever frame was arriving is not the peer's truncation. */
   close(): void {
+    this.over = true;
     this.socket.destroy();
   }
 
@@ -174,8 +176,9 @@ class DataConnection implements FrameHandler, TensorLink {
       if (midFrame) this.refuse('closed before a complete HELLO');
       return;
     }
-    if (!this.session.alive) return;
+    // Counted even when the session already ended (its gRPC stream may close first): the frame was cut either way.
     if (midFrame) this.host.metrics.rejected('truncated');
+    if (!this.session.alive) return;
     const stalled = this.error instanceof DeadlineExceeded ? this.error : null;
     this.host.drop(this.session.id, stalled ?? new ConnectionLost(`the data connection closed${midFrame ? ' in the middle of a frame' : ''}`));
   }
