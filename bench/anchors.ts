@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { median } from '../core/util/numbers';
 
 const ROOT = join(__dirname, '..', '..');
-const KEEP_FREED_MEMORY = { MALLOC_MMAP_THRESHOLD_: '4294967296', MALLOC_TRIM_THRESHOLD_: '4294967296' };
+export const KEEP_FREED_MEMORY = { MALLOC_MMAP_THRESHOLD_: '4294967296', MALLOC_TRIM_THRESHOLD_: '4294967296' };
 
 export interface AnchorRow {
   model: string;
@@ -35,7 +35,7 @@ function examplesPerSec(cmd: string, args: string[], env: Record<string, string>
   return JSON.parse(out.trim().split('\n').pop()!).examples_per_sec;
 }
 
-function hasPyTorch(): boolean {
+export function hasPyTorch(): boolean {
   try {
     execFileSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' });
     return true;

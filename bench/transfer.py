@@ -8,8 +8,14 @@ test images every 10 iterations and print the first iteration at >= 90%.
     /usr/bin/python3 bench/transfer.py [--padding valid|same] [--init pytorch|glorot]
 
 Slow on Debian's torch build (~1,000 examples/s here): about 10 minutes.
+
+Time to accuracy (bench/time-to-accuracy.ts runs these, each a fresh process):
+`--save-pretrained PATH` pretrains once and saves the weights; `--time-to-target
+PATH --seed S --threads N` loads them and times the fine-tune arm alone: wall
+seconds from the start of training to the first evaluation >= 90%,
+evaluations included, and how much of that was evaluating.
 """
-import argparse, gzip, json
+import argparse, gzip, json, os, time
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 
@@ -52,8 +58,9 @@ def accuracy(net, x, y):
         return sum((net(a).argmax(1) == b).sum().item() for a, b in zip(x.split(500), y.split(500))) / len(y)
 
 
-def train(net, groups, x, y, iterations, seed, val=None):
-    """SGD with momentum over seeded epoch permutations; returns the first evaluated iteration at >= TARGET."""
+def train(net, groups, x, y, iterations, seed, val=None, clock=None):
+    """SGD with momentum over seeded epoch permutations; returns the first evaluated iteration at >= TARGET.
+    `clock` (a dict), when given, gets the seconds spent evaluating under 'eval'."""
     opt, gen = torch.optim.SGD(groups, lr=LR, momentum=MOMENTUM), torch.Generator().manual_seed(seed)
     order, at = torch.randperm(len(x), generator=gen), 0
     for it in range(1, iterations + 1):
@@ -63,9 +70,39 @@ def train(net, groups, x, y, iterations, seed, val=None):
         opt.zero_grad()
         F.cross_entropy(net(x[b]), y[b]).backward()
         opt.step()
-        if val and it % EVAL_EVERY == 0 and accuracy(net, *val) >= TARGET:
-            return it
+        if val and it % EVAL_EVERY == 0:
+            t0 = time.perf_counter()
+            reached = accuracy(net, *val) >= TARGET
+            if clock is not None:
+                clock['eval'] = clock.get('eval', 0) + time.perf_counter() - t0
+            if reached:
+                return it
     return None
+
+
+def target_subset(target, seed):
+    keep = np.sort(np.random.default_rng(seed).permutation(len(target[0]))[:1000])
+    return target[0][keep], target[1][keep]
+
+
+def fine_tune_groups(net):
+    rest = [p for n, p in net.named_parameters() if not n.startswith('head')]
+    return [{'params': net.head.parameters(), 'lr': 10 * LR}, {'params': rest, 'lr': 0.1 * LR}]
+
+
+def time_to_target(path, seed, threads):
+    """The fine-tune arm from saved pretrained weights, timed; startup counts from BENCH_SPAWNED_AT (ms since the epoch)."""
+    torch.set_num_threads(threads)
+    x, y = target_subset(classes('train', [5, 6, 7, 8, 9]), seed)
+    val = classes('t10k', [5, 6, 7, 8, 9])
+    torch.manual_seed(seed)
+    net = SeedCnn(0)
+    net.load_state_dict({k: v for k, v in torch.load(path).items() if not k.startswith('head')}, strict=False)
+    clock, start = {}, time.time()
+    first = train(net, fine_tune_groups(net), x, y, ITERATIONS, seed, val, clock)
+    seconds = time.time() - start
+    spawned = float(os.environ.get('BENCH_SPAWNED_AT', start * 1000)) / 1000
+    print(json.dumps({'iteration': first, 'seconds': seconds if first else None, 'evalSeconds': clock.get('eval', 0), 'startupSeconds': start - spawned}))
 
 
 def main():
@@ -73,7 +110,13 @@ def main():
     ap.add_argument('--padding', choices=['valid', 'same'], default='valid')
     ap.add_argument('--init', choices=['pytorch', 'glorot'], default='pytorch')
     ap.add_argument('--seeds', default='1,2,3')
+    ap.add_argument('--save-pretrained', metavar='PATH')
+    ap.add_argument('--time-to-target', metavar='PATH')
+    ap.add_argument('--seed', type=int, default=1)
+    ap.add_argument('--threads', type=int, default=1)
     args = ap.parse_args()
+    if args.time_to_target:
+        return time_to_target(args.time_to_target, args.seed, args.threads)
     torch.set_num_threads(1)
     build = lambda: SeedCnn(1 if args.padding == 'same' else 0)
     source, target, val = classes('train', [0, 1, 2, 3, 4]), classes('train', [5, 6, 7, 8, 9]), classes('t10k', [5, 6, 7, 8, 9])
@@ -82,10 +125,11 @@ def main():
     if args.init == 'glorot':
         keras_init(pretrained)
     train(pretrained, pretrained.parameters(), *source, 1000, 0)
+    if args.save_pretrained:
+        return torch.save(pretrained.state_dict(), args.save_pretrained)
     first = {}
     for seed in map(int, args.seeds.split(',')):
-        keep = np.sort(np.random.default_rng(seed).permutation(len(target[0]))[:1000])
-        x, y = target[0][keep], target[1][keep]
+        x, y = target_subset(target, seed)
         for arm in ['fine-tune', 'scratch', 'fine-tune-x1']:
             torch.manual_seed(seed)
             net = build()
@@ -95,8 +139,7 @@ def main():
                 net.load_state_dict({k: v for k, v in pretrained.state_dict().items() if not k.startswith('head')}, strict=False)
             groups = net.parameters()
             if arm == 'fine-tune':
-                rest = [p for n, p in net.named_parameters() if not n.startswith('head')]
-                groups = [{'params': net.head.parameters(), 'lr': 10 * LR}, {'params': rest, 'lr': 0.1 * LR}]
+                groups = fine_tune_groups(net)
             first.setdefault(arm, []).append(train(net, groups, x, y, ITERATIONS, seed, (val[0], val[1])))
             print(f'seed {seed} {arm}: first >= 90% at {first[arm][-1]}', flush=True)
     median = lambda v: float(np.median([i if i is not None else np.inf for i in v]))

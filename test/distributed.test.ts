@@ -15,6 +15,8 @@ import { train } from '../core/train/trainer';
 import { CoordinatorClient, LedgerReport } from '../proto/gen/tunefleet/v1/tunefleet';
 import { saveWideModel, tempDir, wasmWithIdxSet } from './fixtures';
 import { runJob, spawnWorker } from './cluster-helpers';
+import { loadCheckpoint } from '../core/model/checkpoint';
+import { Cluster } from '../coordinator/cluster';
 
 let dataDir = '';
 before(async () => {
@@ -55,6 +57,23 @@ test('distributed – frozen variables are sent once per worker, then never agai
   assert.ok(bytes('fc1/kernel') >= 6 * 1568 * 64 * 4, `fc1/kernel ${bytes('fc1/kernel')}`);
   const trainableGradBytes = (1568 * 64 + 64 + 64 * 10 + 10) * 4;
   assert.equal(cluster.traffic.gradientBytes, 2 * 6 * trainableGradBytes, 'each worker, each step, trainable variables only');
+});
+
+test('distributed – gradual unfreezing: conv layers frozen until iteration 4 cost no gradient bytes, then train; workers join the next stage by themselves', async () => {
+  const outDir = tempDir();
+  const cfg = job({ optimizer: { lr: 0.02, unfreeze: [{ match: 'conv*', at: 4 }] }, train: { iterations: 8, batchSize: 32, evalEvery: 4, checkpointEvery: 2, keepCheckpoints: 10, outDir } });
+  let first: Cluster | null = null;
+  const { cluster, curve, procs } = await runJob(cfg, 2, (c) => { first ??= c; });
+  const headBytes = (1568 * 64 + 64 + 64 * 10 + 10) * 4, convBytes = (3 * 3 * 16 + 16 + 3 * 3 * 16 * 32 + 32) * 4;
+  assert.equal(first!.traffic.gradientBytes, 2 * 4 * headBytes, 'until 4: each worker, each step, no conv gradient');
+  assert.equal(cluster.traffic.gradientBytes, 2 * 4 * (headBytes + convBytes), 'from 4: every variable');
+  assert.deepEqual(curve.map((p) => p.iteration), [4, 8], 'one curve over both stages');
+  assert.ok(curve[1].wallSeconds > curve[0].wallSeconds, 'timed from the first stage');
+  const conv1 = async (it: number) => readParams((await loadCheckpoint(join(outDir, `ckpt-${String(it).padStart(8, '0')}`))).model).get('conv1/kernel')!;
+  assert.deepEqual(await conv1(4), await conv1(2), 'frozen until 4');
+  assert.notDeepEqual(await conv1(6), await conv1(4), 'trained after');
+  assert.ok(procs.every((p) => p.exitCode === 0), 'the workers rejoined and were told the job finished');
+  assert.equal(cluster.ledger.report(0).complete, true, 'epoch 0 exactly once across the stages');
 });
 
 function ledger(port: number, epoch: number): Promise<LedgerReport> {

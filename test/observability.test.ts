@@ -58,7 +58,7 @@ const PAYLOAD: Record<string, string[]> = {
   'worker.left': ['worker', 'reason', 'live'],
   'worker.lost': ['worker', 'reason', 'live'],
   progress: ['iteration', 'iterations', 'loss', 'lr', 'examplesPerSec'],
-  evaluation: ['iteration', 'valAccuracy', 'valLoss', 'trainLoss', 'wallSeconds'],
+  evaluation: ['iteration', 'valAccuracy', 'valLoss', 'trainLoss', 'wallSeconds', 'evalSeconds'],
   'checkpoint.written': ['iteration', 'dir', 'bytes', 'seconds'],
   'lr.changed': ['iteration', 'lr'],
   'step.skipped': ['iteration', 'gradNorm', 'medianNorm'],

@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseJob } from '../core/job/config';
 import { train } from '../core/train/trainer';
+import { loadCheckpoint } from '../core/model/checkpoint';
+import { readParams } from '../core/model/params';
 import { tempDir, wasmWithIdxSet } from './fixtures';
 
 const run = promisify(execFile);
@@ -50,6 +52,19 @@ test('recipes – optimizer.lr far too large: training at chance ends with JobDi
   await assert.rejects(train(diverges), { name: 'JobDiverged', message: /validation accuracy stayed at chance .* for 3 evaluations, iterations 3–9, .*lower optimizer\.lr \(now 50\)/ });
   const warned = await train(job({ lr: 50 }, { divergence: { evaluations: 3, action: 'warn' } }));
   assert.equal(warned.curve[warned.curve.length - 1].iteration, 30, 'warn: the run goes to its end');
+});
+
+test('recipes – a head warm-up: the rest frozen until its release, then trained; resumed in the middle of the schedule the run ends bit-identical', async () => {
+  const outDir = tempDir();
+  const warm = (train: Record<string, unknown>) => job({ lr: 0.05, headWarmup: 10 }, { checkpointEvery: 5, keepCheckpoints: 10, outDir, ...train });
+  const whole = await train(warm({ outDir: tempDir() }));
+  assert.deepEqual(whole.curve.map((p) => p.iteration), [3, 6, 9, 12, 15, 18, 21, 24, 27, 30], 'one curve across the two stages');
+  await train(warm({ iterations: 15 })); // stops at 15: past the release at 10
+  const resumed = await train(warm({}), { resume: true });
+  assert.deepEqual(readParams(resumed.model), readParams(whole.model), 'bit-identical');
+  const conv = async (it: number) => readParams((await loadCheckpoint(join(outDir, `ckpt-${String(it).padStart(8, '0')}`))).model).get('conv1/kernel');
+  assert.deepEqual(await conv(10), await conv(5), 'frozen during the warm-up');
+  assert.notDeepEqual(await conv(15), await conv(10), 'trained after it');
 });
 
 test('recipes – layer decay trains (the head at the full rate, each layer below ×γ); a task not learned yet (random labels) does not trip the chance check', async () => {

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { firstReached, medianOrNever, medianThresholds, speedups } from '../core/job/results';
 
-const curve = (accs: number[]) => accs.map((a, i) => ({ iteration: (i + 1) * 10, valAccuracy: a, valLoss: 1, trainLoss: 1, wallSeconds: i }));
+const curve = (accs: number[]) => accs.map((a, i) => ({ iteration: (i + 1) * 10, valAccuracy: a, valLoss: 1, trainLoss: 1, wallSeconds: i, evalSeconds: 0 }));
 
 test('results – first iteration at which each threshold was reached, null if never', () => {
   assert.deepEqual(firstReached(curve([0.5, 0.62, 0.59, 0.81, 0.9]), [0.6, 0.8, 0.85, 0.9, 0.95]),

@@ -48,6 +48,29 @@ test('shards – 2 workers with 2 and with 4 shards end bit-identical to 0 shard
   }
 });
 
+test('shards – layer decay reaches the shards: with 2 shards the run ends bit-identical to 0 shards, and unlike the run without it', async () => {
+  const decayed = (shards: number) => {
+    const cfg = job(shards);
+    return { ...cfg, optimizer: { ...cfg.optimizer, layerDecay: 0.5 } };
+  };
+  const local = readParams((await runJob(decayed(0), 2)).model);
+  const sharded = readParams((await runJob(decayed(2), 2)).model);
+  assert.equal(firstDifference(sharded, local), null);
+  assert.notEqual(firstDifference(local, await reference()), null, 'the decay changed the run');
+});
+
+test('shards – gradual unfreezing with 2 shards ends bit-identical to 0 shards: the shards join the next stage with the new trainable set', async () => {
+  const unfreezing = (shards: number) => {
+    const cfg = job(shards);
+    return { ...cfg, optimizer: { ...cfg.optimizer, unfreeze: [{ match: 'fc1/*', minDepth: null, at: 10 }] } };
+  };
+  const local = await runJob(unfreezing(0), 2);
+  const sharded = await runJob(unfreezing(2), 2);
+  assert.equal(firstDifference(readParams(sharded.model), readParams(local.model)), null);
+  assert.ok(sharded.shards.every((p) => p.exitCode === 0), 'the shards rejoined and were told the job finished');
+  assert.notEqual(firstDifference(readParams(local.model), await reference()), null, 'fc1 frozen for 10 steps changed the run');
+});
+
 test('shards – a checkpoint written with 4 shards resumes with 0, one written with 0 resumes with 2: both end bit-identical', async () => {
   const expected = await reference();
   for (const [first, then] of [[4, 0], [0, 2]]) {

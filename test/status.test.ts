@@ -44,7 +44,7 @@ test('status – progress and ETA from the events; per-worker slices; a worker o
   const text = statusText(r);
   assert.match(text, /^job j: training, iteration 50\/100, 320 examples\/s, ETA 10 s\n/);
   assert.match(text, /\| c \(STRAGGLER\) \| wasm \| host\/c \| 3 \| 45\.00 ms \| 1\.5 s ago \|/);
-  events.emit({ type: 'evaluation', iteration: 60, valAccuracy: 0.8, valLoss: 0.5, trainLoss: 0.6, wallSeconds: 9 });
+  events.emit({ type: 'evaluation', iteration: 60, valAccuracy: 0.8, valLoss: 0.5, trainLoss: 0.6, wallSeconds: 9, evalSeconds: 1 });
   events.emit({ type: 'job.finished', iteration: 100, valAccuracy: 0.8, seconds: 10 });
   assert.deepEqual([board.report().state, board.report().validationAccuracy, board.report().etaSeconds], ['finished', 0.8, 0]);
 });

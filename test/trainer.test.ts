@@ -33,6 +33,8 @@ test('trainer – evaluates, checkpoints and saves a loadable model', async () =
   const result = await train(job(out));
   assert.deepEqual(result.curve.map((p) => p.iteration), [6, 12]);
   for (const p of result.curve) assert.ok(p.valAccuracy >= 0 && p.valAccuracy <= 1 && p.valLoss > 0 && p.trainLoss > 0);
+  for (const p of result.curve) assert.ok(p.evalSeconds > 0 && p.evalSeconds < p.wallSeconds, 'the time spent evaluating, part of the wall time');
+  assert.ok(result.curve[1].evalSeconds > result.curve[0].evalSeconds, 'summed over the evaluations so far');
   assert.deepEqual(listCheckpoints(out), ['ckpt-00000006', 'ckpt-00000012']);
   const saved = await loadModel(join(out, 'model', 'model.json'));
   assert.deepEqual(readParams(saved), readParams(result.model));

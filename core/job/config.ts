@@ -66,6 +66,12 @@ export const layerRule = z.object({
   decayMult: nonNegative.default(1).describe('weight-decay multiplier'),
 }).strict();
 
+export const unfreezeEntry = z.object({
+  match: z.string().nullable().default(null).describe('glob on variable names, as in layers'),
+  minDepth: z.number().int().nonnegative().nullable().default(null).describe('or: every layer at this depth or deeper (the head: 0)'),
+  at: positiveInt.describe('the iteration it is released at'),
+}).strict().refine((e) => (e.match === null) !== (e.minDepth === null), 'give match or minDepth, not both');
+
 const policy = z.discriminatedUnion('type', [
   z.object({ type: z.literal('fixed') }).strict(),
   z.object({ type: z.literal('step'), gamma: z.number().positive(), stepSize: positiveInt }).strict(),
@@ -84,6 +90,9 @@ const optimizer = z.object({
     startFactor: z.number().positive().max(1).default(0.1).describe('warm-up starts at lr × this'),
   }).strict().default({}),
   layers: z.array(layerRule).default([]).describe('per-variable multipliers, first match wins, e.g. [{match: "head/*", lrMult: 10}, {match: "*", lrMult: 0.1}]; unmatched = 1; a rule that decides no variable is an error (see them all: tunefleet config --explain job.yaml)'),
+  unfreeze: z.array(unfreezeEntry).default([])
+    .describe('gradual unfreezing: entries {match: glob, at: N} or {minDepth: d, at: N} (every layer at depth ≥ d; the head is 0); what they name is frozen (no gradient, no bytes) until iteration N, then trained with its multipliers; a variable several entries name is released at the latest; e.g. [{minDepth: 1, at: 100}, {minDepth: 2, at: 200}] (core/train/unfreeze.ts)'),
+  headWarmup: z.number().int().nonnegative().default(0).describe('train only the head (depth 0) for this many iterations, then everything: unfreeze {minDepth: 1, at: headWarmup}; 0 = off'),
   layerDecay: z.number().gt(0).max(1).default(1).describe("layer-wise rate decay γ: each variable's lr_mult (from layers, or 1) × γ^depth, depth = layers below the last one with variables in the model's order (the head: 0); 1 = off"),
 }).strict();
 

@@ -2,9 +2,9 @@
 // section (the source task) plus a `compare` section naming the arms to run
 // on the target task. Each arm is the job itself, started either from the
 // pretrained model (head replaced) or from scratch, with its own per-layer
-// learning-rate rules (and layer decay), once per seed.
+// learning-rate rules (layer decay, unfreezing schedule), once per seed.
 import { z } from 'zod';
-import { JobConfig, layerRule, parseJob, readYaml } from './config';
+import { JobConfig, layerRule, parseJob, readYaml, unfreezeEntry } from './config';
 import { ConfigInvalid } from '../errors';
 
 const arm = z.object({
@@ -12,11 +12,13 @@ const arm = z.object({
   init: z.enum(['pretrained', 'scratch']).describe('start from the pretrain stage\'s model (head replaced) or from random weights'),
   layers: z.array(layerRule).default([]).describe('per-layer multipliers for this arm (optimizer.layers)'),
   layerDecay: z.number().gt(0).max(1).default(1).describe('layer-wise rate decay for this arm (optimizer.layerDecay)'),
+  unfreeze: z.array(unfreezeEntry).default([]).describe('gradual unfreezing for this arm (optimizer.unfreeze)'),
+  headWarmup: z.number().int().nonnegative().default(0).describe('head warm-up for this arm (optimizer.headWarmup)'),
 }).strict();
 
 export const DEFAULT_ARMS: z.input<typeof arm>[] = [
-  { name: 'fine-tune', init: 'pretrained', layers: [{ match: 'head/*', lrMult: 10 }, { match: '*', lrMult: 0.1 }], layerDecay: 1 },
-  { name: 'scratch', init: 'scratch', layers: [], layerDecay: 1 },
+  { name: 'fine-tune', init: 'pretrained', layers: [{ match: 'head/*', lrMult: 10 }, { match: '*', lrMult: 0.1 }], layerDecay: 1, unfreeze: [], headWarmup: 0 },
+  { name: 'scratch', init: 'scratch', layers: [], layerDecay: 1, unfreeze: [], headWarmup: 0 },
 ];
 
 export const compareSchema = z.object({
@@ -57,7 +59,7 @@ export function armJob(base: JobConfig, a: Arm, seed: number, pretrainedModel: s
     seed,
     pretrain: null,
     model: a.init === 'pretrained' ? { ...base.model, from: pretrainedModel, replaceHead: null } : { ...base.model, from: null },
-    optimizer: { ...base.optimizer, layers: a.layers, layerDecay: a.layerDecay },
+    optimizer: { ...base.optimizer, layers: a.layers, layerDecay: a.layerDecay, unfreeze: a.unfreeze, headWarmup: a.headWarmup },
     train: { ...base.train, evalAtStart: true, outDir: `${out}/runs/${a.name}-s${seed}` }, // the curves start at iteration 0
   };
 }

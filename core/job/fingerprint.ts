@@ -1,7 +1,8 @@
 // What a checkpoint must share with the job that resumes it. Resuming is
 // exact (every example once per epoch, bit-identical parameters) only if the
 // epoch permutation, the batches and the parameters mean the same thing as
-// when it was written: the same seed, global batch, training set and model.
+// when it was written: the same seed, global batch, training set and model,
+// and the same unfreezing schedule.
 // A checkpoint records these; resuming with any of them changed is refused,
 // naming what differs, instead of silently breaking exactly-once (or failing
 // later with a RangeError on a smaller dataset).
@@ -19,6 +20,8 @@ export function fingerprint(cfg: JobConfig, trainExamples: number): Fingerprint 
     'data (dataset and selection)': JSON.stringify({ dataset, cifar100Labels, classes, limitPerClass, limitTotal, validation }),
     'training examples': trainExamples,
     'model': shortHash(JSON.stringify(cfg.model)),
+    // Which variables train at which iteration: a resume must continue the same schedule.
+    'optimizer.unfreeze and headWarmup': JSON.stringify({ unfreeze: cfg.optimizer.unfreeze, headWarmup: cfg.optimizer.headWarmup }),
   };
 }
 

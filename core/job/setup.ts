@@ -17,6 +17,7 @@ import { JobData, prepareData } from './data';
 import { LedgerEntry } from '../train/ledger';
 import { logger } from '../observe/log';
 import { isFrozen, multiplierRows, MULTIPLIER_COLUMNS, Resolved, resolveMultipliers, ruleProblems } from '../train/lr-rules';
+import { atIteration, nextRelease, releaseIterations, schedule, unfreezeProblems } from '../train/unfreeze';
 import { ParamSpec, paramSpecs, readParams } from '../model/params';
 import { Sgd } from '../train/optimizer';
 import { Tensors } from '../util/tensors';
@@ -32,8 +33,10 @@ export interface JobSetup {
   model: tf.LayersModel;
   specs: ParamSpec[];
   trainable: string[]; // frozen variables (lrMult 0) are not here
-  /** Each variable's multipliers, resolved from optimizer.layers once for the whole job. */
+  /** Each variable's multipliers, resolved from optimizer.layers once for the whole job (for this stage: unfreeze.ts). */
   multipliers: Map<string, Resolved>;
+  /** The iteration where optimizer.unfreeze releases more variables: this stage ends there (null: it runs to the end). */
+  releaseAt: number | null;
   params: Tensors; // the master copy the optimizer updates
   sgd: Sgd;
   sampler: Sampler;
@@ -47,6 +50,8 @@ export interface JobSetup {
   metrics: Metrics;
   /** Publishes the events to NATS when metrics.nats is set. */
   nats: NatsPublisher | null;
+  /** Stop this setup's metrics and NATS publisher from taking events (the bus may go on to a next stage), and close NATS. */
+  close(): Promise<void>;
 }
 
 /**
@@ -54,16 +59,22 @@ export interface JobSetup {
  * variable (a typo never silently falls back to ×1) and something trains.
  * Logged, one line per variable, so a run says what each variable got.
  */
-export function jobMultipliers(cfg: JobConfig, names: string[]): Map<string, Resolved> {
-  const { layers, layerDecay } = cfg.optimizer;
-  const problems = ruleProblems(names, layers);
+export function jobMultipliers(cfg: JobConfig, names: string[], iteration = 0): { multipliers: Map<string, Resolved>; releaseAt: number | null } {
+  const { layers, layerDecay, unfreeze, headWarmup } = cfg.optimizer;
+  const entries = schedule(unfreeze, headWarmup);
+  const problems = [...ruleProblems(names, layers), ...unfreezeProblems(names, entries)];
   if (problems.length > 0) throw new ConfigInvalid(`${problems.join('; ')} (every variable and what it gets: tunefleet config --explain job.yaml)`);
-  const resolved = resolveMultipliers(names, layers, layerDecay);
-  if ([...resolved.values()].every(isFrozen)) {
-    throw new ConfigInvalid('every variable is frozen (lrMult 0), so nothing would train: give the head a rate, e.g. optimizer.layers: [{match: "head/*", lrMult: 10}, {match: "*", lrMult: 0}]');
+  const releases = releaseIterations(names, entries);
+  const multipliers = atIteration(resolveMultipliers(names, layers, layerDecay), releases, iteration);
+  if ([...multipliers.values()].every(isFrozen)) {
+    const when = nextRelease(releases, iteration);
+    throw new ConfigInvalid(when === null
+      ? 'every variable is frozen (lrMult 0), so nothing would train: give the head a rate, e.g. optimizer.layers: [{match: "head/*", lrMult: 10}, {match: "*", lrMult: 0}]'
+      : `every variable is frozen until iteration ${when} (optimizer.unfreeze), so nothing would train before it: leave the head out of the schedule`);
   }
-  for (const row of multiplierRows(names, layers, layerDecay)) log.info('multiplier', Object.fromEntries(MULTIPLIER_COLUMNS.map((c, i) => [c, row[i]])));
-  return resolved;
+  for (const row of multiplierRows(names, layers, layerDecay, releases)) log.info('multiplier', Object.fromEntries(MULTIPLIER_COLUMNS.map((c, i) => [c, row[i]])));
+  const next = nextRelease(releases, iteration);
+  return { multipliers, releaseAt: next !== null && next < cfg.train.iterations ? next : null };
 }
 
 async function startingPoint(cfg: JobConfig, data: JobData, resume: boolean, print: Fingerprint): Promise<{ model: tf.LayersModel; state: TrainingState }> {
@@ -93,12 +104,12 @@ export async function setupJob(cfg: JobConfig, resume = false, events = new Even
   const print = fingerprint(cfg, count(data.train));
   const { model, state } = await startingPoint(cfg, data, resume, print);
   const specs = paramSpecs(model);
-  const multipliers = jobMultipliers(cfg, specs.map((s) => s.name));
+  const { multipliers, releaseAt } = jobMultipliers(cfg, specs.map((s) => s.name), state.iteration);
   const trainable = specs.map((s) => s.name).filter((n) => !isFrozen(multipliers.get(n)!));
   const sgd = new Sgd(cfg.optimizer, multipliers);
   for (const [name, v] of state.velocity) sgd.velocity.set(name, v);
   const setup: JobSetup = {
-    cfg, backend, data, model, specs, trainable, multipliers, sgd,
+    cfg, backend, data, model, specs, trainable, multipliers, releaseAt, sgd,
     params: readParams(model),
     sampler: new Sampler(count(data.train), cfg.seed, state.sampler),
     startIteration: state.iteration,
@@ -108,11 +119,15 @@ export async function setupJob(cfg: JobConfig, resume = false, events = new Even
     events,
     metrics: new Metrics(cfg.name, 'coordinator'),
     nats: null,
+    close: async () => {
+      for (const off of detach) off();
+      await setup.nats?.close();
+    },
   };
-  events.subscribe(setup.metrics.onEvent);
+  const detach = [events.subscribe(setup.metrics.onEvent)];
   if (cfg.metrics.nats) {
     setup.nats = new NatsPublisher(cfg.metrics.nats, () => setup.metrics.eventDropped());
-    events.subscribe(setup.nats.publish);
+    detach.push(events.subscribe(setup.nats.publish));
   }
   log.info('job', {
     name: cfg.name, backend, trainExamples: count(data.train), valExamples: count(data.val), classes: data.train.numClasses,

@@ -17,7 +17,7 @@ export type TrainingEvent = Base & (
   | { type: 'worker.left'; worker: string; reason: string; live: number }
   | { type: 'worker.lost'; worker: string; reason: string; live: number }
   | { type: 'progress'; iteration: number; iterations: number; loss: number; lr: number; examplesPerSec: number }
-  | { type: 'evaluation'; iteration: number; valAccuracy: number; valLoss: number; trainLoss: number; wallSeconds: number }
+  | { type: 'evaluation'; iteration: number; valAccuracy: number; valLoss: number; trainLoss: number; wallSeconds: number; evalSeconds: number }
   | { type: 'checkpoint.written'; iteration: number; dir: string; bytes: number; seconds: number }
   | { type: 'lr.changed'; iteration: number; lr: number }
   | { type: 'shard.joined'; shard: number; address: string; live: number }

@@ -58,7 +58,10 @@ export interface CurvePoint {
   valAccuracy: number;
   valLoss: number;
   trainLoss: number;
+  /** Seconds since the loop started, this evaluation included. */
   wallSeconds: number;
+  /** Of those, the seconds spent evaluating (every evaluation so far, this one included). */
+  evalSeconds: number;
 }
 
 export interface TrainResult {
@@ -66,13 +69,22 @@ export interface TrainResult {
   curve: CurvePoint[];
   outDir: string;
   model: tf.LayersModel;
+  /** Set when this stage ended at a release of optimizer.unfreeze (with a checkpoint there): the job goes on from it (stages.ts). */
+  releasedAt?: number;
 }
 
-/** `stopRequested`: checked after every step; when true, a checkpoint is written there and the run ends with JobStopped. */
-export async function runTraining(job: JobSetup, compute: Compute, stopRequested: () => boolean = () => false): Promise<TrainResult> {
+export interface StageOptions {
+  /** Checked after every step; when true, a checkpoint is written there and the run ends with JobStopped. */
+  stopRequested?: () => boolean;
+  /** When the job's first stage started (Date.now()), and the seconds its evaluations took so far: curves count from there. */
+  startedAt?: number;
+  evalSeconds?: number;
+}
+
+export async function runTraining(job: JobSetup, compute: Compute, opts: StageOptions = {}): Promise<TrainResult> {
   const { events } = job;
   try {
-    return await loop(job, compute, stopRequested);
+    return await loop(job, compute, opts);
   } catch (err) {
     // A lost shard is not the end: the coordinator goes back to the last checkpoint (job.rewound); a stop is not a failure.
     if (!(err instanceof ShardLost || err instanceof JobStopped)) events.emit({ type: 'job.failed', error: err instanceof Error ? err.message : String(err) });
@@ -80,20 +92,44 @@ export async function runTraining(job: JobSetup, compute: Compute, stopRequested
   }
 }
 
-async function loop(job: JobSetup, compute: Compute, stopRequested: () => boolean): Promise<TrainResult> {
+/**
+ * Run a job through its stages, one per release of optimizer.unfreeze
+ * (unfreeze.ts): `run(resume, carried)` runs one, each after the first
+ * continuing from the checkpoint the last one wrote at its release; the
+ * curves join into one, timed from the first stage's start.
+ */
+export async function throughReleases(run: (resume: boolean, carried: StageOptions) => Promise<TrainResult>, resume: boolean): Promise<TrainResult> {
+  const startedAt = Date.now();
+  const curve: CurvePoint[] = [];
+  for (let first = true; ; first = false) {
+    const result = await run(resume || !first, { startedAt, evalSeconds: curve[curve.length - 1]?.evalSeconds ?? 0 });
+    curve.push(...result.curve);
+    if (result.releasedAt === undefined) return { ...result, curve };
+    result.model.dispose(); // the next stage loads the model from the checkpoint at the release
+  }
+}
+
+async function loop(job: JobSetup, compute: Compute, opts: StageOptions): Promise<TrainResult> {
   const { cfg, sgd, sampler, params, model, outDir, events, metrics } = job;
   const t = cfg.train;
   const schedule = { ...cfg.optimizer, totalIterations: t.iterations };
   const curve: CurvePoint[] = [];
-  const started = Date.now();
+  const started = opts.startedAt ?? Date.now();
   const scaler = new BatchScaler({ policy: t.batchPolicy, batchSize: t.batchSize, plannedWorkers: cfg.cluster.workers, warmup: t.scaleWarmup });
   const stepNorms = new NormHistory(t.spikeGuard);
   const atChance = new ChanceWatch(t.divergence, chanceAccuracy(job.data.val.labels), job.data.train.numClasses);
   let lossSum = 0, lossCount = 0, windowExamples = 0, windowStart = Date.now(), lastLr = NaN, targetReached = false;
   events.emit({ type: 'job.started', backend: job.backend, iterations: t.iterations, startIteration: job.startIteration, batchSize: t.batchSize, trainExamples: job.data.train.labels.length });
-  if (t.evalAtStart && job.startIteration === 0) {
+  let evalSeconds = opts.evalSeconds ?? 0;
+  const evaluate = async () => {
+    const t0 = performance.now();
     const ev = await compute.evaluate();
-    const point = { iteration: 0, valAccuracy: ev.accuracy, valLoss: ev.loss, trainLoss: NaN, wallSeconds: (Date.now() - started) / 1000 };
+    evalSeconds += (performance.now() - t0) / 1000;
+    return ev;
+  };
+  if (t.evalAtStart && job.startIteration === 0) {
+    const ev = await evaluate();
+    const point = { iteration: 0, valAccuracy: ev.accuracy, valLoss: ev.loss, trainLoss: NaN, wallSeconds: (Date.now() - started) / 1000, evalSeconds };
     curve.push(point);
     log.info('evaluation', { iteration: 0, valAccuracy: +ev.accuracy.toFixed(4), valLoss: +ev.loss.toFixed(4) });
     events.emit({ type: 'evaluation', ...point });
@@ -134,8 +170,8 @@ async function loop(job: JobSetup, compute: Compute, stopRequested: () => boolea
       events.emit({ type: 'progress', iteration: done, iterations: t.iterations, loss: lossSum / lossCount, lr, examplesPerSec });
     }
     if (done % t.evalEvery === 0 || done === t.iterations) {
-      const ev = await compute.evaluate();
-      const point = { iteration: done, valAccuracy: ev.accuracy, valLoss: ev.loss, trainLoss: lossCount ? lossSum / lossCount : NaN, wallSeconds: (Date.now() - started) / 1000 };
+      const ev = await evaluate();
+      const point = { iteration: done, valAccuracy: ev.accuracy, valLoss: ev.loss, trainLoss: lossCount ? lossSum / lossCount : NaN, wallSeconds: (Date.now() - started) / 1000, evalSeconds };
       curve.push(point);
       log.info('evaluation', { iteration: done, valAccuracy: +ev.accuracy.toFixed(4), valLoss: +ev.loss.toFixed(4) });
       events.emit({ type: 'evaluation', ...point });
@@ -146,8 +182,9 @@ async function loop(job: JobSetup, compute: Compute, stopRequested: () => boolea
       }
     }
     if (done % t.logEvery === 0) { lossSum = 0; lossCount = 0; windowExamples = 0; windowStart = Date.now(); }
-    const stopping = done < t.iterations && stopRequested();
-    if (done % t.checkpointEvery === 0 || done === t.iterations || stopping) {
+    const stopping = done < t.iterations && (opts.stopRequested?.() ?? false);
+    const releasing = done === job.releaseAt; // unfreeze.ts: the next stage trains more variables, from this checkpoint
+    if (done % t.checkpointEvery === 0 || done === t.iterations || stopping || releasing) {
       const t0 = Date.now();
       await compute.remoteUpdate?.gather(params, sgd.velocity);
       writeParams(model, params);
@@ -156,6 +193,10 @@ async function loop(job: JobSetup, compute: Compute, stopRequested: () => boolea
       events.emit({ type: 'checkpoint.written', iteration: done, dir, bytes: folderBytes(dir), seconds: (Date.now() - t0) / 1000 });
     }
     if (stopping) throw new JobStopped(`stopped by SIGTERM after iteration ${done} of ${t.iterations}, with a checkpoint there: run it again with --resume to continue`);
+    if (releasing) {
+      log.info('releasing frozen variables', { iteration: done });
+      return { backend: job.backend, curve, outDir, model, releasedAt: done };
+    }
   }
   writeParams(model, params); // with shards: gathered for the checkpoint the last iteration always writes
   await saveModel(model, join(outDir, 'model'));

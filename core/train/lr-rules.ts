@@ -86,14 +86,15 @@ export function ruleProblems(names: string[], rules: LayerRule[], at = 'optimize
   return problems;
 }
 
-/** The resolution as a table, one row per variable: [variable, rule, depth, lr_mult, decay_mult, frozen]. */
-export function multiplierRows(names: string[], rules: LayerRule[], layerDecay = 1): string[][] {
+/** The resolution as a table, one row per variable: [variable, rule, depth, lr_mult, decay_mult, frozen] (`releases`: frozen until, unfreeze.ts). */
+export function multiplierRows(names: string[], rules: LayerRule[], layerDecay = 1, releases = new Map<string, number>()): string[][] {
   const resolved = resolveMultipliers(names, rules, layerDecay);
   const depths = layerDepths(names);
   return names.map((n) => {
     const m = resolved.get(n)!;
     const i = rules.findIndex((r) => globToRegExp(r.match).test(n));
-    return [n, i < 0 ? '(none: ×1)' : `[${i}] ${rules[i].match}`, String(depths.get(n)), String(+m.lrMult.toPrecision(6)), String(m.decayMult), isFrozen(m) ? 'frozen' : ''];
+    const until = releases.get(n) ?? 0;
+    return [n, i < 0 ? '(none: ×1)' : `[${i}] ${rules[i].match}`, String(depths.get(n)), String(+m.lrMult.toPrecision(6)), String(m.decayMult), isFrozen(m) ? 'frozen' : until > 0 ? `until ${until}` : ''];
   });
 }
 

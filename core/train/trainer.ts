@@ -8,10 +8,16 @@ import { EventBus } from '../observe/events';
 import { setupJob } from '../job/setup';
 import { writeParams } from '../model/params';
 import { Tensors } from '../util/tensors';
-import { Compute, runTraining, TrainResult } from './loop';
+import { Compute, runTraining, StageOptions, throughReleases, TrainResult } from './loop';
 
 export async function train(cfg: JobConfig, opts: { resume?: boolean; events?: EventBus } = {}): Promise<TrainResult> {
-  const job = await setupJob(cfg, opts.resume ?? false, opts.events);
+  const events = opts.events ?? new EventBus();
+  return throughReleases((resume, carried) => trainStage(cfg, resume, events, carried), opts.resume ?? false);
+}
+
+/** One stage of the job (all of it, without optimizer.unfreeze). */
+async function trainStage(cfg: JobConfig, resume: boolean, events: EventBus, carried: StageOptions): Promise<TrainResult> {
+  const job = await setupJob(cfg, resume, events);
   const { model, trainable, data } = job;
   const allVal = Uint32Array.from({ length: count(data.val) }, (_, i) => i);
   const local: Compute = {
@@ -24,8 +30,8 @@ export async function train(cfg: JobConfig, opts: { resume?: boolean; events?: E
     paramsChanged: (params: Tensors) => writeParams(model, new Map(trainable.map((n) => [n, params.get(n)!]))),
   };
   try {
-    return await runTraining(job, local);
+    return await runTraining(job, local, carried);
   } finally {
-    await job.nats?.close();
+    await job.close();
   }
 }

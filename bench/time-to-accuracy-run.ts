@@ -1,0 +1,45 @@
+// One timed run for bench/time-to-accuracy.ts, in a process of its own: the
+// fine-tune arm of examples/fashion-transfer.yaml from the pretrained model in
+// runs/fashion-transfer/pretrain (the parent makes sure it is there), in this
+// process (`train`) or with N local worker processes (`local N`). Prints one
+// JSON line: the curve, and the seconds from the spawn (BENCH_SPAWNED_AT) to
+// the first step.
+//
+//     node dist/bench/time-to-accuracy-run.js train|local N SEED OUT
+import { join } from 'node:path';
+import { armJob, loadExperiment } from '../core/job/experiment';
+import { JobConfig } from '../core/job/config';
+import { EventBus } from '../core/observe/events';
+import { train } from '../core/train/trainer';
+import { runLocal } from '../cli/local';
+
+export const PRESET = join(__dirname, '..', '..', 'examples', 'fashion-transfer.yaml');
+export const TARGET = 0.9;
+/** Long enough for the fine-tune arm to reach TARGET (it does at 60–70 here); the fixed rate makes the curve up to then the same as with 300. */
+export const ITERATIONS = 150;
+
+export function timedJob(seed: number, out: string): JobConfig {
+  const { job, compare } = loadExperiment(PRESET);
+  const arm = compare.arms.find((a) => a.name === 'fine-tune')!;
+  const cfg = armJob(job, arm, seed, join('runs', job.name, 'pretrain', 'model'), out);
+  return {
+    ...cfg,
+    metrics: { ...cfg.metrics, port: null, workerPort: null },
+    train: { ...cfg.train, iterations: ITERATIONS, evalAtStart: false, checkpointEvery: ITERATIONS, targetAccuracy: TARGET },
+  };
+}
+
+async function main(): Promise<void> {
+  const [mode, ...rest] = process.argv.slice(2);
+  const workers = mode === 'local' ? Number(rest.shift()) : 0;
+  const [seed, out] = [Number(rest[0]), rest[1]];
+  const events = new EventBus();
+  let firstStep = NaN;
+  events.subscribe((e) => { if (e.type === 'job.started') firstStep = Date.now(); });
+  const cfg = timedJob(seed, out);
+  const { curve } = mode === 'local' ? await runLocal(cfg, workers, { events }) : await train(cfg, { events });
+  const spawned = Number(process.env.BENCH_SPAWNED_AT ?? performance.timeOrigin);
+  process.stdout.write(`${JSON.stringify({ curve, startupSeconds: (firstStep - spawned) / 1000 })}\n`);
+}
+
+if (require.main === module) main().catch((err) => { console.error(err); process.exit(1); });

@@ -1,0 +1,83 @@
+// Time to accuracy (DAWNBench's measure) on the fashion-transfer preset: wall
+// seconds from the start of training to the first evaluation at >= 90%,
+// evaluations included (the curve's wallSeconds), for the fine-tune arm —
+// tunefleet in one process and with 2 local workers, against the same recipe
+// in plain PyTorch, single process, at 1 and 2 threads (bench/transfer.py).
+// Every run is a fresh process; the four are interleaved per seed so a slow
+// moment of the machine hits all of them; medians over the seeds. Each row
+// also says where the seconds went: start-up (spawn to first step, not in the
+// measure), training steps and evaluation.
+//
+//     npm run bench:tta      (also part of npm run bench)
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { loadExperiment } from '../core/job/experiment';
+import { ensurePretrained } from '../core/job/stages';
+import { median } from '../core/util/numbers';
+import { runLocal } from '../cli/local';
+import { hasPyTorch, KEEP_FREED_MEMORY } from './anchors';
+import { markdownTable, tempDirBench, writeBenchResult } from './report';
+import { PRESET, TARGET } from './time-to-accuracy-run';
+import { CurvePoint } from '../core/train/loop';
+
+const ROOT = join(__dirname, '..', '..');
+
+export interface TtaRun { setup: string; seed: number; iteration: number | null; seconds: number | null; evalSeconds: number; startupSeconds: number }
+export interface TtaRow { setup: string; seconds: number | null; evalSeconds: number; startupSeconds: number; iterations: (number | null)[]; ofPyTorch2: number | null }
+
+const SETUPS = ['tunefleet, 1 process', 'tunefleet, 2 workers', 'PyTorch, 1 thread', 'PyTorch, 2 threads'] as const;
+
+function spawnJson(cmd: string, args: string[], env: Record<string, string> = {}): Record<string, unknown> {
+  const out = execFileSync(cmd, args, { cwd: ROOT, env: { ...process.env, ...env, BENCH_SPAWNED_AT: String(Date.now()) }, stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 * 2 ** 20 }).toString();
+  return JSON.parse(out.trim().split('\n').pop()!);
+}
+
+function ours(setup: string, seed: number, out: string): TtaRun {
+  const mode = setup.endsWith('2 workers') ? ['local', '2'] : ['train'];
+  const r = spawnJson(process.execPath, ['dist/bench/time-to-accuracy-run.js', ...mode, String(seed), join(out, `${mode[0]}-${seed}`)]) as { curve: CurvePoint[]; startupSeconds: number };
+  const hit = r.curve.find((p) => p.valAccuracy >= TARGET);
+  return { setup, seed, iteration: hit?.iteration ?? null, seconds: hit?.wallSeconds ?? null, evalSeconds: hit?.evalSeconds ?? 0, startupSeconds: r.startupSeconds };
+}
+
+function pytorch(setup: string, seed: number, weights: string): TtaRun {
+  const threads = setup.endsWith('2 threads') ? 2 : 1;
+  const r = spawnJson('/usr/bin/python3', ['bench/transfer.py', '--time-to-target', weights, '--seed', String(seed), '--threads', String(threads)], KEEP_FREED_MEMORY) as Omit<TtaRun, 'setup' | 'seed'>;
+  return { setup, seed, ...r };
+}
+
+export async function benchTimeToAccuracy(): Promise<{ runs: TtaRun[]; rows: TtaRow[] }> {
+  const { job, compare } = loadExperiment(PRESET);
+  // The pretrained models, once, untimed: ours in the folder `npm start` uses (reused when there), PyTorch's saved beside the results.
+  await ensurePretrained(job, (cfg) => runLocal({ ...cfg, metrics: { ...cfg.metrics, port: null, workerPort: null } }, 2), { outDir: join('runs', job.name, 'pretrain') });
+  const out = tempDirBench();
+  const torch = hasPyTorch();
+  const weights = join(out, 'pytorch-pretrained.pt');
+  if (torch) execFileSync('/usr/bin/python3', ['bench/transfer.py', '--save-pretrained', weights], { cwd: ROOT, stdio: 'ignore' });
+  const runs: TtaRun[] = [];
+  for (const seed of compare.seeds) {
+    for (const setup of SETUPS) {
+      if (setup.startsWith('PyTorch') && !torch) continue;
+      runs.push(setup.startsWith('PyTorch') ? pytorch(setup, seed, weights) : ours(setup, seed, out));
+      console.log(JSON.stringify(runs[runs.length - 1]));
+    }
+  }
+  const med = (xs: (number | null)[]) => (xs.some((x) => x === null) ? null : median(xs as number[]));
+  const rows = SETUPS.filter((s) => runs.some((r) => r.setup === s)).map((setup) => {
+    const of = runs.filter((r) => r.setup === setup);
+    return { setup, seconds: med(of.map((r) => r.seconds)), evalSeconds: median(of.map((r) => r.evalSeconds)), startupSeconds: median(of.map((r) => r.startupSeconds)), iterations: of.map((r) => r.iteration), ofPyTorch2: null as number | null };
+  });
+  const anchor = rows.find((r) => r.setup === 'PyTorch, 2 threads')?.seconds ?? null;
+  for (const r of rows) r.ofPyTorch2 = r.seconds !== null && anchor ? r.seconds / anchor : null;
+  return { runs, rows };
+}
+
+export function ttaTable(rows: TtaRow[]): string {
+  const s = (x: number | null) => (x === null ? 'never' : x.toFixed(1));
+  return markdownTable(['setup', `seconds to ${100 * TARGET}% (median)`, 'of which training steps', 'of which evaluation', 'start-up (not counted)', 'iteration per seed', '÷ PyTorch 2 threads'], rows.map((r) => [
+    r.setup, s(r.seconds), r.seconds === null ? 'n/a' : (r.seconds - r.evalSeconds).toFixed(1), r.evalSeconds.toFixed(1), r.startupSeconds.toFixed(1), r.iterations.map((i) => i ?? 'never').join('/'), r.ofPyTorch2 === null ? 'n/a' : `${r.ofPyTorch2.toFixed(2)}×`,
+  ]));
+}
+
+if (require.main === module) {
+  benchTimeToAccuracy().then(({ runs, rows }) => writeBenchResult('time-to-accuracy', { runs, rows }, ttaTable(rows)), (err) => { console.error(err); process.exit(1); });
+}
