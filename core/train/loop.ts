@@ -69,16 +69,16 @@ export interface TrainResult {
   curve: CurvePoint[];
   outDir: string;
   model: tf.LayersModel;
-  /** Set when this stage ended at a release of optimizer.unfreeze (with a checkpoint there): the job goes on from it (stages.ts). */
+  /** Set when this stage ended at a release of optimizer.unfreeze (with a checkpoint there): the job goes on from it (throughReleases). */
   releasedAt?: number;
 }
 
 export interface StageOptions {
   /** Checked after every step; when true, a checkpoint is written there and the run ends with JobStopped. */
   stopRequested?: () => boolean;
-  /** When the job's first stage started (Date.now()), and the seconds its evaluations took so far: curves count from there. */
+  /** When the job's first stage started (Date.now()), and its curve so far: a later stage's curve goes on from them. */
   startedAt?: number;
-  evalSeconds?: number;
+  earlier?: CurvePoint[];
 }
 
 export async function runTraining(job: JobSetup, compute: Compute, opts: StageOptions = {}): Promise<TrainResult> {
@@ -102,7 +102,7 @@ export async function throughReleases(run: (resume: boolean, carried: StageOptio
   const startedAt = Date.now();
   const curve: CurvePoint[] = [];
   for (let first = true; ; first = false) {
-    const result = await run(resume || !first, { startedAt, evalSeconds: curve[curve.length - 1]?.evalSeconds ?? 0 });
+    const result = await run(resume || !first, { startedAt, earlier: [...curve] });
     curve.push(...result.curve);
     if (result.releasedAt === undefined) return { ...result, curve };
     result.model.dispose(); // the next stage loads the model from the checkpoint at the release
@@ -120,7 +120,9 @@ async function loop(job: JobSetup, compute: Compute, opts: StageOptions): Promis
   const atChance = new ChanceWatch(t.divergence, chanceAccuracy(job.data.val.labels), job.data.train.numClasses);
   let lossSum = 0, lossCount = 0, windowExamples = 0, windowStart = Date.now(), lastLr = NaN, targetReached = false;
   events.emit({ type: 'job.started', backend: job.backend, iterations: t.iterations, startIteration: job.startIteration, batchSize: t.batchSize, trainExamples: job.data.train.labels.length });
-  let evalSeconds = opts.evalSeconds ?? 0;
+  const earlier = opts.earlier ?? [];
+  let evalSeconds = earlier[earlier.length - 1]?.evalSeconds ?? 0;
+  if (t.targetAccuracy !== null) targetReached = earlier.some((p) => p.valAccuracy >= t.targetAccuracy!); // reported once per job, not per stage
   const evaluate = async () => {
     const t0 = performance.now();
     const ev = await compute.evaluate();
