@@ -30,6 +30,8 @@ function job(optimizer: Record<string, unknown>, train: Record<string, unknown> 
 test('recipes – a glob that matches nothing, or every variable frozen, is a ConfigInvalid before the first step', async () => {
   await assert.rejects(train(job({ layers: [{ match: 'heda/*', lrMult: 10 }] })), { name: 'ConfigInvalid', message: /optimizer\.layers\[0\] match "heda\/\*" matches no variable of the model; nearest: head\/\*/ });
   await assert.rejects(train(job({ layers: [{ match: '*', lrMult: 0 }] })), { name: 'ConfigInvalid', message: /every variable is frozen \(lrMult 0\), so nothing would train/ });
+  await assert.rejects(train(job({ unfreeze: [{ match: '*', at: 5 }] })), { name: 'ConfigInvalid', message: /every variable is frozen until iteration 5 \(optimizer\.unfreeze\)/ });
+  await assert.rejects(train(job({ unfreeze: [{ match: 'backbone/*', at: 5 }] })), { name: 'ConfigInvalid', message: /optimizer\.unfreeze\[0\] \(match "backbone\/\*"\) names no variable/ });
 });
 
 test('recipes – config --explain prints each variable\'s rule, depth, lr_mult and rate; exit 2 when a rule decides none', async () => {
