@@ -10,8 +10,8 @@ test images every 10 iterations and print the first iteration at >= 90%.
 Slow on Debian's torch build (~1,000 examples/s here): about 10 minutes.
 
 Time to accuracy (bench/time-to-accuracy.ts runs these, each a fresh process):
-`--save-pretrained PATH` pretrains once and saves the weights; `--time-to-target
-PATH --seed S --threads N` loads them and times the fine-tune arm alone: wall
+`--save-pretrained PATH [--arch cifar-cnn]` pretrains once and saves the weights; `--time-to-target
+PATH --seed S --threads N [--arch cifar-cnn]` loads them and times the fine-tune arm alone: wall
 seconds from the start of training to the first evaluation >= 90%,
 evaluations included, and how much of that was evaluating.
 """
@@ -45,6 +45,23 @@ class SeedCnn(nn.Module):
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)
         return self.head(F.relu(self.fc1(x.flatten(1))))
+
+
+class CifarCnn(nn.Module):
+    """core/model/zoo.ts's cifar-cnn for 28x28x1: two blocks of two 3x3 convs (32, 64) with max-pooling, dense 256, dense k."""
+    def __init__(self, padding, k=5):
+        super().__init__()
+        self.conv1_1, self.conv1_2 = nn.Conv2d(1, 32, 3, padding=padding), nn.Conv2d(32, 32, 3, padding=padding)
+        self.conv2_1, self.conv2_2 = nn.Conv2d(32, 64, 3, padding=padding), nn.Conv2d(64, 64, 3, padding=padding)
+        self.fc1, self.head = nn.Linear(64 * (7 if padding else 4) ** 2, 256), nn.Linear(256, k)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1_2(F.relu(self.conv1_1(x)))), 2)
+        x = F.max_pool2d(F.relu(self.conv2_2(F.relu(self.conv2_1(x)))), 2)
+        return self.head(F.relu(self.fc1(x.flatten(1))))
+
+
+ARCHS = {'seed-cnn': SeedCnn, 'cifar-cnn': CifarCnn}
 
 
 def keras_init(module):
@@ -90,13 +107,13 @@ def fine_tune_groups(net):
     return [{'params': net.head.parameters(), 'lr': 10 * LR}, {'params': rest, 'lr': 0.1 * LR}]
 
 
-def time_to_target(path, seed, threads):
+def time_to_target(path, seed, threads, arch):
     """The fine-tune arm from saved pretrained weights, timed; startup counts from BENCH_SPAWNED_AT (ms since the epoch)."""
     torch.set_num_threads(threads)
     x, y = target_subset(classes('train', [5, 6, 7, 8, 9]), seed)
     val = classes('t10k', [5, 6, 7, 8, 9])
     torch.manual_seed(seed)
-    net = SeedCnn(0)
+    net = ARCHS[arch](0)
     net.load_state_dict({k: v for k, v in torch.load(path).items() if not k.startswith('head')}, strict=False)
     clock, start = {}, time.time()
     first = train(net, fine_tune_groups(net), x, y, ITERATIONS, seed, val, clock)
@@ -114,11 +131,12 @@ def main():
     ap.add_argument('--time-to-target', metavar='PATH')
     ap.add_argument('--seed', type=int, default=1)
     ap.add_argument('--threads', type=int, default=1)
+    ap.add_argument('--arch', choices=list(ARCHS), default='seed-cnn')
     args = ap.parse_args()
     if args.time_to_target:
-        return time_to_target(args.time_to_target, args.seed, args.threads)
+        return time_to_target(args.time_to_target, args.seed, args.threads, args.arch)
     torch.set_num_threads(1)
-    build = lambda: SeedCnn(1 if args.padding == 'same' else 0)
+    build = lambda: ARCHS[args.arch](1 if args.padding == 'same' else 0)
     source, target, val = classes('train', [0, 1, 2, 3, 4]), classes('train', [5, 6, 7, 8, 9]), classes('t10k', [5, 6, 7, 8, 9])
     torch.manual_seed(0)
     pretrained = build()
