@@ -17,7 +17,7 @@ import { runLocal } from '../cli/local';
 
 export const PRESET = join(__dirname, '..', '..', 'examples', 'fashion-transfer.yaml');
 export const TARGET = 0.9;
-/** Long enough for the fine-tune arm to reach TARGET (it does at 60–70 here); the fixed rate makes the curve up to then the same as with 300. */
+/** Long enough for the fine-tune arm to reach TARGET (it does at 40–80 here); the fixed rate makes the curve up to then the same as with 300. */
 export const ITERATIONS = 150;
 
 /** The preset with its network swapped for `arch` (cifar-cnn: the compute-bound case), named apart so its pretrain stage is its own. */
