@@ -2,7 +2,7 @@
 // schedule of per-variable rates (pure, no tfjs).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { resolveMultipliers } from '../core/train/lr-rules';
+import { groupRates, resolveMultipliers } from '../core/train/lr-rules';
 import { atIteration, nextRelease, releaseIterations, schedule, unfreezeProblems } from '../core/train/unfreeze';
 
 const SEED_CNN = ['conv1/kernel', 'conv1/bias', 'conv2/kernel', 'conv2/bias', 'fc1/kernel', 'fc1/bias', 'head/kernel', 'head/bias'];
@@ -20,6 +20,9 @@ test('unfreeze – ULMFiT by depth with layer decay: each layer trains from its 
   assert.deepEqual(rates(atIteration(resolved, releases, 250), 0.01), [0, 0.0025, 0.005, 0.1]);
   assert.deepEqual(rates(atIteration(resolved, releases, 300), 0.01), [0.00125, 0.0025, 0.005, 0.1]);
   assert.deepEqual([0, 99, 100, 250, 300].map((i) => nextRelease(releases, i)), [100, 100, 200, 300, null]);
+  const plain = resolveMultipliers(SEED_CNN, [{ match: 'head/*', lrMult: 10 }, { match: '*', lrMult: 0.1 }]);
+  assert.deepEqual([...groupRates(atIteration(plain, releases, 150), 0.01)], [['* until 300', 0], ['* until 200', 0], ['*', 0.001], ['head/*', 0.1]],
+    'the metric: what is released of a group at its rate, the rest apart at 0');
 });
 
 test('unfreeze – a head warm-up is the head alone, then every layer; globs release by name; lrMult 0 stays frozen', () => {

@@ -35,9 +35,16 @@ export function releaseIterations(variables: string[], entries: UnfreezeEntry[])
   return new Map(variables.map((n) => [n, Math.max(0, ...entries.filter((e) => names(e, n, depths.get(n)!)).map((e) => e.at))]));
 }
 
-/** `resolved` as it holds at `iteration`: a variable not released yet has lr_mult 0 (frozen), in its own group. */
+/**
+ * `resolved` as it holds at `iteration`: a variable not released yet has
+ * lr_mult 0 (frozen), in a group of its own (`<group> until <at>`), so the
+ * learning-rate metric shows the released part of a group at its rate.
+ */
 export function atIteration(resolved: Map<string, Resolved>, releases: Map<string, number>, iteration: number): Map<string, Resolved> {
-  return new Map([...resolved].map(([n, m]) => [n, releases.get(n)! > iteration ? { ...m, lrMult: 0 } : m]));
+  return new Map([...resolved].map(([n, m]) => {
+    const at = releases.get(n)!;
+    return [n, at > iteration ? { ...m, lrMult: 0, group: `${m.group} until ${at}` } : m];
+  }));
 }
 
 /** The next release after `iteration` (the next stage's first iteration), or null when none is left. */
