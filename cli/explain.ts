@@ -4,14 +4,36 @@
 // the resolution the job will use (with the iteration optimizer.unfreeze
 // releases each variable at), then what is wrong with the rules, if
 // anything: the table shows the names a mistyped glob should have matched.
+// For an experiment file, one table per arm.
 import { initBackend } from '../core/backend/backends';
-import { JobConfig } from '../core/job/config';
+import { tmpdir } from 'node:os';
+import { JobConfig, parseJob, readYaml } from '../core/job/config';
+import { armJob, loadExperiment } from '../core/job/experiment';
 import { prepareData } from '../core/job/data';
 import { initialModel } from '../core/job/model';
 import { paramSpecs } from '../core/model/params';
 import { multiplierRows, MULTIPLIER_COLUMNS, ruleProblems } from '../core/train/lr-rules';
 import { releaseIterations, schedule, unfreezeProblems } from '../core/train/unfreeze';
 import { markdownTable } from './markdown';
+
+/**
+ * An experiment file (`tunefleet compare`) is explained arm by arm, each with
+ * the network built from scratch: a pretrained arm's variables have the same
+ * names (its model is the pretrain stage's, of the same arch, head replaced).
+ */
+export async function explainFile(path: string, overrides: { backend?: string; data?: string }): Promise<{ text: string; problems: string[] }> {
+  const raw = readYaml(path) as Record<string, unknown> | null;
+  const apply = (cfg: JobConfig): JobConfig => ({ ...cfg, backend: (overrides.backend as JobConfig['backend']) ?? cfg.backend, data: { ...cfg.data, path: overrides.data ?? cfg.data.path } });
+  if (!raw || !('compare' in raw)) return explainJob(apply(parseJob(raw, path)));
+  const { job, compare } = loadExperiment(path);
+  const parts = [];
+  for (const arm of compare.arms) {
+    const cfg = armJob(job, arm, job.seed, null, tmpdir());
+    const r = await explainJob(apply({ ...cfg, model: { ...cfg.model, from: null } }));
+    parts.push({ text: `arm ${arm.name}:\n${r.text}`, problems: r.problems.map((p) => `compare.arms ${arm.name}: ${p}`) });
+  }
+  return { text: parts.map((p) => p.text).join('\n'), problems: parts.flatMap((p) => p.problems) };
+}
 
 export async function explainJob(cfg: JobConfig): Promise<{ text: string; problems: string[] }> {
   await initBackend(cfg.backend);

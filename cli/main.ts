@@ -29,7 +29,7 @@ import { ProgressLine } from './progress';
 import { runDoctor } from './doctor';
 import { runWorkerGroup } from './gpus';
 import { runWatch } from './watch';
-import { explainJob } from './explain';
+import { explainFile } from './explain';
 
 /** Every command's flags: the parser rejects anything else (and deploy tests check manifests against this). */
 export const FLAGS: Record<string, FlagSpec> = {
@@ -214,7 +214,8 @@ async function main(argv: string[]): Promise<void> {
         process.stdout.write(defaultsYaml());
         return;
       }
-      const { text, problems } = await explainJob(jobFrom({ ...args, config: args.explain }));
+      const backend = args.backend ? backendFlag(args.backend) : undefined;
+      const { text, problems } = await explainFile(String(args.explain), { backend, data: args.data as string | undefined });
       process.stdout.write(text);
       if (problems.length > 0) throw new ConfigInvalid(problems.join('; '));
       return;

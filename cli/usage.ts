@@ -58,7 +58,8 @@ export const USAGE: Record<string, string> = {
   config: `tunefleet config [--explain job.yaml [--backend B] [--data DIR]]
     Print every job-config field with its default and meaning; with --explain,
     the job's variables and the lr_mult/decay_mult each gets from
-    optimizer.layers and optimizer.layerDecay (exit 2 if a rule decides none).`,
+    optimizer.layers, layerDecay and unfreeze (exit 2 if a rule decides none);
+    for an experiment file (compare), one table per arm.`,
 };
 
 export const HELP = `tunefleet — distributed fine-tuning with per-layer learning rates

@@ -47,6 +47,15 @@ test('recipes – config --explain prints each variable\'s rule, depth, lr_mult 
   assert.equal(typo.code, 2);
   assert.match(typo.stdout, /^\| head\/bias \|/m, 'the table still shows the names to pick from');
   assert.match(typo.stderr, /^ConfigInvalid: optimizer\.layers\[0\] match "heda\/\*" matches no variable/m);
+  // An experiment file: one table per arm, a bad rule named with its arm.
+  writeFileSync(join(dir, 'exp.yaml'), `name: e\nbackend: wasm\ndata: { path: ${dataDir}, download: false }\npretrain: {}\ncompare:\n  arms:\n`
+    + '    - { name: warm, init: pretrained, headWarmup: 20 }\n    - { name: scratch, init: scratch, layers: [{ match: "fc2/*", lrMult: 2 }] }\n');
+  const exp = await run('node', [CLI, 'config', '--explain', join(dir, 'exp.yaml')]).catch((e) => e);
+  assert.equal(exp.code, 2);
+  assert.match(exp.stdout, /^arm warm:\n/m);
+  assert.match(exp.stdout, /^\| conv1\/kernel \| \(none: ×1\) \| 3 \| 1 \| 0\.01 \| 1 \| until 20 \|$/m);
+  assert.match(exp.stdout, /^arm scratch:\n/m);
+  assert.match(exp.stderr, /^ConfigInvalid: compare\.arms scratch: optimizer\.layers\[0\] match "fc2\/\*" matches no variable of the model; nearest: fc1\/\*/m);
 });
 
 test('recipes – optimizer.lr far too large: training at chance ends with JobDiverged naming what to lower; action warn goes on', async () => {
