@@ -5,8 +5,8 @@
 // releases each variable at), then what is wrong with the rules, if
 // anything: the table shows the names a mistyped glob should have matched.
 // For an experiment file, one table per arm.
-import { initBackend } from '../core/backend/backends';
 import { tmpdir } from 'node:os';
+import { initBackend } from '../core/backend/backends';
 import { JobConfig, parseJob, readYaml } from '../core/job/config';
 import { armJob, loadExperiment } from '../core/job/experiment';
 import { prepareData } from '../core/job/data';
@@ -21,9 +21,9 @@ import { markdownTable } from './markdown';
  * the network built from scratch: a pretrained arm's variables have the same
  * names (its model is the pretrain stage's, of the same arch, head replaced).
  */
-export async function explainFile(path: string, overrides: { backend?: string; data?: string }): Promise<{ text: string; problems: string[] }> {
+export async function explainFile(path: string, overrides: { backend?: JobConfig['backend']; data?: string }): Promise<{ text: string; problems: string[] }> {
   const raw = readYaml(path) as Record<string, unknown> | null;
-  const apply = (cfg: JobConfig): JobConfig => ({ ...cfg, backend: (overrides.backend as JobConfig['backend']) ?? cfg.backend, data: { ...cfg.data, path: overrides.data ?? cfg.data.path } });
+  const apply = (cfg: JobConfig): JobConfig => ({ ...cfg, backend: overrides.backend ?? cfg.backend, data: { ...cfg.data, path: overrides.data ?? cfg.data.path } });
   if (!raw || !('compare' in raw)) return explainJob(apply(parseJob(raw, path)));
   const { job, compare } = loadExperiment(path);
   const parts = [];
