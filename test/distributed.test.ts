@@ -119,7 +119,7 @@ test('distributed – a model of over 100 MiB is broadcast and trained for a ste
   assert.equal(curve[0].iteration, 1);
 });
 
-test('distributed – a worker that joins mid-job (kubectl scale up) takes part from the next step', async () => {
+test('distributed – a worker that joins mid-job (a scale-up) takes part from the next step', async () => {
   // Long enough (a few seconds) for a second worker process to start and join.
   const iterations = 400;
   const cfg = job({ train: { iterations, batchSize: 32, evalEvery: iterations, checkpointEvery: iterations, outDir: tempDir() } });
