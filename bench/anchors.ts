@@ -30,9 +30,14 @@ export interface AnchorRow {
   ratioAsInstalled: number;
 }
 
+/** Run a benchmark process (in the repository root, its stderr dropped) and parse the JSON of its last stdout line. */
+export function lastJsonLine(cmd: string, args: string[], env: Record<string, string> = {}): Record<string, unknown> {
+  const out = execFileSync(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 * 2 ** 20 }).toString();
+  return JSON.parse(out.trim().split('\n').pop()!);
+}
+
 function examplesPerSec(cmd: string, args: string[], env: Record<string, string> = {}): number {
-  const out = execFileSync(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'ignore'] }).toString();
-  return JSON.parse(out.trim().split('\n').pop()!).examples_per_sec;
+  return lastJsonLine(cmd, args, env).examples_per_sec as number;
 }
 
 export function hasPyTorch(): boolean {

@@ -8,7 +8,7 @@ import { armJob, loadExperiment } from '../core/job/experiment';
 import { median } from '../core/util/numbers';
 import { ensurePretrained } from '../core/job/stages';
 import { runLocal } from '../cli/local';
-import { tempDirBench } from './report';
+import { quiet, tempDirBench } from './report';
 
 const PRESET = join(__dirname, '..', '..', 'examples', 'fashion-transfer.yaml');
 
@@ -16,7 +16,6 @@ export interface Fp16Row { dtype: 'float32' | 'float16'; seed: number; gradientB
 
 export async function benchFp16(workers = 2): Promise<{ rows: Fp16Row[]; bytesRatio: number; accuracyDiffPoints: number }> {
   const { job, compare } = loadExperiment(PRESET);
-  const quiet = (cfg: JobConfig): JobConfig => ({ ...cfg, metrics: { ...cfg.metrics, port: null, workerPort: null } });
   const run = (cfg: JobConfig) => runLocal(quiet(cfg), workers);
   // The same folder as `npm start`, so a pretrained model from it is reused.
   const pretrained = (await ensurePretrained(job, run, { outDir: join('runs', job.name, 'pretrain') })).model;

@@ -2,6 +2,7 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { machine } from '../cli/markdown';
+import { JobConfig } from '../core/job/config';
 import { Metrics, Phase } from '../core/observe/metrics';
 
 export { markdownTable } from '../cli/markdown';
@@ -29,6 +30,11 @@ export function writeBenchResult(name: string, data: object, table: string): voi
   const md = `Measured ${when} on ${machine()}.\n\n${table}\n`;
   writeFileSync(join(dir, `${name}.md`), md);
   process.stdout.write(md);
+}
+
+/** A job with its metrics endpoints off: benchmark runs serve nothing. */
+export function quiet(cfg: JobConfig): JobConfig {
+  return { ...cfg, metrics: { ...cfg.metrics, port: null, workerPort: null } };
 }
 
 export function tempDirBench(): string {

@@ -14,6 +14,7 @@ import { JobConfig } from '../core/job/config';
 import { EventBus } from '../core/observe/events';
 import { train } from '../core/train/trainer';
 import { runLocal } from '../cli/local';
+import { quiet } from './report';
 
 export const PRESET = join(__dirname, '..', '..', 'examples', 'fashion-transfer.yaml');
 export const TARGET = 0.9;
@@ -32,8 +33,7 @@ export function timedJob(arch: ModelName, seed: number, out: string): JobConfig 
   const arm = compare.arms.find((a) => a.name === 'fine-tune')!;
   const cfg = armJob(job, arm, seed, join('runs', job.name, 'pretrain', 'model'), out);
   return {
-    ...cfg,
-    metrics: { ...cfg.metrics, port: null, workerPort: null },
+    ...quiet(cfg),
     train: { ...cfg.train, iterations: ITERATIONS, evalAtStart: false, checkpointEvery: ITERATIONS, targetAccuracy: TARGET },
   };
 }

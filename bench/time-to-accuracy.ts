@@ -16,8 +16,8 @@ import { ModelName } from '../core/model/zoo';
 import { ensurePretrained } from '../core/job/stages';
 import { median } from '../core/util/numbers';
 import { runLocal } from '../cli/local';
-import { hasPyTorch, KEEP_FREED_MEMORY } from './anchors';
-import { markdownTable, tempDirBench, writeBenchResult } from './report';
+import { hasPyTorch, KEEP_FREED_MEMORY, lastJsonLine } from './anchors';
+import { markdownTable, quiet, tempDirBench, writeBenchResult } from './report';
 import { presetFor, TARGET } from './time-to-accuracy-run';
 import { CurvePoint } from '../core/train/loop';
 
@@ -31,9 +31,9 @@ const MODELS: ModelName[] = ['seed-cnn', 'cifar-cnn'];
 
 const SETUPS = ['tunefleet, 1 process', 'tunefleet, 2 workers', 'PyTorch, 1 thread', 'PyTorch, 2 threads'] as const;
 
+/** A timed run: the child counts its start-up from BENCH_SPAWNED_AT. */
 function spawnJson(cmd: string, args: string[], env: Record<string, string> = {}): Record<string, unknown> {
-  const out = execFileSync(cmd, args, { cwd: ROOT, env: { ...process.env, ...env, BENCH_SPAWNED_AT: String(Date.now()) }, stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 64 * 2 ** 20 }).toString();
-  return JSON.parse(out.trim().split('\n').pop()!);
+  return lastJsonLine(cmd, args, { ...env, BENCH_SPAWNED_AT: String(Date.now()) });
 }
 
 function ours(model: ModelName, setup: string, seed: number, out: string): TtaRun {
@@ -56,7 +56,7 @@ export async function benchTimeToAccuracy(models = MODELS): Promise<{ runs: TtaR
   for (const model of models) {
     const { job, compare } = presetFor(model);
     // The pretrained models, once, untimed: ours in the folder `npm start` uses (reused when there), PyTorch's saved beside the results.
-    await ensurePretrained(job, (cfg) => runLocal({ ...cfg, metrics: { ...cfg.metrics, port: null, workerPort: null } }, 2), { outDir: join('runs', job.name, 'pretrain') });
+    await ensurePretrained(job, (cfg) => runLocal(quiet(cfg), 2), { outDir: join('runs', job.name, 'pretrain') });
     const weights = join(out, `pytorch-${model}.pt`);
     if (torch) execFileSync('/usr/bin/python3', ['bench/transfer.py', '--save-pretrained', weights, '--arch', model], { cwd: ROOT, stdio: 'ignore' });
     for (const seed of compare.seeds) {

@@ -12,38 +12,46 @@ import { armJob, loadExperiment } from '../core/job/experiment';
 import { prepareData } from '../core/job/data';
 import { initialModel } from '../core/job/model';
 import { paramSpecs } from '../core/model/params';
-import { multiplierRows, MULTIPLIER_COLUMNS, ruleProblems } from '../core/train/lr-rules';
+import { multiplierRows, MULTIPLIER_COLUMNS, resolveMultipliers, ruleProblems } from '../core/train/lr-rules';
 import { releaseIterations, schedule, unfreezeProblems } from '../core/train/unfreeze';
 import { markdownTable } from './markdown';
 
 /**
- * An experiment file (`tunefleet compare`) is explained arm by arm, each with
- * the network built from scratch: a pretrained arm's variables have the same
- * names (its model is the pretrain stage's, of the same arch, head replaced).
+ * The table for the job at `path`, `withFlags` applying the command line's
+ * --backend/--data. An experiment file (`tunefleet compare`) is explained arm
+ * by arm over one network built from scratch: every arm has the same
+ * variables (a pretrained arm's model is the pretrain stage's, of the same
+ * arch, head replaced), so it is built once.
  */
-export async function explainFile(path: string, overrides: { backend?: JobConfig['backend']; data?: string }): Promise<{ text: string; problems: string[] }> {
+export async function explainFile(path: string, withFlags: (cfg: JobConfig) => JobConfig): Promise<{ text: string; problems: string[] }> {
   const raw = readYaml(path) as Record<string, unknown> | null;
-  const apply = (cfg: JobConfig): JobConfig => ({ ...cfg, backend: overrides.backend ?? cfg.backend, data: { ...cfg.data, path: overrides.data ?? cfg.data.path } });
-  if (!raw || !('compare' in raw)) return explainJob(apply(parseJob(raw, path)));
-  const { job, compare } = loadExperiment(path);
-  const parts = [];
-  for (const arm of compare.arms) {
-    const cfg = armJob(job, arm, job.seed, null, tmpdir());
-    const r = await explainJob(apply({ ...cfg, model: { ...cfg.model, from: null } }));
-    parts.push({ text: `arm ${arm.name}:\n${r.text}`, problems: r.problems.map((p) => `compare.arms ${arm.name}: ${p}`) });
+  if (!raw || !('compare' in raw)) {
+    const cfg = withFlags(parseJob(raw, path));
+    return explainRules(await variableNames(cfg), cfg.optimizer);
   }
+  const { job, compare } = loadExperiment(path);
+  const names = await variableNames(withFlags({ ...job, pretrain: null, model: { ...job.model, from: null } }));
+  const parts = compare.arms.map((arm) => {
+    const r = explainRules(names, armJob(job, arm, job.seed, null, tmpdir()).optimizer);
+    return { text: `arm ${arm.name}:\n${r.text}`, problems: r.problems.map((p) => `compare.arms ${arm.name}: ${p}`) };
+  });
   return { text: parts.map((p) => p.text).join('\n'), problems: parts.flatMap((p) => p.problems) };
 }
 
-export async function explainJob(cfg: JobConfig): Promise<{ text: string; problems: string[] }> {
+/** The job's variables in the model's order: the model built as the job builds it (its data read for shape and classes). */
+async function variableNames(cfg: JobConfig): Promise<string[]> {
   await initBackend(cfg.backend);
   const data = await prepareData(cfg);
   const model = await initialModel(cfg, data.train.shape, data.train.numClasses);
   const names = paramSpecs(model).map((s) => s.name);
   model.dispose();
-  const { lr, layers, layerDecay, unfreeze, headWarmup } = cfg.optimizer;
+  return names;
+}
+
+function explainRules(names: string[], optimizer: JobConfig['optimizer']): { text: string; problems: string[] } {
+  const { lr, layers, layerDecay, unfreeze, headWarmup } = optimizer;
   const entries = schedule(unfreeze, headWarmup);
-  const rows = multiplierRows(names, layers, layerDecay, releaseIterations(names, entries));
+  const rows = multiplierRows(resolveMultipliers(names, layers, layerDecay), layers, releaseIterations(names, entries));
   const rates = rows.map((r) => [...r.slice(0, 4), String(+(lr * Number(r[3])).toPrecision(6)), ...r.slice(4)]);
   const header = [...MULTIPLIER_COLUMNS.slice(0, 4), `rate at lr ${lr}`, ...MULTIPLIER_COLUMNS.slice(4)];
   return { text: `${markdownTable(header, rates)}\n`, problems: [...ruleProblems(names, layers), ...unfreezeProblems(names, entries)] };

@@ -83,7 +83,11 @@ const DEFAULT_COORDINATOR_PORT = parseJob({}).cluster.port;
 
 function jobFrom(args: Record<string, string | boolean | undefined>): JobConfig {
   if (!args.config) throw new ConfigInvalid('--config job.yaml is required: `tunefleet config > job.yaml` writes one with every field at its default, and examples/ has ready ones');
-  const cfg = loadJobFile(String(args.config));
+  return withFlags(loadJobFile(String(args.config)), args);
+}
+
+/** `cfg` with --backend and --data applied. */
+function withFlags(cfg: JobConfig, args: Record<string, string | boolean | undefined>): JobConfig {
   if (args.backend) cfg.backend = backendFlag(args.backend);
   if (args.data) cfg.data.path = String(args.data);
   return cfg;
@@ -214,8 +218,7 @@ async function main(argv: string[]): Promise<void> {
         process.stdout.write(defaultsYaml());
         return;
       }
-      const backend = args.backend ? backendFlag(args.backend) : undefined;
-      const { text, problems } = await explainFile(String(args.explain), { backend, data: args.data as string | undefined });
+      const { text, problems } = await explainFile(String(args.explain), (cfg) => withFlags(cfg, args));
       process.stdout.write(text);
       if (problems.length > 0) throw new ConfigInvalid(problems.join('; '));
       return;

@@ -40,6 +40,7 @@ test('lr-rules – a rule that decides no variable is named, with the nearest na
   const [shadowed] = ruleProblems(SEED_CNN, [{ match: '*', lrMult: 0.1 }, { match: 'head/*', lrMult: 10 }]);
   assert.match(shadowed, /^optimizer\.layers\[1\] match "head\/\*" decides no variable: head\/kernel, head\/bias already matched optimizer\.layers\[0\] "\*" \(the first match wins/);
   assert.deepEqual(ruleProblems(SEED_CNN, [{ match: 'conv1/kernel', lrMult: 0 }, { match: 'conv1/*', lrMult: 2 }]), [], 'a rule that decides some of its matches is fine');
-  assert.deepEqual(multiplierRows(SEED_CNN, [{ match: 'head/*', lrMult: 10 }, { match: 'conv*', lrMult: 0 }], 0.5)[0], ['conv1/kernel', '[1] conv*', '3', '0', '1', 'frozen']);
-  assert.deepEqual(multiplierRows(SEED_CNN, [{ match: 'head/*', lrMult: 10 }], 0.5)[4], ['fc1/kernel', '(none: ×1)', '1', '0.5', '1', '']);
+  const rows = (rules: { match: string; lrMult: number }[]) => multiplierRows(resolveMultipliers(SEED_CNN, rules, 0.5), rules);
+  assert.deepEqual(rows([{ match: 'head/*', lrMult: 10 }, { match: 'conv*', lrMult: 0 }])[0], ['conv1/kernel', '[1] conv*', '3', '0', '1', 'frozen']);
+  assert.deepEqual(rows([{ match: 'head/*', lrMult: 10 }])[4], ['fc1/kernel', '(none: ×1)', '1', '0.5', '1', '']);
 });

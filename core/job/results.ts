@@ -6,7 +6,6 @@ import { median } from '../util/numbers';
 
 export type Thresholds = Record<string, number | null>; // threshold (as text) → iteration, or null if never
 
-/** The first evaluated iteration at which validation accuracy reached each threshold. */
 /** The first trained iteration at which each threshold was reached (the iteration-0 point, before any step, is where a run starts, not a reach). */
 export function firstReached(curve: CurvePoint[], thresholds: number[]): Thresholds {
   return Object.fromEntries(thresholds.map((t) => [String(t), curve.find((p) => p.iteration > 0 && p.valAccuracy >= t)?.iteration ?? null]));

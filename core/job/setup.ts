@@ -65,14 +65,15 @@ export function jobMultipliers(cfg: JobConfig, names: string[], iteration = 0): 
   const problems = [...ruleProblems(names, layers), ...unfreezeProblems(names, entries)];
   if (problems.length > 0) throw new ConfigInvalid(`${problems.join('; ')} (every variable and what it gets: tunefleet config --explain job.yaml)`);
   const releases = releaseIterations(names, entries);
-  const multipliers = atIteration(resolveMultipliers(names, layers, layerDecay), releases, iteration);
+  const resolved = resolveMultipliers(names, layers, layerDecay);
+  const multipliers = atIteration(resolved, releases, iteration);
   const next = nextRelease(releases, iteration);
   if ([...multipliers.values()].every(isFrozen)) {
     throw new ConfigInvalid(next === null
       ? 'every variable is frozen (lrMult 0), so nothing would train: give the head a rate, e.g. optimizer.layers: [{match: "head/*", lrMult: 10}, {match: "*", lrMult: 0}]'
       : `every variable is frozen until iteration ${next} (optimizer.unfreeze), so nothing would train before it: leave the head out of the schedule`);
   }
-  for (const row of multiplierRows(names, layers, layerDecay, releases)) log.info('multiplier', Object.fromEntries(MULTIPLIER_COLUMNS.map((c, i) => [c, row[i]])));
+  for (const row of multiplierRows(resolved, layers, releases)) log.info('multiplier', Object.fromEntries(MULTIPLIER_COLUMNS.map((c, i) => [c, row[i]])));
   return { multipliers, releaseAt: next !== null && next < cfg.train.iterations ? next : null };
 }
 

@@ -23,9 +23,10 @@ function fingerprint(cfg: JobConfig): string {
 
 /**
  * Run the pretrain stage of `cfg` unless its output exists for the same
- * config (or `fresh`), and return the folder of the pretrained model.
+ * config (or `fresh`); return the pretrained model's folder and its final
+ * validation accuracy on the source task (null: pretrained by a version that
+ * did not record it).
  */
-/** The pretrained model's folder, and its final validation accuracy on the source task (null: pretrained by a version that did not record it). */
 export async function ensurePretrained(cfg: JobConfig, run: (stage: JobConfig) => Promise<TrainResult>, opts: { fresh?: boolean; outDir?: string } = {}): Promise<{ model: string; sourceAccuracy: number | null }> {
   let pre = pretrainConfig(cfg);
   if (opts.outDir) pre = { ...pre, train: { ...pre.train, outDir: opts.outDir } };

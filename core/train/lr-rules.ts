@@ -71,13 +71,14 @@ export function resolveMultipliers(names: string[], rules: LayerRule[], layerDec
  */
 export function ruleProblems(names: string[], rules: LayerRule[], at = 'optimizer.layers'): string[] {
   const problems: string[] = [];
+  const globs = rules.map((r) => globToRegExp(r.match));
   rules.forEach((rule, i) => {
-    const matches = names.filter((n) => globToRegExp(rule.match).test(n));
+    const matches = names.filter((n) => globs[i].test(n));
     if (matches.length === 0) {
       problems.push(`${at}[${i}] match "${rule.match}" matches no variable of the model; nearest: ${nearest(rule.match, names).join(', ')}`);
       return;
     }
-    const takenBy = matches.map((n) => rules.findIndex((r) => globToRegExp(r.match).test(n)));
+    const takenBy = matches.map((n) => globs.findIndex((g) => g.test(n)));
     if (takenBy.every((j) => j < i)) {
       const j = takenBy[0];
       problems.push(`${at}[${i}] match "${rule.match}" decides no variable: ${matches.slice(0, 3).join(', ')}${matches.length > 3 ? ', …' : ''} already matched ${at}[${j}] "${rules[j].match}" (the first match wins: put the narrower rule first)`);
@@ -86,13 +87,18 @@ export function ruleProblems(names: string[], rules: LayerRule[], at = 'optimize
   return problems;
 }
 
-/** The resolution as a table, one row per variable: [variable, rule, depth, lr_mult, decay_mult, frozen] (`releases`: frozen until, unfreeze.ts). */
-export function multiplierRows(names: string[], rules: LayerRule[], layerDecay = 1, releases = new Map<string, number>()): string[][] {
-  const resolved = resolveMultipliers(names, rules, layerDecay);
+/**
+ * A resolution (`resolved`, from resolveMultipliers over `rules`) as a table,
+ * one row per variable: [variable, rule, depth, lr_mult, decay_mult, frozen]
+ * (`releases`: frozen until, unfreeze.ts).
+ */
+export function multiplierRows(resolved: Map<string, Resolved>, rules: LayerRule[], releases = new Map<string, number>()): string[][] {
+  const names = [...resolved.keys()];
   const depths = layerDepths(names);
+  const globs = rules.map((r) => globToRegExp(r.match));
   return names.map((n) => {
     const m = resolved.get(n)!;
-    const i = rules.findIndex((r) => globToRegExp(r.match).test(n));
+    const i = globs.findIndex((g) => g.test(n));
     const until = releases.get(n) ?? 0;
     return [n, i < 0 ? '(none: ×1)' : `[${i}] ${rules[i].match}`, String(depths.get(n)), String(+m.lrMult.toPrecision(6)), String(m.decayMult), isFrozen(m) ? 'frozen' : until > 0 ? `until ${until}` : ''];
   });

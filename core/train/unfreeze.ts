@@ -25,14 +25,15 @@ export function schedule(unfreeze: UnfreezeEntry[], headWarmup: number): Unfreez
   return headWarmup > 0 ? [...unfreeze, { minDepth: 1, at: headWarmup }] : unfreeze;
 }
 
-function names(entry: UnfreezeEntry, name: string, depth: number): boolean {
+/** Does `entry` name the variable `name` at `depth`? */
+function namesVariable(entry: UnfreezeEntry, name: string, depth: number): boolean {
   return entry.match ? globToRegExp(entry.match).test(name) : depth >= (entry.minDepth ?? 0);
 }
 
 /** The iteration each variable is released at (0: trains from the start). */
 export function releaseIterations(variables: string[], entries: UnfreezeEntry[]): Map<string, number> {
   const depths = layerDepths(variables);
-  return new Map(variables.map((n) => [n, Math.max(0, ...entries.filter((e) => names(e, n, depths.get(n)!)).map((e) => e.at))]));
+  return new Map(variables.map((n) => [n, Math.max(0, ...entries.filter((e) => namesVariable(e, n, depths.get(n)!)).map((e) => e.at))]));
 }
 
 /**
@@ -56,7 +57,7 @@ export function nextRelease(releases: Map<string, number>, iteration: number): n
 /** Entries that name no variable: like a layer rule, a typo is an error (lr-rules.ts ruleProblems). */
 export function unfreezeProblems(variables: string[], entries: UnfreezeEntry[]): string[] {
   const depths = layerDepths(variables);
-  return entries.flatMap((e, i) => (variables.some((n) => names(e, n, depths.get(n)!))
+  return entries.flatMap((e, i) => (variables.some((n) => namesVariable(e, n, depths.get(n)!))
     ? []
     : [`optimizer.unfreeze[${i}] (${e.match ? `match "${e.match}"` : `minDepth ${e.minDepth}`}) names no variable of the model (depths 0–${Math.max(...depths.values())})`]));
 }
