@@ -34,7 +34,7 @@ export async function benchCompute(batch = 64): Promise<ComputeRow[]> {
       const model = buildModel(name, shape, 10, 1);
       const names = paramSpecs(model).map((s) => s.name);
       const b = syntheticBatch(n, shape);
-      const ms = medianMs(() => { computeGradients(model, names, b); }, slow ? 1 : 5, slow ? 0 : 1);
+      const ms = await medianMs(() => computeGradients(model, names, b), slow ? 1 : 5, slow ? 0 : 1);
       rows.push({ backend, model: name, examplesPerSec: (n * 1000) / ms, note: slow ? 'batch 8, one step' : '' });
       model.dispose();
     }

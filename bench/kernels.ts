@@ -17,7 +17,7 @@ const layers: Layer[] = [
   { name: 'mobile dw 16x16x32 s2', b: 64, h: 16, ci: 32, co: 1, k: 3, s: 2, depthwise: true },
 ];
 
-function timeKernels(l: Layer) {
+async function timeKernels(l: Layer) {
   const xs = [l.b, l.h, l.h, l.ci];
   const fs = [l.k, l.k, l.ci, l.co];
   const info = tf.backend_util.computeConv2DInfo(xs as [number, number, number, number], fs as [number, number, number, number], l.s, 1, 'same', undefined, l.depthwise);
@@ -35,9 +35,9 @@ function timeKernels(l: Layer) {
     });
   };
   const result = {
-    forward: time(fwd, { x, filter: f }, {})!,
-    input: time(bpIn, { dy, filter: f }, { inputShape: xs }),
-    filter: time(bpFilter, { x, dy }, { filterShape: fs }),
+    forward: (await time(fwd, { x, filter: f }, {}))!,
+    input: await time(bpIn, { dy, filter: f }, { inputShape: xs }),
+    filter: await time(bpFilter, { x, dy }, { filterShape: fs }),
   };
   tf.dispose([x, f, dy]);
   return result;
@@ -56,9 +56,9 @@ export async function benchKernels(): Promise<KernelRow[]> {
   const rows: KernelRow[] = [];
   for (const l of layers) {
     restoreStockWasmKernels();
-    const stock = timeKernels(l);
+    const stock = await timeKernels(l);
     installWasmTrainingKernels();
-    const ours = timeKernels(l);
+    const ours = await timeKernels(l);
     const ratio = (ours.forward + ours.input! + ours.filter!) / ours.forward;
     rows.push({ layer: l.name, batch: l.b, forwardMs: ours.forward, stockInputMs: stock.input, stockFilterMs: stock.filter, inputMs: ours.input, filterMs: ours.filter, trainOverForward: ratio });
   }

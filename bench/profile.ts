@@ -18,10 +18,10 @@ async function profileModel(name: string, shape: [number, number, number], warmu
   const model = buildModel(name, shape, 10, 1);
   const names = paramSpecs(model).map((s) => s.name);
   const batch = syntheticBatch(64, shape);
-  for (let i = 0; i < warmup; i++) computeGradients(model, names, batch);
+  for (let i = 0; i < warmup; i++) await computeGradients(model, names, batch);
   const ms = new Map<string, number>();
   for (let i = 0; i < steps; i++) {
-    const info = await tf.profile(() => { computeGradients(model, names, batch); });
+    const info = await tf.profile(async () => { await computeGradients(model, names, batch); });
     for (const k of info.kernels) ms.set(k.name, (ms.get(k.name) ?? 0) + (k.kernelTimeMs as number) / steps);
   }
   model.dispose();

@@ -9,12 +9,12 @@ export { markdownTable } from '../cli/markdown';
 import { join } from 'node:path';
 
 /** Median wall time of `fn` in ms over `reps` runs, after `warmup` unmeasured runs. */
-export function medianMs(fn: () => void, reps = 7, warmup = 2): number {
-  for (let i = 0; i < warmup; i++) fn();
+export async function medianMs(fn: () => unknown, reps = 7, warmup = 2): Promise<number> {
+  for (let i = 0; i < warmup; i++) await fn();
   const times: number[] = [];
   for (let i = 0; i < reps; i++) {
     const t0 = process.hrtime.bigint();
-    fn();
+    await fn();
     times.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
   times.sort((a, b) => a - b);

@@ -23,14 +23,14 @@ async function oneProcess(model: string): Promise<number> {
   const shape = new Map(MODELS).get(model)!;
   const steps = model === 'seed-cnn' ? 300 : 30;
   const net = buildModel(model, shape, 10, 1);
-  const params = readParams(net);
+  const params = await readParams(net);
   const names = [...params.keys()];
   const sgd = new Sgd({ momentum: 0.9, nesterov: false, weightDecay: 0 }, new Map());
   const batch = syntheticBatch(64, shape);
   let start = 0n;
   for (let i = 0; i < WARMUP + steps; i++) {
     if (i === WARMUP) start = process.hrtime.bigint();
-    sgd.step(params, computeGradients(net, names, batch).grads, 0.01);
+    sgd.step(params, (await computeGradients(net, names, batch)).grads, 0.01);
     writeParams(net, params);
   }
   return (64 * steps) / (Number(process.hrtime.bigint() - start) / 1e9);

@@ -45,19 +45,19 @@ function randomBatch(n: number, random: () => number): Batch {
  * when given, so backends compare like with like) and, when `timed` is given,
  * examples/s over three steps on it.
  */
-function seedStep(params: Map<string, Float32Array> | null, check: Batch, timed?: Batch) {
+async function seedStep(params: Map<string, Float32Array> | null, check: Batch, timed?: Batch) {
   const model = buildModel('seed-cnn', [28, 28, 1], 10, 1);
   if (params) writeParams(model, params);
   const trainable = paramSpecs(model).map((s) => s.name);
-  const { grads } = computeGradients(model, trainable, check);
+  const { grads } = await computeGradients(model, trainable, check);
   let perSecond = NaN;
   if (timed) {
-    computeGradients(model, trainable, timed); // warm-up
+    await computeGradients(model, trainable, timed); // warm-up
     const started = performance.now();
-    for (let i = 0; i < 3; i++) computeGradients(model, trainable, timed);
+    for (let i = 0; i < 3; i++) await computeGradients(model, trainable, timed);
     perSecond = (3 * timed.y.length) / ((performance.now() - started) / 1000);
   }
-  const result = { params: readParams(model), grads, perSecond };
+  const result = { params: await readParams(model), grads, perSecond };
   model.dispose();
   return result;
 }
@@ -66,7 +66,7 @@ async function backendChecks(wanted: BackendName): Promise<Check[]> {
   const random = rng(7);
   const check = randomBatch(8, random), timed = randomBatch(BATCH, random);
   await initBackend('cpu');
-  const reference = seedStep(null, check); // pure JS is slow: a small batch, untimed
+  const reference = await seedStep(null, check); // pure JS is slow: a small batch, untimed
   const checks: Check[] = [{ verdict: 'ok', what: 'backend cpu', detail: 'loads (pure JS, ~100× slower than wasm: the reference the others are checked against)' }];
   for (const name of BACKENDS.filter((b) => b !== 'cpu')) {
     try {
@@ -77,7 +77,7 @@ async function backendChecks(wanted: BackendName): Promise<Check[]> {
       checks.push({ verdict: wanted === name ? 'PROBLEM' : '--', what: `backend ${name}`, detail: `unavailable: ${detail}` });
       continue;
     }
-    const step = seedStep(reference.params, check, timed);
+    const step = await seedStep(reference.params, check, timed);
     const diff = maxRelativeDiff(step.grads, reference.grads); // relative to the cpu reference
     const ok = diff <= TOLERANCE;
     checks.push({

@@ -46,7 +46,7 @@ export class RestorePoint {
 
 async function fromCheckpoint(dir: string): Promise<State> {
   const { model, state } = await loadCheckpoint(dir);
-  const params = readParams(model);
+  const params = await readParams(model);
   model.dispose();
   return { iteration: state.iteration, params, velocity: state.velocity, sampler: state.sampler, ledger: state.ledger };
 }

@@ -33,14 +33,14 @@ function job(overrides: Record<string, unknown> = {}) {
 }
 
 test('distributed – single process, 1 worker × 64 and 2 workers × 32 end with the same parameters, on either data plane', async () => {
-  const single = readParams((await train(job())).model);
+  const single = await readParams((await train(job())).model);
   const one = await runJob(job(), 1);
   const two = await runJob(job(), 2);
   const twoGrpc = await runJob(job({ cluster: { dataPlane: 'grpc' } }), 2);
   assert.ok(one.cluster.traffic.gradientBytes > 0 && twoGrpc.cluster.traffic.gradientBytes > 0);
-  const d1 = maxRelativeDiff(readParams(one.model), single);
-  const d2 = maxRelativeDiff(readParams(two.model), single);
-  const dg = maxRelativeDiff(readParams(twoGrpc.model), single);
+  const d1 = maxRelativeDiff(await readParams(one.model), single);
+  const d2 = maxRelativeDiff(await readParams(two.model), single);
+  const dg = maxRelativeDiff(await readParams(twoGrpc.model), single);
   assert.ok(d1 <= 1e-5, `1 worker: max relative difference ${d1}`);
   assert.ok(d2 <= 1e-5, `2 workers: max relative difference ${d2}`);
   assert.ok(dg <= 1e-5, `2 workers, tensors on gRPC: max relative difference ${dg}`);
@@ -69,7 +69,7 @@ test('distributed – gradual unfreezing: conv layers frozen until iteration 4 c
   assert.equal(cluster.traffic.gradientBytes, 2 * 4 * (headBytes + convBytes), 'from 4: every variable');
   assert.deepEqual(curve.map((p) => p.iteration), [4, 8], 'one curve over both stages');
   assert.ok(curve[1].wallSeconds > curve[0].wallSeconds, 'timed from the first stage');
-  const conv1 = async (it: number) => readParams((await loadCheckpoint(join(outDir, `ckpt-${String(it).padStart(8, '0')}`))).model).get('conv1/kernel')!;
+  const conv1 = async (it: number) => (await readParams((await loadCheckpoint(join(outDir, `ckpt-${String(it).padStart(8, '0')}`))).model)).get('conv1/kernel')!;
   assert.deepEqual(await conv1(4), await conv1(2), 'frozen until 4');
   assert.notDeepEqual(await conv1(6), await conv1(4), 'trained after');
   assert.ok(procs.every((p) => p.exitCode === 0), 'the workers rejoined and were told the job finished');
@@ -174,7 +174,7 @@ test('distributed – float16 gradients: exactly half the gradient bytes, parame
   const full = await runJob(cfg('float32'), 2);
   const half = await runJob(cfg('float16'), 2);
   assert.equal(half.cluster.traffic.gradientBytes * 2, full.cluster.traffic.gradientBytes);
-  const diff = maxRelativeDiff(readParams(full.model), readParams(half.model));
+  const diff = maxRelativeDiff(await readParams(full.model), await readParams(half.model));
   assert.ok(diff > 0 && diff < 5e-3, `max relative difference ${diff}`);
 });
 

@@ -28,16 +28,16 @@ test('init – fan-in as PyTorch counts it: conv h·w·in, dense in, depthwise h
 test('init – pytorch draws every kernel and bias from U(±1/√fan_in), seeded; glorot keeps zero biases', async () => {
   const torch = await initialModel(job({ init: 'pytorch' }), [28, 28, 1], 10);
   const fans: Record<string, number> = { conv1: 9, conv2: 144, fc1: 1568, head: 64 };
-  for (const [name, w] of readParams(torch)) {
+  for (const [name, w] of await readParams(torch)) {
     const bound = 1 / Math.sqrt(fans[name.split('/')[0]]);
     // The draws are seeded, so this is deterministic; with ≥ 16 values per tensor the largest lands near the bound.
     assert.ok(maxAbs(w) <= bound && maxAbs(w) > 0.75 * bound, `${name}: max |w| ${maxAbs(w)}, bound ${bound}`);
   }
   const again = await initialModel(job({ init: 'pytorch' }), [28, 28, 1], 10);
-  assert.deepEqual(readParams(again), readParams(torch));
+  assert.deepEqual(await readParams(again), await readParams(torch));
   const glorot = await initialModel(job({}), [28, 28, 1], 10);
-  assert.equal(maxAbs(readParams(glorot).get('fc1/bias')!), 0);
-  assert.ok(maxAbs(readParams(glorot).get('fc1/kernel')!) > 1.5 / Math.sqrt(1568), 'Glorot is wider than 1/√fan_in for fc1');
+  assert.equal(maxAbs((await readParams(glorot)).get('fc1/bias')!), 0);
+  assert.ok(maxAbs((await readParams(glorot)).get('fc1/kernel')!) > 1.5 / Math.sqrt(1568), 'Glorot is wider than 1/√fan_in for fc1');
 });
 
 test('init – a replaced head is redrawn under the scheme; the pretrained layers are kept exactly', async () => {
@@ -45,7 +45,7 @@ test('init – a replaced head is redrawn under the scheme; the pretrained layer
   const dir = tempDir();
   await saveModel(pretrained, dir);
   const tuned = await initialModel(job({ from: dir, init: 'pytorch' }), [28, 28, 1], 10);
-  const before = readParams(pretrained), after = readParams(tuned);
+  const before = await readParams(pretrained), after = await readParams(tuned);
   for (const [name, w] of before) if (!name.startsWith('head/')) assert.deepEqual(after.get(name), w, name);
   assert.ok(maxAbs(after.get('head/bias')!) > 0 && maxAbs(after.get('head/bias')!) <= 1 / 8);
 });

@@ -86,7 +86,7 @@ function seedJob(shards: number, sliceSeconds: number | null) {
 }
 
 test('liveness – a shard that goes silent (SIGSTOP) is lost within cluster.shardDeadlineSeconds, not the workers whose deadlines fire first; /healthz says so; it rejoins, the job rewinds and ends bit-identical', { timeout: 180_000 }, async () => {
-  const expected = readParams((await runJob(seedJob(0, 2), 2)).model);
+  const expected = await readParams((await runJob(seedJob(0, 2), 2)).model);
   const events = new EventBus();
   const seen: TrainingEvent[] = [];
   let stoppedAt = 0, lostAt = 0;
@@ -118,7 +118,7 @@ test('liveness – a shard that goes silent (SIGSTOP) is lost within cluster.sha
   assert.deepEqual(blamed, [], 'no worker is dropped for a deadline the shard made it miss');
   assert.ok(seen.some((e) => e.type === 'job.rewound'), 'the job went back to its last checkpoint');
   assert.match(health[0], /^503 unhealthy: waiting for a shard/);
-  assert.equal(firstDifference(readParams(run.model), expected), null, 'bit-identical to the undisturbed run');
+  assert.equal(firstDifference(await readParams(run.model), expected), null, 'bit-identical to the undisturbed run');
   everyEpochOnce(run.cluster);
 });
 

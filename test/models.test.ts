@@ -32,16 +32,16 @@ const zoo: [string, [number, number, number], number][] = [
 ];
 
 for (const [name, shape, params] of zoo) {
-  test(`models – ${name}: stable names, ${params} parameters, a training step leaks no tensors`, () => {
+  test(`models – ${name}: stable names, ${params} parameters, a training step leaks no tensors`, async () => {
     const model = buildModel(name, shape, 10, 1);
     const specs = paramSpecs(model);
     assert.equal(specs.reduce((a, s) => a + product(s.shape), 0), params);
     assert.ok(specs.some((s) => s.name === 'head/kernel') && specs.every((s) => /^[a-z0-9_]+\/[a-z_]+$/.test(s.name)), specs.map((s) => s.name).join());
     const names = specs.map((s) => s.name);
     const b = batch(4, shape, 10);
-    computeGradients(model, names, b);
+    await computeGradients(model, names, b);
     const before = tf.memory().numTensors;
-    const { loss, grads } = computeGradients(model, names, b);
+    const { loss, grads } = await computeGradients(model, names, b);
     assert.equal(tf.memory().numTensors, before);
     assert.ok(Number.isFinite(loss) && loss > 0);
     assert.deepEqual([...grads.keys()], names);
@@ -56,7 +56,7 @@ test('models – gradients on wasm equal gradients on cpu (every zoo layer type)
     const grads = async (backend: string) => {
       await tf.setBackend(backend);
       const model = buildModel(name, shape, 10, 7);
-      const out = computeGradients(model, paramSpecs(model).map((s) => s.name), b);
+      const out = await computeGradients(model, paramSpecs(model).map((s) => s.name), b);
       model.dispose();
       return out;
     };
@@ -73,17 +73,17 @@ test('models – gradients on wasm equal gradients on cpu (every zoo layer type)
   }
 });
 
-test('models – frozen variables get no gradient', () => {
+test('models – frozen variables get no gradient', async () => {
   const model = buildModel('seed-cnn', [28, 28, 1], 10, 1);
-  const { grads } = computeGradients(model, ['head/kernel', 'head/bias'], batch(2, [28, 28, 1], 10));
+  const { grads } = await computeGradients(model, ['head/kernel', 'head/bias'], batch(2, [28, 28, 1], 10));
   assert.deepEqual([...grads.keys()], ['head/kernel', 'head/bias']);
 });
 
-test('models – replacing the head keeps every other weight exactly', () => {
+test('models – replacing the head keeps every other weight exactly', async () => {
   const model = buildModel('seed-cnn', [28, 28, 1], 100, 1);
-  const before = readParams(model);
+  const before = await readParams(model);
   const tuned = replaceHead(model, 10, 2);
-  const after = readParams(tuned);
+  const after = await readParams(tuned);
   assert.deepEqual(paramSpecs(tuned).find((s) => s.name === 'head/kernel')!.shape, [64, 10]);
   for (const [name, w] of before) if (!name.startsWith('head/')) assert.deepEqual(after.get(name), w, name);
   assert.equal((tuned.outputs[0].shape as number[])[1], 10);
@@ -99,14 +99,14 @@ test('models – load from a model.json path and an http URL, optionally cut', a
   const dir = join(tempDir(), 'm');
   await saveModel(model, dir);
   const fromPath = await loadModel(join(dir, 'model.json'));
-  assert.deepEqual(readParams(fromPath), readParams(model));
+  assert.deepEqual(await readParams(fromPath), await readParams(model));
   const server = createServer((req, res) => res.end(readFileSync(join(dir, req.url!.replace(/^\/models\//, '')))));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   try {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/models/model.json`;
     const fromUrl = await loadModel(url, 'fc1');
     assert.equal(fromUrl.layers[fromUrl.layers.length - 1].name, 'fc1');
-    assert.deepEqual(readParams(fromUrl).get('conv2/kernel'), readParams(model).get('conv2/kernel'));
+    assert.deepEqual((await readParams(fromUrl)).get('conv2/kernel'), (await readParams(model)).get('conv2/kernel'));
   } finally {
     server.close();
   }
@@ -124,7 +124,7 @@ test('checkpoint – round trip, keep the newest M, refuse a corrupted one', asy
   assert.deepEqual(listCheckpoints(root), ['ckpt-00000020', 'ckpt-00000030']);
   const dir = join(root, 'ckpt-00000030');
   const { model: loaded, state } = await loadCheckpoint(dir);
-  assert.deepEqual(readParams(loaded), readParams(model));
+  assert.deepEqual(await readParams(loaded), await readParams(model));
   assert.deepEqual(state.velocity, velocity);
   assert.deepEqual({ ...state, velocity: null }, { iteration: 30, seed: 5, job: 'j', sampler: { epoch: 1, offset: 64 }, velocity: null, ledger: [{ step: 29, workerId: 'w0', indices: [3, 1], epochs: [1, 1] }] });
   const weights = readFileSync(join(dir, 'weights.bin'));

@@ -72,8 +72,8 @@ test('recipes – a head warm-up: the rest frozen until its release, then traine
   assert.deepEqual(whole.curve.map((p) => p.iteration), [3, 6, 9, 12, 15, 18, 21, 24, 27, 30], 'one curve across the two stages');
   await train(warm({ iterations: 15 })); // stops at 15: past the release at 10
   const resumed = await train(warm({}), { resume: true });
-  assert.deepEqual(readParams(resumed.model), readParams(whole.model), 'bit-identical');
-  const conv = async (it: number) => readParams((await loadCheckpoint(join(outDir, `ckpt-${String(it).padStart(8, '0')}`))).model).get('conv1/kernel');
+  assert.deepEqual(await readParams(resumed.model), await readParams(whole.model), 'bit-identical');
+  const conv = async (it: number) => (await readParams((await loadCheckpoint(join(outDir, `ckpt-${String(it).padStart(8, '0')}`))).model)).get('conv1/kernel');
   assert.deepEqual(await conv(10), await conv(5), 'frozen during the warm-up');
   assert.notDeepEqual(await conv(15), await conv(10), 'trained after it');
 });

@@ -214,5 +214,5 @@ test('security – shards over mutual TLS: a sharded job ends bit-identical to t
     assert.doesNotMatch(r.stderr, /already has its/, 'refused at the handshake, not for want of a free slot');
   });
   assert.equal(secure.curve[secure.curve.length - 1].iteration, 4);
-  assert.equal(firstDifference(readParams(secure.model), readParams(clear.model)), null, 'bit-identical over mutual TLS');
+  assert.equal(firstDifference(await readParams(secure.model), await readParams(clear.model)), null, 'bit-identical over mutual TLS');
 });

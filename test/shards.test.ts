@@ -34,7 +34,7 @@ function job(shards: number, train: Record<string, unknown> = {}) {
 let undisturbed: Tensors | null = null;
 /** 2 workers, no shards, 20 iterations: what every run below must end with, bit for bit. */
 async function reference(): Promise<Tensors> {
-  undisturbed ??= readParams((await runJob(job(0), 2)).model);
+  undisturbed ??= await readParams((await runJob(job(0), 2)).model);
   return undisturbed;
 }
 
@@ -42,7 +42,7 @@ test('shards – 2 workers with 2 and with 4 shards end bit-identical to 0 shard
   const expected = await reference();
   for (const shards of [2, 4]) {
     const run = await runJob(job(shards), 2);
-    assert.equal(firstDifference(readParams(run.model), expected), null, `${shards} shards`);
+    assert.equal(firstDifference(await readParams(run.model), expected), null, `${shards} shards`);
     assert.equal(run.cluster.traffic.gradientBytes, 0, `${shards} shards: gradients went to the shards`);
     assert.ok(run.shards.every((p) => p.exitCode === 0), `${shards} shards exit 0 when the job ends`);
   }
@@ -53,8 +53,8 @@ test('shards – layer decay reaches the shards: with 2 shards the run ends bit-
     const cfg = job(shards);
     return { ...cfg, optimizer: { ...cfg.optimizer, layerDecay: 0.5 } };
   };
-  const local = readParams((await runJob(decayed(0), 2)).model);
-  const sharded = readParams((await runJob(decayed(2), 2)).model);
+  const local = await readParams((await runJob(decayed(0), 2)).model);
+  const sharded = await readParams((await runJob(decayed(2), 2)).model);
   assert.equal(firstDifference(sharded, local), null);
   assert.notEqual(firstDifference(local, await reference()), null, 'the decay changed the run');
 });
@@ -66,9 +66,9 @@ test('shards – gradual unfreezing with 2 shards ends bit-identical to 0 shards
   };
   const local = await runJob(unfreezing(0), 2);
   const sharded = await runJob(unfreezing(2), 2);
-  assert.equal(firstDifference(readParams(sharded.model), readParams(local.model)), null);
+  assert.equal(firstDifference(await readParams(sharded.model), await readParams(local.model)), null);
   assert.ok(sharded.shards.every((p) => p.exitCode === 0), 'the shards rejoined and were told the job finished');
-  assert.notEqual(firstDifference(readParams(local.model), await reference()), null, 'fc1 frozen for 10 steps changed the run');
+  assert.notEqual(firstDifference(await readParams(local.model), await reference()), null, 'fc1 frozen for 10 steps changed the run');
 });
 
 test('shards – a checkpoint written with 4 shards resumes with 0, one written with 0 resumes with 2: both end bit-identical', async () => {
@@ -78,7 +78,7 @@ test('shards – a checkpoint written with 4 shards resumes with 0, one written 
     await runJob(job(first, { iterations: 10, outDir, checkpointEvery: 10 }), 2);
     const resumed = await runJob(job(then, { outDir }), 2, undefined, { resume: true });
     assert.equal(resumed.curve[0].iteration, 20, 'resumed at 10, ran to 20');
-    assert.equal(firstDifference(readParams(resumed.model), expected), null, `${first} → ${then} shards`);
+    assert.equal(firstDifference(await readParams(resumed.model), expected), null, `${first} → ${then} shards`);
   }
 });
 
@@ -104,7 +104,7 @@ test('shards – a shard killed mid-job: the job goes back to its last checkpoin
   const rewound = seen.find((e) => e.type === 'job.rewound');
   assert.ok(rewound && rewound.type === 'job.rewound' && rewound.iteration % 5 === 0 && rewound.iteration >= 5, `rewound to a checkpoint: ${JSON.stringify(rewound)}`);
   assert.ok(seen.some((e) => e.type === 'shard.lost'));
-  assert.equal(firstDifference(readParams(run.model), expected), null, 'bit-identical to the undisturbed run');
+  assert.equal(firstDifference(await readParams(run.model), expected), null, 'bit-identical to the undisturbed run');
   // The ledger went back with the job: the steps redone are recorded once.
   const r = run.cluster.ledger.report(0);
   assert.ok(r.examplesUsed === 20 * 64 && r.distinct === 20 * 64, `epoch 0: ${r.examplesUsed} uses of ${r.distinct} distinct examples`);
@@ -183,6 +183,6 @@ test('shards – the coordinator SIGKILLed mid-job and restarted with --resume: 
   assert.match(resumed, /resuming checkpoint=\S+ iteration=1[05]\b/);
   for (const p of others) assert.equal(await exitOf(p), 0, 'each shard and worker was told the job finished');
   const model = await loadModel(join(dir, 'run', 'model', 'model.json'));
-  assert.equal(firstDifference(readParams(model), expected), null, 'bit-identical to the undisturbed run');
+  assert.equal(firstDifference(await readParams(model), expected), null, 'bit-identical to the undisturbed run');
   model.dispose();
 });

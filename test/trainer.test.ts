@@ -37,7 +37,7 @@ test('trainer – evaluates, checkpoints and saves a loadable model', async () =
   assert.ok(result.curve[1].evalSeconds > result.curve[0].evalSeconds, 'summed over the evaluations so far');
   assert.deepEqual(listCheckpoints(out), ['ckpt-00000006', 'ckpt-00000012']);
   const saved = await loadModel(join(out, 'model', 'model.json'));
-  assert.deepEqual(readParams(saved), readParams(result.model));
+  assert.deepEqual(await readParams(saved), await readParams(result.model));
 });
 
 test('trainer – a run resumed from its checkpoint ends with the same parameters as one that never stopped', async () => {
@@ -45,20 +45,20 @@ test('trainer – a run resumed from its checkpoint ends with the same parameter
   const out = tempDir();
   await train(job(out, { train: { iterations: 6, batchSize: 16, evalEvery: 6, checkpointEvery: 6, outDir: out } }));
   const resumed = await train(job(out), { resume: true });
-  assert.deepEqual(readParams(resumed.model), readParams(straight.model));
-  assert.notDeepEqual(readParams(resumed.model), readParams((await loadCheckpoint(join(out, 'ckpt-00000006'))).model));
+  assert.deepEqual(await readParams(resumed.model), await readParams(straight.model));
+  assert.notDeepEqual(await readParams(resumed.model), await readParams((await loadCheckpoint(join(out, 'ckpt-00000006'))).model));
 });
 
 test('trainer – fine-tuning replaces the head and never moves a frozen layer', async () => {
   const pre = tempDir();
   await train(job(pre));
-  const pretrained = readParams((await loadCheckpoint(join(pre, 'ckpt-00000012'))).model);
+  const pretrained = await readParams((await loadCheckpoint(join(pre, 'ckpt-00000012'))).model);
   const tuned = await train(job(tempDir(), {
     data: { path: dataDir, download: false, classes: [7, 8, 9] },
     model: { from: join(pre, 'ckpt-00000012') },
     optimizer: { lr: 0.05, layers: [{ match: 'conv1/*', lrMult: 0 }, { match: 'head/*', lrMult: 10 }, { match: '*', lrMult: 0.1 }] },
   }));
-  const after = readParams(tuned.model);
+  const after = await readParams(tuned.model);
   assert.deepEqual(after.get('conv1/kernel'), pretrained.get('conv1/kernel'));
   assert.notDeepEqual(after.get('fc1/kernel'), pretrained.get('fc1/kernel'));
   assert.equal(after.get('head/bias')!.length, 3);

@@ -130,9 +130,9 @@ export class WorkerJob {
     log.debug('step', { step: s.step, version: s.version, examples: s.indices.length });
     const { link, shards } = links;
     const started = process.hrtime.bigint();
-    const { loss, grads } = streamGradients(this.model, this.welcome.trainable, makeBatch(this.train.ds, s.indices, this.norm));
+    const { loss, grads } = await streamGradients(this.model, this.welcome.trainable, makeBatch(this.train.ds, s.indices, this.norm));
     let computeSeconds = secondsSince(started);
-    for (const [name, g] of timed(grads, (seconds) => { computeSeconds += seconds; })) {
+    for await (const [name, g] of timed(grads, (seconds) => { computeSeconds += seconds; })) {
       const dtype = this.welcome.gradientDtype === DType.FLOAT16 && !fitsFloat16(g) ? DType.FLOAT32 : this.welcome.gradientDtype;
       if (shards) {
         shards.sendGradient(s.step, s.version, name, g, dtype, metrics);
@@ -157,7 +157,7 @@ export class WorkerJob {
 
   async eval(e: Eval, links: Links): Promise<WorkerMessage> {
     await this.paramsAt(e.version, links);
-    const r = evaluateRange(this.model, this.val.ds, e.indices, this.norm);
+    const r = await evaluateRange(this.model, this.val.ds, e.indices, this.norm);
     return { kind: { $case: 'evalDone', value: { evalId: e.evalId, examples: r.count, correct: r.correct, lossSum: r.loss * r.count } } };
   }
 }
@@ -173,17 +173,17 @@ interface Links {
 const secondsSince = (t: bigint) => Number(process.hrtime.bigint() - t) / 1e9;
 
 /** `items`, adding the time each takes to produce to `add` (a gradient's read-back is compute; sending it is not). */
-function* timed<T>(items: Generator<T>, add: (seconds: number) => void): Generator<T> {
+async function* timed<T>(items: AsyncGenerator<T>, add: (seconds: number) => void): AsyncGenerator<T> {
   try {
     for (;;) {
       const t = process.hrtime.bigint();
-      const next = items.next();
+      const next = await items.next();
       add(secondsSince(t));
       if (next.done) return;
       yield next.value;
     }
   } finally {
-    items.return(undefined);
+    await items.return(undefined);
   }
 }
 

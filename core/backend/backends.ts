@@ -1,21 +1,29 @@
 // Chooses the tfjs compute backend. Fastest first: tfjs-node-gpu (CUDA),
-// tfjs-node (native TensorFlow), wasm (XNNPACK, with our training kernels),
+// tfjs-node (native TensorFlow), webgpu (Dawn over Vulkan, on a GPU adapter;
+// a software one only when asked for), wasm (XNNPACK, with our training kernels),
 // then the pure-JS cpu backend, which is ~100x slower than wasm and only ever
 // chosen when asked for or when nothing else loads.
 import * as tf from '@tensorflow/tfjs';
 import { BackendUnavailable } from '../errors';
 import { logger } from '../observe/log';
 import { installWasmTrainingKernels } from './wasm-kernels';
+import { registerWebgpu } from './webgpu';
 
-export const BACKENDS = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+export const BACKENDS = ['tensorflow-gpu', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number] | 'auto';
 
 const log = logger('backend');
 
 // tfjs-node and tfjs-node-gpu both register a backend named 'tensorflow'.
-const loaders: Record<(typeof BACKENDS)[number], () => Promise<string>> = {
+// `requested`: named by the user, not tried by auto.
+const loaders: Record<(typeof BACKENDS)[number], (requested: boolean) => Promise<string>> = {
   'tensorflow-gpu': async () => { require('@tensorflow/tfjs-node-gpu'); return 'tensorflow'; },
   tensorflow: async () => { require('@tensorflow/tfjs-node'); return 'tensorflow'; },
+  webgpu: async (requested) => {
+    const adapter = await registerWebgpu(requested);
+    log.info('webgpu adapter', { adapter: adapter.description, vendor: adapter.vendor, software: adapter.software });
+    return 'webgpu';
+  },
   wasm: async () => {
     require('@tensorflow/tfjs-backend-wasm');
     return 'wasm';
@@ -23,8 +31,8 @@ const loaders: Record<(typeof BACKENDS)[number], () => Promise<string>> = {
   cpu: async () => 'cpu',
 };
 
-async function activate(name: (typeof BACKENDS)[number]): Promise<void> {
-  const tfName = await loaders[name]();
+async function activate(name: (typeof BACKENDS)[number], requested: boolean): Promise<void> {
+  const tfName = await loaders[name](requested);
   if (!(await tf.setBackend(tfName))) throw new Error(`tf.setBackend('${tfName}') returned false`);
   await tf.ready();
   if (tfName === 'wasm') installWasmTrainingKernels();
@@ -50,7 +58,7 @@ export async function initBackend(wanted: BackendName = (process.env.TUNEFLEET_B
       throw new BackendUnavailable(`unknown backend '${wanted}'; choose one of auto, ${BACKENDS.join(', ')}`);
     }
     try {
-      await activate(wanted);
+      await activate(wanted, true);
     } catch (err) {
       throw new BackendUnavailable(`backend '${wanted}' cannot start here: ${reason(err)}; use --backend auto`, { cause: err });
     }
@@ -60,7 +68,7 @@ export async function initBackend(wanted: BackendName = (process.env.TUNEFLEET_B
   const skipped: string[] = [];
   for (const name of BACKENDS) {
     try {
-      await activate(name);
+      await activate(name, false);
       log.info('backend chosen', { backend: name, why: 'auto', skipped: skipped.join('; ') || 'none' });
       return name;
     } catch (err) {

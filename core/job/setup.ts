@@ -110,7 +110,7 @@ export async function setupJob(cfg: JobConfig, resume = false, events = new Even
   for (const [name, v] of state.velocity) sgd.velocity.set(name, v);
   const setup: JobSetup = {
     cfg, backend, data, model, specs, trainable, multipliers, releaseAt, sgd,
-    params: readParams(model),
+    params: await readParams(model),
     sampler: new Sampler(count(data.train), cfg.seed, state.sampler),
     startIteration: state.iteration,
     fingerprint: print,

@@ -25,10 +25,11 @@ export function paramSpecs(model: tf.LayersModel): ParamSpec[] {
   return model.weights.map((w) => ({ name: w.originalName, shape: w.shape as number[] }));
 }
 
-export function readParams(model: tf.LayersModel): Tensors {
-  const out: Tensors = new Map();
-  for (const [name, v] of modelVariables(model)) out.set(name, v.read().dataSync() as Float32Array);
-  return out;
+/** Every variable's values, read asynchronously (a GPU backend has no synchronous read in Node). */
+export async function readParams(model: tf.LayersModel): Promise<Tensors> {
+  const vars = [...modelVariables(model)];
+  const values = await Promise.all(vars.map(([, v]) => v.read().data() as Promise<Float32Array>));
+  return new Map(vars.map(([name], i) => [name, values[i]]));
 }
 
 /** Write `params` (all, or just those named) into the model's variables. */

@@ -26,19 +26,24 @@ export interface GradientResult {
   grads: Tensors;
 }
 
-export function computeGradients(model: tf.LayersModel, trainable: string[], batch: Batch): GradientResult {
-  const { loss, grads } = streamGradients(model, trainable, batch);
-  return { loss, grads: new Map([...grads].reverse()) }; // back in the variables' order
+export async function computeGradients(model: tf.LayersModel, trainable: string[], batch: Batch): Promise<GradientResult> {
+  const { loss, grads } = await streamGradients(model, trainable, batch);
+  const out: [string, Float32Array][] = [];
+  for await (const entry of grads) out.push(entry);
+  return { loss, grads: new Map(out.reverse()) }; // back in the variables' order
 }
 
 /**
  * computeGradients, with each gradient read back from the backend only when
  * the caller asks for it, last layer first (the order backpropagation
  * produces them): a worker sends one while the next is still on the device.
- * The caller must run the generator to its end (or return() it, which a
- * for-of loop does when left early) so every gradient tensor is disposed.
+ * Reads are asynchronous (`data()`), the only kind a GPU backend in Node
+ * offers (webgpu's dataSync needs a browser's OffscreenCanvas). The caller
+ * must run the generator to its end (or return() it, which a for-await loop
+ * does when left early) so every gradient tensor is disposed; a read that
+ * fails disposes them too.
  */
-export function streamGradients(model: tf.LayersModel, trainable: string[], batch: Batch): { loss: number; grads: Generator<[string, Float32Array]> } {
+export async function streamGradients(model: tf.LayersModel, trainable: string[], batch: Batch): Promise<{ loss: number; grads: AsyncGenerator<[string, Float32Array]> }> {
   const vars = modelVariables(model);
   const varList = trainable.map((n) => vars.get(n)!.read() as tf.Variable);
   const { value, grads } = tf.tidy(() => {
@@ -46,18 +51,26 @@ export function streamGradients(model: tf.LayersModel, trainable: string[], batc
     const y = tf.tensor1d(batch.y, 'int32');
     return tf.variableGrads(() => crossEntropy(model.apply(x, { training: true }) as tf.Tensor2D, y), varList);
   });
-  const loss = value.dataSync()[0];
-  value.dispose();
   const ordered = trainable.map((name, i) => [name, grads[varList[i].name]] as const).reverse();
-  function* readBack(): Generator<[string, Float32Array]> {
+  const disposeAll = () => tf.dispose(ordered.map(([, g]) => g).filter((g) => !g.isDisposed));
+  let loss: number;
+  try {
+    loss = (await value.data())[0];
+  } catch (err) {
+    disposeAll();
+    throw err;
+  } finally {
+    value.dispose();
+  }
+  async function* readBack(): AsyncGenerator<[string, Float32Array]> {
     try {
       for (const [name, g] of ordered) {
-        const values = g.dataSync() as Float32Array;
+        const values = (await g.data()) as Float32Array;
         g.dispose();
         yield [name, values];
       }
     } finally {
-      tf.dispose(ordered.map(([, g]) => g).filter((g) => !g.isDisposed));
+      disposeAll();
     }
   }
   return { loss, grads: readBack() };
@@ -71,18 +84,22 @@ export interface EvalResult {
 }
 
 /** Accuracy and mean loss over `n` examples delivered in batches by `batchAt`. */
-export function evaluate(model: tf.LayersModel, n: number, batchSize: number, batchAt: (start: number, end: number) => Batch): EvalResult {
+export async function evaluate(model: tf.LayersModel, n: number, batchSize: number, batchAt: (start: number, end: number) => Batch): Promise<EvalResult> {
   let correct = 0, lossSum = 0;
   for (let start = 0; start < n; start += batchSize) {
     const b = batchAt(start, Math.min(n, start + batchSize));
-    const [c, l] = tf.tidy(() => {
+    const [hits, loss] = tf.tidy(() => {
       const probs = model.predict(tf.tensor4d(b.x, [b.y.length, ...b.shape])) as tf.Tensor2D;
       const y = tf.tensor1d(b.y, 'int32');
-      const hits = tf.sum(tf.cast(tf.equal(tf.argMax(probs, 1), y), 'int32'));
-      return [hits.dataSync()[0], crossEntropy(probs, y).dataSync()[0] * b.y.length];
+      return [tf.sum(tf.cast(tf.equal(tf.argMax(probs, 1), y), 'int32')), crossEntropy(probs, y)];
     });
-    correct += c;
-    lossSum += l;
+    try {
+      const [c, l] = await Promise.all([hits.data(), loss.data()]);
+      correct += c[0];
+      lossSum += l[0] * b.y.length;
+    } finally {
+      tf.dispose([hits, loss]);
+    }
   }
   return { correct, accuracy: n ? correct / n : 0, loss: n ? lossSum / n : 0, count: n };
 }

@@ -23,7 +23,7 @@ async function trainStage(cfg: JobConfig, resume: boolean, events: EventBus, car
   const local: Compute = {
     gradients: async (_step, indices) => {
       const start = performance.now();
-      const result = computeGradients(model, trainable, makeBatch(data.train, indices, data.norm));
+      const result = await computeGradients(model, trainable, makeBatch(data.train, indices, data.norm));
       return { ...result, phases: { compute: (performance.now() - start) / 1000 } };
     },
     evaluate: async () => evaluateRange(model, data.val, allVal, data.norm),
