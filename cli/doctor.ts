@@ -7,6 +7,7 @@
 // ports, credentials, NATS and coordinator.
 import { createServer } from 'node:net';
 import { BackendName, BACKENDS, initBackend, reason } from '../core/backend/backends';
+import { webgpuAdapter } from '../core/backend/webgpu';
 import { ConfigInvalid, describeError } from '../core/errors';
 import { dataPortOf, JobConfig, loadJobFile } from '../core/job/config';
 import { loadPretrained } from '../core/job/model';
@@ -62,6 +63,13 @@ async function seedStep(params: Map<string, Float32Array> | null, check: Batch, 
   return result;
 }
 
+/** What the webgpu backend runs on, and the advice when that is only a CPU. */
+function adapterLine(): { software: boolean; text: string } {
+  const a = webgpuAdapter()!;
+  const kind = a.software ? 'software: a CPU Vulkan driver, fine for tests, auto will not pick it; on a GPU node install its Vulkan driver' : 'hardware';
+  return { software: a.software, text: `adapter ${a.description} (${a.vendor}, ${kind})` };
+}
+
 async function backendChecks(wanted: BackendName): Promise<Check[]> {
   const random = rng(7);
   const check = randomBatch(8, random), timed = randomBatch(BATCH, random);
@@ -73,16 +81,17 @@ async function backendChecks(wanted: BackendName): Promise<Check[]> {
       await initBackend(name);
     } catch (err) {
       const why = reason((err as Error).cause ?? err); // the loader's own error, not initBackend's advice
-      const detail = name === 'wasm' ? why : nativeHint(name, why);
+      const detail = name === 'wasm' || name === 'webgpu' ? why : nativeHint(name, why);
       checks.push({ verdict: wanted === name ? 'PROBLEM' : '--', what: `backend ${name}`, detail: `unavailable: ${detail}` });
       continue;
     }
+    const adapter = name === 'webgpu' ? adapterLine() : null;
     const step = await seedStep(reference.params, check, timed);
     const diff = maxRelativeDiff(step.grads, reference.grads); // relative to the cpu reference
     const ok = diff <= TOLERANCE;
     checks.push({
-      verdict: ok ? 'ok' : 'PROBLEM', what: `backend ${name}`,
-      detail: `loads; seed CNN, batch ${BATCH}: ${Math.round(step.perSecond)} examples/s; gradients ${ok ? 'match' : 'DIFFER FROM'} cpu's (max relative difference ${diff.toExponential(1)}${ok ? '' : `, over ${TOLERANCE}: a broken or miscompiled build`})`,
+      verdict: !ok ? 'PROBLEM' : adapter?.software ? 'warn' : 'ok', what: `backend ${name}`,
+      detail: `loads${adapter ? ` on ${adapter.text}` : ''}; seed CNN, batch ${BATCH}: ${Math.round(step.perSecond)} examples/s; gradients ${ok ? 'match' : 'DIFFER FROM'} cpu's (max relative difference ${diff.toExponential(1)}${ok ? '' : `, over ${TOLERANCE}: a broken or miscompiled build`})`,
     });
   }
   return checks;

@@ -13,7 +13,8 @@ import { Tensors } from '../core/util/tensors';
 export const CLI = join(__dirname, '..', 'cli', 'main.js');
 
 export function spawnWorker(port: number, id: string, metricsPort: number | 'off' = 'off', extra: string[] = [], host = '127.0.0.1'): ChildProcess {
-  const args = [CLI, 'worker', '--coordinator', `${host}:${port}`, '--id', id, '--backend', 'wasm', '--metrics-port', String(metricsPort), ...extra];
+  const backend = extra.includes('--backend') ? [] : ['--backend', 'wasm']; // wasm unless the test names one
+  const args = [CLI, 'worker', '--coordinator', `${host}:${port}`, '--id', id, ...backend, '--metrics-port', String(metricsPort), ...extra];
   return spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
@@ -48,11 +49,13 @@ export interface RunOptions {
   shardMetricsPorts?: number[];
   events?: EventBus;
   resume?: boolean;
+  /** The workers' --backend (default wasm). */
+  workerBackend?: string;
 }
 
 /** Run `cfg` with `workers` worker processes (and cluster.shards shard processes); `onCluster` sees the cluster once it listens. */
 export async function runJob(cfg: JobConfig, workers: number, onCluster?: (c: Cluster, port: number, procs: ChildProcess[], shards: ChildProcess[]) => void, opts: RunOptions = {}) {
-  const { workerMetricsPorts = [], shardMetricsPorts = [], events, resume = false } = opts;
+  const { workerMetricsPorts = [], shardMetricsPorts = [], events, resume = false, workerBackend = 'wasm' } = opts;
   const procs: ChildProcess[] = [];
   const shards: ChildProcess[] = [];
   const job = { ...cfg, cluster: { ...cfg.cluster, workers, host: '127.0.0.1', port: 0 } };
@@ -61,7 +64,7 @@ export async function runJob(cfg: JobConfig, workers: number, onCluster?: (c: Cl
     resume,
     onListening: (port, cluster) => {
       for (let i = 0; i < cfg.cluster.shards; i++) shards.push(spawnShard(port, shardMetricsPorts[i] ?? 'off'));
-      for (let i = 0; i < workers; i++) procs.push(spawnWorker(port, `w${i}`, workerMetricsPorts[i] ?? 'off'));
+      for (let i = 0; i < workers; i++) procs.push(spawnWorker(port, `w${i}`, workerMetricsPorts[i] ?? 'off', ['--backend', workerBackend]));
       onCluster?.(cluster, port, procs, shards);
     },
   });

@@ -38,8 +38,9 @@ async function activate(name: (typeof BACKENDS)[number], requested: boolean): Pr
   if (tfName === 'wasm') installWasmTrainingKernels();
 }
 
-/** Why a backend did not start: the first line of the error, at most 160 characters. */
+/** Why a backend did not start: our own advice whole, another library's error cut to its first line, at most 160 characters. */
 export function reason(err: unknown): string {
+  if (err instanceof BackendUnavailable) return err.message;
   const msg = err instanceof Error ? err.message : String(err);
   return msg.split('\n')[0].slice(0, 160);
 }

@@ -9,6 +9,10 @@
 // for by name, and can say which adapter runs and why.
 import * as tf from '@tensorflow/tfjs';
 import { BackendUnavailable } from '../errors';
+import { logger } from '../observe/log';
+import { noAdapterAdvice, nvidiaIcdFallback, vulkanFacts } from './vulkan';
+
+const log = logger('backend');
 
 /** What the log, `doctor` and the tests say about the adapter in use. */
 export interface AdapterInfo {
@@ -60,9 +64,7 @@ async function findAdapter(dawn: Dawn, name: string | undefined): Promise<DawnAd
     // Dawn's own message lists the adapters it found when none has the name.
     throw new BackendUnavailable(`no WebGPU adapter named '${name}': ${(err as Error).message.replace(/\s*\n\s*/g, ' ')}`, { cause: err });
   }
-  if (!adapter) {
-    throw new BackendUnavailable('no WebGPU adapter: no Vulkan driver answered. Install libvulkan1 and a driver (NVIDIA: the container needs NVIDIA_DRIVER_CAPABILITIES to include graphics, and nvidia_icd.json; a CPU: mesa-vulkan-drivers for lavapipe)');
-  }
+  if (!adapter) throw new BackendUnavailable(`no WebGPU adapter: ${noAdapterAdvice(vulkanFacts())}`);
   return adapter;
 }
 
@@ -86,6 +88,8 @@ function describe(a: DawnAdapter): AdapterInfo {
 export async function registerWebgpu(allowSoftware: boolean): Promise<AdapterInfo> {
   if (active) return active;
   const dawn = loadDawn();
+  const icds = nvidiaIcdFallback(); // before Dawn starts the Vulkan loader, which reads it
+  if (icds) log.info('no NVIDIA Vulkan manifest injected: using ours', { VK_DRIVER_FILES: icds });
   const name = requestedAdapter();
   const adapter = await findAdapter(dawn, name);
   const info = describe(adapter);
