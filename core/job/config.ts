@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { z } from 'zod';
+import { BACKENDS } from '../backend/backends';
 import { DATASET_NAMES } from '../data/resolve';
 import { ConfigInvalid } from '../errors';
 import { INIT_SCHEMES } from '../model/init';
@@ -135,7 +136,7 @@ const metrics = z.object({
 export const jobSchema = z.object({
   name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only').default('job').describe('job name: used in run folders, metrics and events'),
   seed: z.number().int().nonnegative().default(1).describe('seeds initialisation, data subsets and shuffling'),
-  backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto').describe('tfjs backend; auto = fastest that loads (tensorflow-gpu, tensorflow, wasm, cpu)'),
+  backend: z.enum(['auto', ...BACKENDS]).default('auto').describe(`tfjs backend; auto = fastest that loads (${BACKENDS.join(', ')}; webgpu only on a hardware adapter)`),
   data: data.default({}),
   model: model.default({}),
   train: train.default({}),
