@@ -1,5 +1,5 @@
 // models – the zoo, gradients (names, shapes, frozen variables, no leaks,
-// wasm = cpu), head replacement, loading from a path and a URL, checkpoints.
+// wasm = cpu, a failed read-back leaks nothing), head replacement, loading from a path and a URL, checkpoints.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { AddressInfo } from 'node:net';
 import { initBackend } from '../core/backend/backends';
 import { buildModel } from '../core/model/zoo';
-import { computeGradients } from '../core/train/gradients';
+import { computeGradients, evaluate } from '../core/train/gradients';
 import { paramSpecs, readParams } from '../core/model/params';
 import { replaceHead } from '../core/model/head';
 import { loadModel, saveModel } from '../core/model/io';
@@ -71,6 +71,33 @@ test('models – gradients on wasm equal gradients on cpu (every zoo layer type)
       assert.ok(err < 1e-4, `${name} ${v}: relative error ${err}`);
     }
   }
+});
+
+// A GPU backend's read-back can fail (device lost, out of memory): the step's
+// tensors must go with it, or a worker that retries leaks a model's worth of
+// GPU memory per failure. The n-th data() call rejects; every count is tried.
+test('models – a read-back that fails, at the loss, a gradient or evaluation, leaks no tensors', async (t) => {
+  const model = buildModel('seed-cnn', [28, 28, 1], 10, 1);
+  const names = paramSpecs(model).map((s) => s.name);
+  const b = batch(4, [28, 28, 1], 10);
+  const data = tf.Tensor.prototype.data;
+  let calls = 0, failAt = 0;
+  t.mock.method(tf.Tensor.prototype, 'data', function (this: tf.Tensor) {
+    if (++calls === failAt) return Promise.reject(new Error('device lost'));
+    return data.call(this);
+  });
+  const before = tf.memory().numTensors;
+  for (failAt = 1; failAt <= names.length + 1; failAt++) {
+    calls = 0;
+    await assert.rejects(computeGradients(model, names, b), /device lost/, `read ${failAt} fails`);
+    assert.equal(tf.memory().numTensors, before, `tensors after read ${failAt} failed`);
+  }
+  for (failAt = 1; failAt <= 2; failAt++) {
+    calls = 0;
+    await assert.rejects(evaluate(model, 8, 4, () => b), /device lost/);
+    assert.equal(tf.memory().numTensors, before, `tensors after evaluation read ${failAt} failed`);
+  }
+  model.dispose();
 });
 
 test('models – frozen variables get no gradient', async () => {
