@@ -99,7 +99,7 @@ async function backendChecks(wanted: BackendName): Promise<Check[]> {
 
 function gpuCheck(): Check {
   const { gpus, why } = listGpus();
-  return gpus.length ? { verdict: 'ok', what: 'GPUs', detail: `${gpus.length}: ${gpus.join('; ')}` } : { verdict: '--', what: 'GPUs', detail: `none (${why})` };
+  return gpus.length ? { verdict: 'ok', what: 'GPUs', detail: `${gpus.length}: ${gpus.map((g) => g.label).join('; ')}` } : { verdict: '--', what: 'GPUs', detail: `none (${why})` };
 }
 
 async function attempt(what: string, run: () => Promise<string>): Promise<Check> {

@@ -21,9 +21,10 @@ export const USAGE: Record<string, string> = {
     coordinator that does not answer a gRPC keepalive ping within S seconds
     (default 30, sent after S idle seconds) is lost.
     --gpus: one worker process per GPU of this node (CUDA_VISIBLE_DEVICES: the
-    i-th of a scheduler's list, else GPU i; ids
-    ID-gpu<i>, metrics ports P+i), supervised together; 'all' = every GPU
-    nvidia-smi lists; N with a CPU backend (--backend wasm) = N CPU processes.`,
+    i-th of a scheduler's list, else GPU i; for webgpu also DRI_PRIME=pci-…,
+    the GPU's PCI address for Vulkan; ids ID-gpu<i>, metrics ports P+i),
+    supervised together; 'all' = every GPU nvidia-smi lists; N with a CPU
+    backend (--backend wasm) = N CPU processes.`,
   shard: `tunefleet shard --coordinator HOST:PORT [--data-port P] [--host ADDR] [--advertise HOST] [--metrics-port P|off]
                 [--metrics-host ADDR] [--token-file F] [--reconnect-for SECONDS] [--keepalive-seconds S]
                 [--tls-ca CA.pem] [--tls-cert C.pem --tls-key K.pem [--tls-client-ca CA.pem]]
@@ -69,4 +70,5 @@ ${Object.values(USAGE).map((u) => `  ${u.replace(/\n/g, '\n  ')}`).join('\n')}
   tunefleet help | --help | --version
 
 Every command takes --help. Backends (--backend or TUNEFLEET_BACKEND): auto,
-tensorflow-gpu, tensorflow, wasm, cpu. Docs: README.md, docs/config.md.`;
+tensorflow-gpu, tensorflow, webgpu, wasm, cpu (TUNEFLEET_WEBGPU_ADAPTER picks
+a webgpu adapter by name). Docs: README.md, docs/config.md.`;

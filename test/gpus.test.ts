@@ -1,11 +1,11 @@
 // gpus – `tunefleet worker --gpus`: how many processes, pinned to GPUs or
-// not; on this machine (no GPU) `--gpus all` says so, and `--gpus 2 --backend
+// not (CUDA and Vulkan pins); on this machine (no GPU) `--gpus all` says so, and `--gpus 2 --backend
 // wasm` runs two supervised CPU workers that finish a real job.
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
-import { plan, visibleDevices } from '../cli/gpus';
+import { driPrimeTag, parseGpuLine, pinEnv, plan, visibleDevices } from '../cli/gpus';
 import { runCoordinator } from '../coordinator/coordinator';
 import { BackendUnavailable, ConfigInvalid } from '../core/errors';
 import { parseJob } from '../core/job/config';
@@ -24,6 +24,8 @@ test('gpus – all: one process per GPU; N: N processes, on GPUs when the backen
   assert.deepEqual(plan('all', undefined, four), { processes: 4, pinned: true });
   assert.deepEqual(plan('2', 'tensorflow-gpu', four), { processes: 2, pinned: true });
   assert.deepEqual(plan('2', 'auto', four), { processes: 2, pinned: true });
+  assert.deepEqual(plan('2', 'webgpu', four), { processes: 2, pinned: true });
+  assert.throws(() => plan('2', 'webgpu', none), BackendUnavailable, 'webgpu on a node with no NVIDIA GPU: pass --backend wasm');
   assert.deepEqual(plan('3', 'wasm', none), { processes: 3, pinned: false });
   assert.deepEqual(plan('2', undefined, none), { processes: 2, pinned: false }, 'auto without GPUs falls back to the CPU');
   assert.throws(() => plan('all', 'wasm', none), (e: Error) => e instanceof BackendUnavailable && /found no GPUs \(nvidia-smi: not installed\)/.test(e.message));
@@ -57,4 +59,20 @@ test('gpus – a scheduler\'s CUDA_VISIBLE_DEVICES is respected: child i gets it
   assert.deepEqual(visibleDevices(eight, '4,5'), ['4', '5'], 'the job was given GPUs 4 and 5');
   assert.deepEqual(visibleDevices(eight, 'GPU-1a2b, GPU-3c4d'), ['GPU-1a2b', 'GPU-3c4d'], 'UUIDs pass through');
   assert.deepEqual(visibleDevices(eight, ''), [], 'an empty list hides every GPU');
+});
+
+// The Vulkan pin cannot be checked here (one software device, no PCI
+// address): this checks what each child is told, in Mesa's own format
+// ("pci-%04x_%02x_%02x_%1u", device_select_layer.c).
+test('gpus – webgpu children are pinned for Vulkan by PCI address, found by index or UUID', () => {
+  const gpus = ['0, GPU-aaaa, 00000000:17:00.0, NVIDIA H200, 143771 MiB', '1, GPU-bbbb, 00000000:AB:00.0, NVIDIA H200, 143771 MiB'].map(parseGpuLine);
+  assert.deepEqual(gpus[1], { index: '1', uuid: 'GPU-bbbb', busId: '00000000:AB:00.0', label: '1, NVIDIA H200, 143771 MiB' });
+  assert.equal(driPrimeTag('00000000:AB:1F.3'), 'pci-0000_ab_1f_3');
+  assert.equal(driPrimeTag('0001:03:00.0'), 'pci-0001_03_00_0');
+  assert.throws(() => driPrimeTag('N/A'), BackendUnavailable);
+  const pinned = { CUDA_VISIBLE_DEVICES: '1', DRI_PRIME: 'pci-0000_ab_00_0', MESA_VK_DEVICE_SELECT_FORCE_DEFAULT_DEVICE: '1' };
+  assert.deepEqual(pinEnv('1', gpus, 'webgpu'), pinned);
+  assert.deepEqual(pinEnv('GPU-bbbb', gpus, 'webgpu'), { ...pinned, CUDA_VISIBLE_DEVICES: 'GPU-bbbb' });
+  assert.deepEqual(pinEnv('MIG-cccc', gpus, 'tensorflow-gpu'), { CUDA_VISIBLE_DEVICES: 'MIG-cccc' }, 'CUDA alone can take a MIG slice');
+  assert.throws(() => pinEnv('MIG-cccc', gpus, 'webgpu'), (e: Error) => e instanceof BackendUnavailable && /device 'MIG-cccc' is not one nvidia-smi lists \(0, 1\)/.test(e.message));
 });

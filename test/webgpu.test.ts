@@ -2,7 +2,8 @@
 // driver): every zoo model's training step equals cpu's, memory stays flat
 // over 50 steps, auto passes over a software adapter unless it is named, a
 // two-worker job on webgpu ends where a wasm one does, and doctor's lines for
-// a present and an absent adapter. Skipped, naming the package, where
+// a present and an absent adapter, and Mesa's device-select layer takes the
+// Vulkan pin `worker --gpus` gives each child. Skipped, naming the package, where
 // lavapipe or the webgpu npm package is missing (.ci/setup installs both).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,6 +19,7 @@ import { maxRelativeDiff, paramSpecs, readParams } from '../core/model/params';
 import { buildModel } from '../core/model/zoo';
 import { Batch, computeGradients } from '../core/train/gradients';
 import { rng } from '../core/util/rng';
+import { parseGpuLine, pinEnv } from '../cli/gpus';
 import { CLI, runJob } from './cluster-helpers';
 import { tempDir, wasmWithIdxSet } from './fixtures';
 
@@ -116,6 +118,16 @@ test('webgpu – doctor reports the adapter, a step\'s speed and its gradients a
   const wanted = await run(process.execPath, [CLI, 'doctor', '--backend', 'webgpu'], { env: { ...process.env, VK_DRIVER_FILES: '/nonexistent/icd.json' } }).catch((e) => e);
   assert.equal(wanted.code, 1, 'the backend the job wants is unavailable: a problem');
   assert.match(wanted.stdout, /^PROBLEM {2}backend webgpu: unavailable/m);
+});
+
+// lavapipe reports PCI address 0000:00:00.0, so the pin a child on that
+// "GPU" would get goes through Dawn to Mesa's layer, which says whether the
+// tag matched (a tag that matches nothing falls back to the default device).
+test('webgpu – the pin worker --gpus gives a child is the one Mesa\'s device-select layer matches', { skip }, async () => {
+  const pin = pinEnv('0', [parseGpuLine('0, GPU-0, 00000000:00:00.0, llvmpipe, 0 MiB')], 'webgpu');
+  const { stderr } = await run(process.execPath, ['-e', `require(${JSON.stringify(join(__dirname, '..', 'core', 'backend', 'backends.js'))}).initBackend('webgpu')`], { env: { ...process.env, ...pin, TUNEFLEET_WEBGPU_ADAPTER: 'llvmpipe', MESA_VK_DEVICE_SELECT_DEBUG: '1' } });
+  assert.match(stderr, /device-select: device_select_find_dri_prime_tag_default selected 0/);
+  assert.match(stderr, /backend chosen backend="webgpu"/);
 });
 
 test('webgpu – no adapter: the advice names the missing part (loader, graphics capability, NVIDIA manifest, driver)', () => {
