@@ -10,12 +10,13 @@ import { join } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
 import { dataPortOf, parseJob } from '../core/job/config';
 import { FLAGS } from '../cli/main';
+import { NVIDIA_ICD_FALLBACK } from '../core/backend/vulkan';
 import { hasKubectl, renderKustomization } from './kustomize-lite';
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const root = join(__dirname, '..', '..');
 const k8s = join(root, 'deploy', 'k8s');
-const OVERLAYS = ['gpu', 'gpu-multi', 'cpu'];
+const OVERLAYS = ['gpu', 'gpu-multi', 'webgpu', 'cpu'];
 
 function render(overlay: string): Obj[] {
   const dir = join(k8s, 'overlays', overlay);
@@ -62,8 +63,9 @@ for (const overlay of OVERLAYS) {
     assert.ok(pm.metadata.labels.release, 'the label kube-prometheus-stack selects PodMonitors by (docs/deploy.md)');
     const workerPod = named(objs, 'Job', 'tunefleet-worker').spec.template.spec;
     assert.equal(workerPod.containers[0].startupProbe.httpGet.path, '/livez', 'liveness waits for a slow first compile');
-    if (overlay.startsWith('gpu')) assert.deepEqual(workerPod.tolerations, [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }]);
-    if (overlay.startsWith('gpu')) assert.deepEqual(workerPod.nodeSelector, {}, 'a nodeSelector knob to fill in');
+    const onGpus = overlay !== 'cpu';
+    if (onGpus) assert.deepEqual(workerPod.tolerations, [{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }]);
+    if (onGpus) assert.deepEqual(workerPod.nodeSelector, {}, 'a nodeSelector knob to fill in');
     assert.deepEqual(pm.spec.selector.matchExpressions[0].values, ['tunefleet-coordinator', 'tunefleet-worker', 'tunefleet-shard']);
     // Probes use paths the code serves, on named ports.
     const httpServer = readFileSync(join(root, 'core', 'observe', 'http-server.ts'), 'utf8');
@@ -82,7 +84,7 @@ for (const overlay of OVERLAYS) {
         assert.ok(readers.includes(`process.env.${e.name}`), `${e.name} is read by the code`);
       }
       // Workers run the overlay's image; the coordinator and shards the wasm one (no GPU, no native TensorFlow).
-      const workerImage = overlay.startsWith('gpu') ? 'tunefleet:gpu' : 'tunefleet:cpu';
+      const workerImage = { gpu: 'tunefleet:gpu', 'gpu-multi': 'tunefleet:gpu', webgpu: 'tunefleet:webgpu', cpu: 'tunefleet:cpu' }[overlay];
       assert.equal(c.image, w.metadata.name === 'tunefleet-worker' ? workerImage : 'tunefleet:wasm', w.metadata.name);
       assert.ok(w.spec.template.spec.terminationGracePeriodSeconds >= 30 || w.metadata.name === 'tunefleet-shard', `${w.metadata.name}: time for a graceful stop`);
     }
@@ -116,9 +118,12 @@ for (const overlay of OVERLAYS) {
     // they dial the coordinator's Service; their metrics ports match (9401 + i) and are all scraped.
     const worker = named(objs, 'Job', 'tunefleet-worker');
     const wc = containers(worker)[0];
-    const gpus = { gpu: 1, 'gpu-multi': 4, cpu: undefined }[overlay];
+    const gpus = { gpu: 1, 'gpu-multi': 4, webgpu: 1, cpu: undefined }[overlay];
     assert.equal(wc.resources.limits['nvidia.com/gpu'], gpus);
-    assert.equal(wc.env.find((e: Obj) => e.name === 'TUNEFLEET_BACKEND').value, gpus ? 'tensorflow-gpu' : 'wasm');
+    const env = (name: string) => wc.env.find((e: Obj) => e.name === name)?.value;
+    assert.equal(env('TUNEFLEET_BACKEND'), { gpu: 'tensorflow-gpu', 'gpu-multi': 'tensorflow-gpu', webgpu: 'webgpu', cpu: 'wasm' }[overlay]);
+    // Vulkan in a pod needs the toolkit's graphics capability (the image sets it too; the overlay says so where it matters).
+    if (overlay === 'webgpu') assert.ok(env('NVIDIA_DRIVER_CAPABILITIES').split(',').includes('graphics'));
     assert.equal(wc.args.includes('--gpus'), overlay === 'gpu-multi');
     const scraped = byKind(objs, 'PodMonitor')[0].spec.podMetricsEndpoints.map((e: Obj) => e.port);
     const metricsPorts = wc.ports.filter((p: Obj) => p.name.startsWith('metrics'));
@@ -203,5 +208,12 @@ test('deploy – the image builds from the lock file, runs as non-root and print
   assert.match(docker, /^CMD \["help"\]$/m);
   assert.match(docker, /nvidia\/cuda:11\.2\.2-cudnn8/);
   for (const dir of ['core', 'cli', 'coordinator', 'worker', 'proto']) assert.match(docker, new RegExp(`^COPY ${dir} ${dir}$`, 'm'));
-  assert.deepEqual(readdirSync(join(k8s, 'overlays')).sort(), ['cpu', 'gpu', 'gpu-multi']);
+  assert.deepEqual(readdirSync(join(k8s, 'overlays')).sort(), [...OVERLAYS].sort());
+  // webgpu: a glibc new enough for dawn.node, the Vulkan loader, the fallback NVIDIA manifest where the code looks for it.
+  assert.match(docker, /BASE_IMAGE=debian:12-slim --build-arg VARIANT=webgpu/);
+  assert.match(docker, /apt-get install -y --no-install-recommends libvulkan1 mesa-vulkan-drivers/);
+  assert.match(docker, new RegExp(`^COPY deploy/webgpu/nvidia_icd\\.json ${NVIDIA_ICD_FALLBACK.replace(/\./g, '\\.')}$`, 'm'));
+  assert.match(docker, /^ENV NVIDIA_DRIVER_CAPABILITIES=.*graphics/m);
+  const icd = JSON.parse(readFileSync(join(root, 'deploy', 'webgpu', 'nvidia_icd.json'), 'utf8'));
+  assert.equal(icd.ICD.library_path, 'libGLX_nvidia.so.0', 'the library the toolkit mounts with graphics');
 });

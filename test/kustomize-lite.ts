@@ -18,7 +18,9 @@ function applyOp(doc: Obj, op: { op: string; path: string; value?: unknown }): v
   const parts = pointer(op.path);
   const last = parts.pop()!;
   const parent = parts.reduce((o, k) => o[k], doc);
-  if (op.op === 'remove') delete parent[last];
+  if (op.op === 'test') {
+    if (JSON.stringify(parent[last]) !== JSON.stringify(op.value)) throw new Error(`patch test failed at ${op.path}: ${JSON.stringify(parent[last])}`);
+  } else if (op.op === 'remove') delete parent[last];
   else if (op.op === 'add' && Array.isArray(parent)) parent.splice(last === '-' ? parent.length : Number(last), 0, op.value);
   else parent[last] = op.value;
 }
