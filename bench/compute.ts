@@ -5,6 +5,7 @@ import { BACKENDS, initBackend } from '../core/backend/backends';
 import { Batch, computeGradients } from '../core/train/gradients';
 import { paramSpecs } from '../core/model/params';
 import { buildModel } from '../core/model/zoo';
+import { rng } from '../core/util/rng';
 import { medianMs } from './report';
 
 /** The zoo models the benches time, with their input shapes. */
@@ -14,6 +15,16 @@ export const MODELS: [string, [number, number, number]][] = [['seed-cnn', [28, 2
 export function syntheticBatch(n: number, shape: [number, number, number]): Batch {
   const size = shape[0] * shape[1] * shape[2];
   return { x: Float32Array.from({ length: n * size }, (_, i) => Math.sin(i)), y: Int32Array.from({ length: n }, (_, i) => i % 10), shape };
+}
+
+/**
+ * Uniform random inputs in [-1, 1): no two inputs of a pooling window tie, so
+ * MaxPoolGrad (first maximum on cpu and wasm, last on webgpu) routes the same
+ * way on every backend and their gradients can be compared.
+ */
+export function tieFreeBatch(n: number, shape: [number, number, number], seed: number): Batch {
+  const random = rng(seed);
+  return { x: Float32Array.from({ length: n * shape[0] * shape[1] * shape[2] }, () => random() * 2 - 1), y: Int32Array.from({ length: n }, () => Math.floor(random() * 10)), shape };
 }
 
 export interface ComputeRow { backend: string; model: string; examplesPerSec: number | null; note: string }

@@ -3,12 +3,13 @@
 // over 50 steps, auto passes over a software adapter unless it is named, a
 // two-worker job on webgpu ends where a wasm one does, and doctor's lines for
 // a present and an absent adapter, and Mesa's device-select layer takes the
-// Vulkan pin `worker --gpus` gives each child. Skipped, naming the package, where
+// Vulkan pin `worker --gpus` gives each child; bench/gpu-check.sh packs a
+// folder under 64 MiB that runs the device check with nothing else. Skipped, naming the package, where
 // lavapipe or the webgpu npm package is missing (.ci/setup installs both).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
@@ -18,7 +19,7 @@ import { parseJob } from '../core/job/config';
 import { maxRelativeDiff, paramSpecs, readParams } from '../core/model/params';
 import { buildModel } from '../core/model/zoo';
 import { Batch, computeGradients } from '../core/train/gradients';
-import { rng } from '../core/util/rng';
+import { MODELS, tieFreeBatch } from '../bench/compute';
 import { parseGpuLine, pinEnv } from '../cli/gpus';
 import { CLI, runJob } from './cluster-helpers';
 import { tempDir, wasmWithIdxSet } from './fixtures';
@@ -36,15 +37,6 @@ function missing(): string | false {
 }
 const skip = missing();
 
-const ZOO: [string, [number, number, number]][] = [['seed-cnn', [28, 28, 1]], ['cifar-cnn', [32, 32, 3]], ['mobilenet-small', [32, 32, 3]]];
-
-function randomBatch(n: number, shape: [number, number, number], seed: number): Batch {
-  const random = rng(seed);
-  // Uniform floats: no two inputs of a pooling window tie, so MaxPoolGrad
-  // (first maximum on cpu, last on webgpu) routes the same way on both.
-  return { x: Float32Array.from({ length: n * shape[0] * shape[1] * shape[2] }, () => random() * 2 - 1), y: Int32Array.from({ length: n }, () => Math.floor(random() * 10)), shape };
-}
-
 async function step(backend: string, name: string, shape: [number, number, number], b: Batch) {
   await tf.setBackend(backend);
   const model = buildModel(name, shape, 10, 7);
@@ -56,8 +48,8 @@ async function step(backend: string, name: string, shape: [number, number, numbe
 test('webgpu – every zoo model\'s training step on lavapipe equals cpu\'s (loss and every gradient within 1e-5 relative)', { skip }, async () => {
   await initBackend('webgpu');
   await initBackend('cpu'); // registered and initialised both; step() switches
-  for (const [name, shape] of ZOO) {
-    const b = randomBatch(name === 'cifar-cnn' ? 2 : 4, shape, 3); // cpu is slow on cifar-cnn
+  for (const [name, shape] of MODELS) {
+    const b = tieFreeBatch(name === 'cifar-cnn' ? 2 : 4, shape, 3); // cpu is slow on cifar-cnn
     const cpu = await step('cpu', name, shape, b);
     const gpu = await step('webgpu', name, shape, b);
     assert.ok(Math.abs(cpu.loss - gpu.loss) <= 1e-5 * cpu.loss, `${name} loss ${gpu.loss} vs ${cpu.loss}`);
@@ -70,7 +62,7 @@ test('webgpu – memory is flat over 50 training steps: tensors and GPU bytes', 
   await initBackend('webgpu');
   const model = buildModel('seed-cnn', [28, 28, 1], 10, 7);
   const names = paramSpecs(model).map((s) => s.name);
-  const b = randomBatch(16, [28, 28, 1], 4);
+  const b = tieFreeBatch(16, [28, 28, 1], 4);
   await computeGradients(model, names, b); // compiles the shaders, allocates the pools
   const before = tf.memory() as tf.MemoryInfo & { numBytesInGPU: number };
   for (let i = 0; i < 50; i++) await computeGradients(model, names, b);
@@ -128,6 +120,24 @@ test('webgpu – the pin worker --gpus gives a child is the one Mesa\'s device-s
   const { stderr } = await run(process.execPath, ['-e', `require(${JSON.stringify(join(__dirname, '..', 'core', 'backend', 'backends.js'))}).initBackend('webgpu')`], { env: { ...process.env, ...pin, TUNEFLEET_WEBGPU_ADAPTER: 'llvmpipe', MESA_VK_DEVICE_SELECT_DEBUG: '1' } });
   assert.match(stderr, /device-select: device_select_find_dri_prime_tag_default selected 0/);
   assert.match(stderr, /backend chosen backend="webgpu"/);
+});
+
+// The folder is what a GPU machine without Node.js gets: it runs from a
+// temporary copy of itself, so a file the pack forgot fails here too.
+test('webgpu – bench/gpu-check.sh packs a folder under 64 MiB whose check runs on its own', { skip, timeout: 300_000 }, async () => {
+  const root = join(__dirname, '..', '..');
+  const dir = join(tempDir(), 'gpu-check');
+  const packed = await run('bash', [join(root, 'bench', 'gpu-check.sh'), '--pack', dir]);
+  const mib = Number(/: (\d+) MiB/.exec(packed.stdout)![1]);
+  assert.ok(mib < 64, `${mib} MiB`);
+  const out = join(tempDir(), 'check.json');
+  await run('bash', [join(dir, 'gpu-check.sh'), '--batches', '4', '--steps', '1', '--out', out], { cwd: tempDir() });
+  const result = JSON.parse(readFileSync(out, 'utf8'));
+  assert.equal(result.adapter.software, true);
+  assert.deepEqual(result.speed.map((r: { model: string }) => r.model), ['seed-cnn', 'cifar-cnn']);
+  assert.ok(result.speed.every((r: { webgpu: number; wasm: number }) => r.webgpu > 0 && r.wasm > 0));
+  assert.ok(result.gradients.every((g: { ok: boolean }) => g.ok), JSON.stringify(result.gradients));
+  assert.equal(result.memory.flat, true);
 });
 
 test('webgpu – no adapter: the advice names the missing part (loader, graphics capability, NVIDIA manifest, driver)', () => {
