@@ -71,7 +71,14 @@ export function pinEnv(device: string, gpus: Gpu[], backend: string | undefined)
     if (backend === 'webgpu') throw new BackendUnavailable(`--gpus with backend webgpu: device '${device}' is not one nvidia-smi lists (${gpus.map((g) => g.index).join(', ') || 'none'}), so its PCI address for Vulkan is unknown; MIG slices cannot be pinned for Vulkan`);
     return env;
   }
-  return { ...env, DRI_PRIME: driPrimeTag(gpu.busId), MESA_VK_DEVICE_SELECT_FORCE_DEFAULT_DEVICE: '1' };
+  let tag: string;
+  try {
+    tag = driPrimeTag(gpu.busId);
+  } catch (err) {
+    if (backend === 'webgpu') throw err;
+    return env; // CUDA's pin is enough for a backend that may never use Vulkan
+  }
+  return { ...env, DRI_PRIME: tag, MESA_VK_DEVICE_SELECT_FORCE_DEFAULT_DEVICE: '1' };
 }
 
 /**

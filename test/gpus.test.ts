@@ -74,5 +74,8 @@ test('gpus – webgpu children are pinned for Vulkan by PCI address, found by in
   assert.deepEqual(pinEnv('1', gpus, 'webgpu'), pinned);
   assert.deepEqual(pinEnv('GPU-bbbb', gpus, 'webgpu'), { ...pinned, CUDA_VISIBLE_DEVICES: 'GPU-bbbb' });
   assert.deepEqual(pinEnv('MIG-cccc', gpus, 'tensorflow-gpu'), { CUDA_VISIBLE_DEVICES: 'MIG-cccc' }, 'CUDA alone can take a MIG slice');
+  const unreadable = [parseGpuLine('0, GPU-aaaa, N/A, NVIDIA H200, 143771 MiB')];
+  assert.deepEqual(pinEnv('0', unreadable, 'tensorflow-gpu'), { CUDA_VISIBLE_DEVICES: '0' }, 'an unreadable PCI address never stops a CUDA pin');
+  assert.throws(() => pinEnv('0', unreadable, 'webgpu'), BackendUnavailable);
   assert.throws(() => pinEnv('MIG-cccc', gpus, 'webgpu'), (e: Error) => e instanceof BackendUnavailable && /device 'MIG-cccc' is not one nvidia-smi lists \(0, 1\)/.test(e.message));
 });
