@@ -47,7 +47,7 @@ function checkJoin(msg: Join): void {
 }
 
 /** What the fleet needs of a job (a JobSetup has it all; unit tests build one by hand). */
-export type FleetJob = Pick<JobSetup, 'cfg' | 'data' | 'specs' | 'trainable' | 'multipliers' | 'params' | 'sgd' | 'startIteration' | 'ledger' | 'events' | 'metrics'> & {
+export type FleetJob = Pick<JobSetup, 'cfg' | 'data' | 'specs' | 'trainable' | 'multipliers' | 'params' | 'sgd' | 'startIteration' | 'ledger' | 'events' | 'metrics' | 'statistics'> & {
   model: Pick<tf.LayersModel, 'toJSON'>;
 };
 
@@ -99,7 +99,7 @@ export class Cluster implements Compute, Fleet, ShardHost {
     };
     const sink = shards ? new ShardedMean(shards) : new LocalMean(new GradientAverager(trainable), (w) => this.session(w));
     this.steps = new Steps(this, sink, { ledger: this.ledger, metrics: job.metrics, clock, spikeGuard: job.cfg.train.spikeGuard, trainable, shardCount: job.cfg.cluster.shards, traffic: this.sync.traffic });
-    this.evaluations = new Evaluations(this);
+    this.evaluations = new Evaluations(this, job.statistics.indices);
     this.deadlines = new Deadlines(job.cfg.cluster.sliceDeadline, (w, seconds, kind) =>
       this.late(w, new DeadlineExceeded(`no result within the ${kind} deadline of ${seconds.toFixed(1)} s`)), clock);
   }
@@ -255,7 +255,7 @@ export class Cluster implements Compute, Fleet, ShardHost {
   /** The Welcome every worker gets, but for its id and data plane: the rest is the same for the whole job, so built once. */
   private welcomeFor(workerId: string, dataTicket: Uint8Array): Welcome {
     if (!this.welcome) {
-      const { cfg, data, model, trainable } = this.job;
+      const { cfg, data, model, trainable, statistics } = this.job;
       this.welcome = {
         workerId: '', job: cfg.name,
         modelTopologyJson: JSON.stringify(model.toJSON(null, false)),
@@ -270,6 +270,7 @@ export class Cluster implements Compute, Fleet, ShardHost {
         dataTicket: new Uint8Array(0),
         shards: [],
         partitionBytes: 0,
+        frozenStatistics: statistics.frozen,
       };
     }
     return { ...this.welcome, workerId, dataPort: this.dataPort ?? 0, dataTicket };
@@ -301,6 +302,7 @@ export class Cluster implements Compute, Fleet, ShardHost {
       const joining = s.version < 0;
       if (this.shards) s.version = this.version; // the shards serve it the parameters; it waits for them before computing
       else await this.sync.sendParams(s, this.version);
+      if (kind === 'evaluation') await this.sync.sendExamples(s, Split.TRAIN, this.job.statistics.indices); // BatchNorm's (core/model/batch-norm.ts)
       await this.sync.sendExamples(s, kind === 'step' ? Split.TRAIN : Split.VALIDATION, task.indices);
       await s.send({ kind: assignment });
       if (s.alive && round.outstanding(w)) this.deadlines.arm(w, { kind, examples: task.indices.length, joining });

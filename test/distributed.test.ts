@@ -2,7 +2,8 @@
 // processes: equivalence with the single-process trainer, frozen variables
 // never re-sent, the ledger's exactly-once epoch, a lost worker's slice
 // reassigned (also when its data connection is cut mid-gradient), data read
-// locally by workers, and a 100 MiB model.
+// locally by workers, a 100 MiB model, and BatchNorm (statistics estimated
+// by every worker alike, or frozen).
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
@@ -14,7 +15,10 @@ import { maxRelativeDiff, readParams } from '../core/model/params';
 import { train } from '../core/train/trainer';
 import { CoordinatorClient, LedgerReport } from '../proto/gen/tunefleet/v1/tunefleet';
 import { saveWideModel, tempDir, wasmWithIdxSet } from './fixtures';
-import { runJob, spawnWorker } from './cluster-helpers';
+import { firstDifference, runJob, spawnWorker } from './cluster-helpers';
+import { prepareData } from '../core/job/data';
+import { count } from '../core/data/dataset';
+import { evaluateRange } from '../core/train/gradients';
 import { loadCheckpoint } from '../core/model/checkpoint';
 import { Cluster } from '../coordinator/cluster';
 
@@ -45,6 +49,54 @@ test('distributed – single process, 1 worker × 64 and 2 workers × 32 end wit
   assert.ok(d2 <= 1e-5, `2 workers: max relative difference ${d2}`);
   assert.ok(dg <= 1e-5, `2 workers, tensors on gRPC: max relative difference ${dg}`);
   assert.ok(two.curve.length === 2 && Math.abs(two.curve[1].valAccuracy - one.curve[1].valAccuracy) < 0.03);
+});
+
+/** The statistics (`true`) or the other variables of `p`. */
+const part = (p: Map<string, Float32Array>, statistics: boolean) => new Map([...p].filter(([n]) => /\/moving_/.test(n) === statistics));
+
+/** A seed-cnn with BatchNorm, 10 iterations, evaluated at 5 and 10, statistics from 100 examples. */
+function batchNormJob(overrides: Record<string, unknown> = {}) {
+  return job({
+    model: { batchNorm: true },
+    train: { iterations: 10, batchSize: 64, evalEvery: 5, logEvery: 10, checkpointEvery: 10, statisticsExamples: 100, outDir: tempDir() },
+    ...overrides,
+  });
+}
+
+test('distributed – BatchNorm: 1 worker ends as the single process does, statistics too; 2 workers with 2 shards bit-identical to 0; the workers\' evaluations equal the saved model\'s own', async () => {
+  const single = await readParams((await train(batchNormJob())).model);
+  const one = await readParams((await runJob(batchNormJob(), 1)).model);
+  // The weights as without BatchNorm; a channel's mean (of a conv output without bias, near 0) differs more relative to its largest.
+  const [weights, statistics] = [false, true].map((s) => maxRelativeDiff(part(one, s), part(single, s)));
+  assert.ok(weights <= 1e-5 && statistics <= 1e-4, `1 worker: max relative difference ${weights}, statistics ${statistics}`);
+  assert.ok(single.get('conv1_bn/moving_variance')!.every((v) => v > 0 && v !== 1), 'statistics estimated, not the initial ones');
+  // Each worker trains on its own 32 of the 64 (BatchNorm sees its slice, as in DDP without SyncBN), so 2 workers differ from 1; shards change nothing.
+  const two = await runJob(batchNormJob(), 2);
+  const sharded = await runJob(batchNormJob({ cluster: { shards: 2, partitionMiB: 0.05 } }), 2);
+  assert.equal(firstDifference(await readParams(sharded.model), await readParams(two.model)), null);
+  // The last evaluation: two workers each estimated the statistics; the saved model holds the coordinator's estimate at the same weights.
+  const cfg = batchNormJob();
+  const data = await prepareData(cfg);
+  const here = await evaluateRange(two.model, data.val, Uint32Array.from({ length: count(data.val) }, (_, i) => i), data.norm);
+  const last = two.curve[two.curve.length - 1];
+  assert.equal(last.iteration, 10);
+  assert.equal(last.valAccuracy, here.accuracy);
+  assert.ok(Math.abs(last.valLoss - here.loss) <= 1e-6 * here.loss, `loss ${last.valLoss} vs ${here.loss}`);
+});
+
+test('distributed – BatchNorm statistics frozen (freezeStats): fine-tuning leaves them bit for bit as pretrained, and 2 workers end as the single process does', async () => {
+  const pretrained = await train(batchNormJob());
+  const fineTune = () => batchNormJob({
+    model: { batchNorm: true, from: join(pretrained.outDir, 'model') },
+    optimizer: { lr: 0.02, momentum: 0.9, layers: [{ match: 'head/*', lrMult: 10 }, { match: '*_bn/*', lrMult: 0.1, freezeStats: true }, { match: '*', lrMult: 0.1 }] },
+  });
+  const single = await readParams((await train(fineTune())).model);
+  assert.deepEqual(part(single, true), part(await readParams(pretrained.model), true));
+  const two = await readParams((await runJob(fineTune(), 2)).model);
+  assert.deepEqual(part(two, true), part(single, true));
+  // A frozen BatchNorm does not depend on the batch, so two halves' mean gradient is the whole batch's, but for rounding (through 1/σ).
+  const d = maxRelativeDiff(part(two, false), part(single, false));
+  assert.ok(d <= 1e-4, `2 workers: max relative difference ${d}`);
 });
 
 test('distributed – frozen variables are sent once per worker, then never again; their gradients never', async () => {

@@ -166,6 +166,7 @@ export function fakeCluster(clock: Clock = new FakeClock(), valSize = 8, job: { 
     specs: SPECS,
     trainable: SPECS.map((s) => s.name),
     multipliers: resolveMultipliers(SPECS.map((s) => s.name), cfg.optimizer.layers),
+    statistics: { frozen: [], indices: new Uint32Array(0) },
     startIteration: 0,
     params: new Map(SPECS.map((s) => [s.name, new Float32Array(s.shape[0])])),
     sgd: new Sgd(cfg.optimizer, new Map()),

@@ -2,7 +2,7 @@
 // the layer groups the learning-rate metric reports.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { groupRates, layerDepths, multiplierRows, multipliersFor, resolveMultipliers, ruleProblems } from '../core/train/lr-rules';
+import { frozenStatisticsLayers, groupRates, layerDepths, multiplierRows, multipliersFor, resolveMultipliers, ruleProblems } from '../core/train/lr-rules';
 
 test('lr-rules – first matching glob wins; unmatched gets 1', () => {
   const rules = [{ match: 'head/*', lrMult: 10 }, { match: 'conv?/kernel', lrMult: 0.5, decayMult: 2 }, { match: '*', lrMult: 0.1 }];
@@ -43,4 +43,28 @@ test('lr-rules – a rule that decides no variable is named, with the nearest na
   const rows = (rules: { match: string; lrMult: number }[]) => multiplierRows(resolveMultipliers(SEED_CNN, rules, 0.5), rules);
   assert.deepEqual(rows([{ match: 'head/*', lrMult: 10 }, { match: 'conv*', lrMult: 0 }])[0], ['conv1/kernel', '[1] conv*', '3', '0', '1', 'frozen']);
   assert.deepEqual(rows([{ match: 'head/*', lrMult: 10 }])[4], ['fc1/kernel', '(none: ×1)', '1', '0.5', '1', '']);
+});
+
+const BN_CNN = ['conv1/kernel', 'conv1_bn/gamma', 'conv1_bn/beta', 'fc1/kernel', 'head/kernel', 'head/bias', 'conv1_bn/moving_mean', 'conv1_bn/moving_variance'];
+
+test('lr-rules – BatchNorm statistics never train (lr_mult 0 whatever the rule or decay) and are estimated unless their rule has freezeStats; they have no rate group', () => {
+  const rules = [{ match: 'head/*', lrMult: 10 }, { match: 'conv1_bn/*', lrMult: 0.1, freezeStats: true }, { match: '*', lrMult: 0.1 }];
+  const resolved = resolveMultipliers(BN_CNN, rules, 0.5);
+  assert.deepEqual(resolved.get('conv1_bn/moving_mean'), { lrMult: 0, decayMult: 0, group: 'conv1_bn/*', statistics: 'frozen' });
+  assert.equal(resolved.get('conv1_bn/gamma')!.lrMult, 0.1 * 0.5 ** 2, 'γ and β train with their rule and depth');
+  assert.deepEqual(frozenStatisticsLayers(resolved), ['conv1_bn']);
+  const estimated = resolveMultipliers(BN_CNN, [{ match: '*', lrMult: 2 }]);
+  assert.deepEqual(estimated.get('conv1_bn/moving_variance'), { lrMult: 0, decayMult: 0, group: '*', statistics: 'estimated' });
+  assert.deepEqual(frozenStatisticsLayers(estimated), []);
+  assert.deepEqual([...groupRates(estimated, 0.01).keys()], ['*']);
+  assert.deepEqual(multiplierRows(resolved, rules).find((r) => r[0] === 'conv1_bn/moving_mean')!.slice(3), ['0', '0', 'statistics frozen']);
+});
+
+test('lr-rules – a freezeStats rule that decides no BatchNorm statistics is named: the model\'s BatchNorm layers, or that it has none', () => {
+  assert.deepEqual(ruleProblems(BN_CNN, [{ match: 'conv1_bn/gamma', lrMult: 1, freezeStats: true }]), [
+    'optimizer.layers[0] match "conv1_bn/gamma" has freezeStats but decides no BatchNorm statistics (<layer>/moving_mean); BatchNorm layers: conv1_bn',
+  ]);
+  const [plain] = ruleProblems(SEED_CNN, [{ match: '*', lrMult: 1, freezeStats: true }]);
+  assert.match(plain, /the model has no BatchNorm layer \(a zoo model gets them with model.batchNorm: true\)/);
+  assert.deepEqual(ruleProblems(BN_CNN, [{ match: '*/moving_*', lrMult: 1, freezeStats: true }]), []);
 });

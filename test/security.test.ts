@@ -169,7 +169,7 @@ test('security – a worker that cannot reach the data port fails with one line 
 test('security – shards over mutual TLS: a sharded job ends bit-identical to the same job in the clear; without a client certificate nobody opens a shard\'s data port or the Shards stream', { skip: missing('openssl') }, async () => {
   const sharded = (tls: Record<string, unknown>) => {
     const cfg = job({ shards: 2, partitionMiB: 0.05, workers: 2, ...tls });
-    return { ...cfg, optimizer: { ...cfg.optimizer, layers: [{ match: 'head/*', lrMult: 10, decayMult: 1 }, { match: '*', lrMult: 0.5, decayMult: 1 }] } };
+    return { ...cfg, optimizer: { ...cfg.optimizer, layers: [{ match: 'head/*', lrMult: 10, decayMult: 1, freezeStats: false }, { match: '*', lrMult: 0.5, decayMult: 1, freezeStats: false }] } };
   };
   const trust = ['--tls-ca', join(pki, 'ca.pem')];
   const mine = ['--tls-cert', join(pki, 'client.pem'), '--tls-key', join(pki, 'client.key')];

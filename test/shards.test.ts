@@ -157,7 +157,7 @@ test('shards – resuming with a variable frozen since the checkpoint: its old m
   const outDir = tempDir();
   await runJob(job(0, { iterations: 10, outDir, checkpointEvery: 10 }), 1);
   const frozen = job(2, { outDir });
-  frozen.optimizer.layers = [{ match: 'conv2/*', lrMult: 0, decayMult: 1 }, ...frozen.optimizer.layers];
+  frozen.optimizer.layers = [{ match: 'conv2/*', lrMult: 0, decayMult: 1, freezeStats: false }, ...frozen.optimizer.layers];
   const resumed = await runJob(frozen, 1, undefined, { resume: true });
   assert.equal(resumed.curve[resumed.curve.length - 1].iteration, 20);
 });

@@ -16,7 +16,7 @@ test('worker – five Welcomes in a row hold one model\'s tensors, not five', as
   const model = buildModel('seed-cnn', [28, 28, 1], 10, 1);
   const welcome: Welcome = {
     workerId: 'w', job: 'j', modelTopologyJson: JSON.stringify(model.toJSON(null, false)), trainable: [], exampleShape: [28, 28, 1],
-    normMean: [0], normStd: [1], trainSize: 4, valSize: 4, localData: false, jobConfigJson: '{}', gradientDtype: DType.FLOAT32, dataPort: 0, dataTicket: new Uint8Array(0), shards: [], partitionBytes: 0,
+    normMean: [0], normStd: [1], trainSize: 4, valSize: 4, localData: false, jobConfigJson: '{}', gradientDtype: DType.FLOAT32, dataPort: 0, dataTicket: new Uint8Array(0), shards: [], partitionBytes: 0, frozenStatistics: [],
   };
   model.dispose();
   const before = tf.memory().numTensors;

@@ -4,7 +4,8 @@
 // chunks on the stream) → update variables; examples → cache; Step → wait for
 // the parameters of its version, then gradients of the mean loss over the
 // slice, each sent as soon as it is read back (float32 or float16, as Welcome
-// says), then StepDone; Eval → accuracy and loss over the slice. A session that ends without Finish is
+// says), then StepDone; Eval → BatchNorm statistics estimated at its version
+// when it names examples for them, then accuracy and loss over the slice. A session that ends without Finish is
 // joined again with backoff (core/wire/reconnect.ts). Only the coordinator logs
 // progress; a worker logs joining, leaving and reconnecting.
 import * as tf from '@tensorflow/tfjs';
@@ -21,6 +22,7 @@ import { startHttpServer } from '../core/observe/http-server';
 import { logger, setLogContext } from '../core/observe/log';
 import { cleartextTokenWarning, clientCredentials, ClientTls, tokenMetadata } from '../core/wire/security';
 import { Metrics } from '../core/observe/metrics';
+import { estimateStatistics, freezeStatistics, statisticsBatches } from '../core/model/batch-norm';
 import { paramSpecs, writeParams } from '../core/model/params';
 import { CHUNK_BYTES, chunksOf, MAX_MESSAGE_BYTES, TensorAssembler, wireBytes } from '../core/wire/tensors';
 import { CoordinatorClient, CoordinatorMessage, DType, Eval, Split, Step, Welcome, WorkerMessage } from '../proto/gen/tunefleet/v1/tunefleet';
@@ -40,6 +42,8 @@ export class WorkerJob {
   private readonly trainableIndex: Map<string, number>;
   /** With shards: the parameter version last written into the model (-1: none yet, so every variable). */
   private written = -1;
+  /** The version BatchNorm statistics were last estimated at (-1: not since the last step, whose forward pass moved tfjs's averages). */
+  private statisticsAt = -1;
 
   private constructor(
     readonly model: tf.LayersModel,
@@ -56,6 +60,7 @@ export class WorkerJob {
 
   static async create(w: Welcome): Promise<WorkerJob> {
     const model = await tf.models.modelFromJSON({ modelTopology: JSON.parse(w.modelTopologyJson) } as tf.io.ModelJSON);
+    freezeStatistics(model, w.frozenStatistics);
     const shape = w.exampleShape as [number, number, number];
     const cfg = parseJob(JSON.parse(w.jobConfigJson));
     let train = new ExampleCache(w.trainSize, shape), val = new ExampleCache(w.valSize, shape);
@@ -127,6 +132,7 @@ export class WorkerJob {
   /** Compute the slice's gradients and send them, each as soon as it is read back: to the shards, as frames on the data connection, or as chunks on the gRPC stream. */
   async step(s: Step, send: (m: WorkerMessage) => Promise<void>, metrics: Metrics, links: Links): Promise<void> {
     await this.paramsAt(s.version, links);
+    this.statisticsAt = -1;
     log.debug('step', { step: s.step, version: s.version, examples: s.indices.length });
     const { link, shards } = links;
     const started = process.hrtime.bigint();
@@ -157,6 +163,11 @@ export class WorkerJob {
 
   async eval(e: Eval, links: Links): Promise<WorkerMessage> {
     await this.paramsAt(e.version, links);
+    if (e.statisticsIndices.length > 0 && this.statisticsAt !== e.version) {
+      const batches = statisticsBatches(this.train.ds, Uint32Array.from(e.statisticsIndices), this.cfg.train.batchSize, this.norm);
+      await estimateStatistics(this.model, batches, this.welcome.frozenStatistics);
+      this.statisticsAt = e.version;
+    }
     const r = await evaluateRange(this.model, this.val.ds, e.indices, this.norm);
     return { kind: { $case: 'evalDone', value: { evalId: e.evalId, examples: r.count, correct: r.correct, lossSum: r.loss * r.count } } };
   }

@@ -35,6 +35,7 @@ const model = z.object({
   replaceHead: z.boolean().nullable().default(null).describe('replace the classifier with a fresh dense softmax layer named `head` sized to the data; null = when `from` is set'),
   headLayer: z.string().nullable().default(null).describe('the classification layer to replace (it and all after it are dropped); null = the last layer'),
   padding: z.enum(PADDINGS).default('same').describe("a zoo model's spatial convs: same = output as large as the input (Keras's habit), valid = no border (PyTorch's Conv2d default, padding=0)"),
+  batchNorm: z.boolean().default(false).describe("a zoo model with BatchNorm after every convolution (conv without bias → BatchNorm → ReLU, layers `<conv>_bn`, `<conv>_relu`); its statistics are estimated, or frozen by a layer rule's freezeStats (core/model/batch-norm.ts)"),
   init: z.enum(INIT_SCHEMES).default('glorot').describe("random weights (a zoo model's, or a replaced head's): glorot = Keras's Glorot-uniform kernels and zero biases; pytorch = PyTorch's nn.Conv2d/nn.Linear default, U(±1/√fan_in) for kernels and biases"),
 }).strict();
 
@@ -58,6 +59,7 @@ const train = z.object({
     evaluations: positiveInt.default(5).describe('evaluations in a row (after iteration 0) at chance — accuracy within 0.02 of the most common validation class\'s share, loss over 2 × ln(classes): confidently wrong — with a validation loss no lower at the last than at the first, that make the job diverged (core/train/divergence.ts)'),
     action: z.enum(['fail', 'warn', 'off']).default('fail').describe("fail = end the job with JobDiverged naming what to lower; warn = log it once and go on; off = no check"),
   }).strict().default({}),
+  statisticsExamples: positiveInt.default(512).describe('BatchNorm statistics not frozen are estimated from this many training examples (one seeded choice for the whole job), in batches of batchSize at the current weights, before every evaluation and checkpoint (PreciseBN; core/model/batch-norm.ts); a model without BatchNorm ignores it'),
   scaleWarmup: z.number().int().nonnegative().default(100).describe("per-worker policy: iterations over which the learning rate moves to its new scale after the worker count changes; 0 = at once"),
 }).strict();
 
@@ -65,6 +67,7 @@ export const layerRule = z.object({
   match: z.string().describe('glob on variable names such as conv1/kernel or head/bias (* any run, ? one character)'),
   lrMult: nonNegative.describe('learning-rate multiplier; 0 freezes the variable'),
   decayMult: nonNegative.default(1).describe('weight-decay multiplier'),
+  freezeStats: z.boolean().default(false).describe("BatchNorm layers whose moving statistics this rule decides keep them as they are (pretrained) and normalise with them in training too (no batch statistics); false = estimated from training batches (train.statisticsExamples). The statistics never take lrMult; a freezeStats rule that decides none is an error"),
 }).strict();
 
 export const unfreezeEntry = z.object({

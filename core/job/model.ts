@@ -19,7 +19,7 @@ export async function loadPretrained(from: string): Promise<tf.LayersModel> {
 export async function initialModel(cfg: JobConfig, shape: [number, number, number], numClasses: number): Promise<tf.LayersModel> {
   const m = cfg.model;
   if (!m.from) {
-    const model = buildModel(m.arch, shape, numClasses, cfg.seed, m.padding);
+    const model = buildModel(m.arch, shape, numClasses, cfg.seed, m.padding, m.batchNorm);
     initialise(model, m.init, cfg.seed);
     return model;
   }

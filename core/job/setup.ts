@@ -16,7 +16,8 @@ import { initialModel } from './model';
 import { JobData, prepareData } from './data';
 import { LedgerEntry } from '../train/ledger';
 import { logger } from '../observe/log';
-import { isFrozen, multiplierRows, MULTIPLIER_COLUMNS, Resolved, resolveMultipliers, ruleProblems } from '../train/lr-rules';
+import { estimateStatistics, freezeStatistics, statisticsBatches, statisticsIndices } from '../model/batch-norm';
+import { frozenStatisticsLayers, isFrozen, multiplierRows, MULTIPLIER_COLUMNS, Resolved, resolveMultipliers, ruleProblems } from '../train/lr-rules';
 import { atIteration, nextRelease, releaseIterations, schedule, unfreezeProblems } from '../train/unfreeze';
 import { ParamSpec, paramSpecs, readParams } from '../model/params';
 import { Sgd } from '../train/optimizer';
@@ -41,6 +42,10 @@ export interface JobSetup {
   sgd: Sgd;
   sampler: Sampler;
   startIteration: number;
+  /** BatchNorm (batch-norm.ts): the layers whose statistics are frozen, and the training examples the others are estimated from. */
+  statistics: JobStatistics;
+  /** Estimate the statistics not frozen at the model's current weights, into the model and `params` (before an evaluation or checkpoint). */
+  estimateStatistics(): Promise<void>;
   /** What checkpoints record of this job, so a resume can tell it is the same job. */
   fingerprint: Fingerprint;
   /** The ledger as of the checkpoint resumed from (empty for a fresh start). */
@@ -52,6 +57,12 @@ export interface JobSetup {
   nats: NatsPublisher | null;
   /** Stop this setup's metrics and NATS publisher from taking events (the bus may go on to a next stage), and close NATS. */
   close(): Promise<void>;
+}
+
+export interface JobStatistics {
+  frozen: string[];
+  /** Empty when the model has no BatchNorm statistics to estimate. */
+  indices: Uint32Array;
 }
 
 /**
@@ -97,6 +108,14 @@ async function startingPoint(cfg: JobConfig, data: JobData, resume: boolean, pri
   return { model, state: { iteration: 0, seed: cfg.seed, job: cfg.name, sampler: { epoch: 0, offset: 0 }, velocity: new Map(), ledger: [] } };
 }
 
+/** The model's frozen BatchNorm layers (made to normalise with their statistics in training), and the examples for estimating the others. */
+function jobStatistics(cfg: JobConfig, model: tf.LayersModel, multipliers: Map<string, Resolved>, trainExamples: number): JobStatistics {
+  const frozen = frozenStatisticsLayers(multipliers);
+  freezeStatistics(model, frozen);
+  const estimated = [...multipliers.values()].some((m) => m.statistics === 'estimated');
+  return { frozen, indices: estimated ? statisticsIndices(trainExamples, cfg.train.statisticsExamples, cfg.seed) : new Uint32Array(0) };
+}
+
 export async function setupJob(cfg: JobConfig, resume = false, events = new EventBus()): Promise<JobSetup> {
   events.job = cfg.name;
   const backend = await initBackend(cfg.backend);
@@ -108,9 +127,14 @@ export async function setupJob(cfg: JobConfig, resume = false, events = new Even
   const trainable = specs.map((s) => s.name).filter((n) => !isFrozen(multipliers.get(n)!));
   const sgd = new Sgd(cfg.optimizer, multipliers);
   for (const [name, v] of state.velocity) sgd.velocity.set(name, v);
+  const statistics = jobStatistics(cfg, model, multipliers, count(data.train));
+  const params = await readParams(model);
   const setup: JobSetup = {
-    cfg, backend, data, model, specs, trainable, multipliers, releaseAt, sgd,
-    params: await readParams(model),
+    cfg, backend, data, model, specs, trainable, multipliers, releaseAt, sgd, params, statistics,
+    estimateStatistics: async () => {
+      const batches = statisticsBatches(data.train, statistics.indices, cfg.train.batchSize, data.norm);
+      for (const [name, values] of await estimateStatistics(model, batches, statistics.frozen)) params.set(name, values);
+    },
     sampler: new Sampler(count(data.train), cfg.seed, state.sampler),
     startIteration: state.iteration,
     fingerprint: print,

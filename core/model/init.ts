@@ -23,7 +23,8 @@ export function initialise(model: tf.LayersModel, scheme: InitScheme, seed: numb
   if (scheme === 'glorot') return; // the zoo's and the head's own initialisers
   model.layers.forEach((layer, i) => {
     const weights = layer.getWeights();
-    if (weights.length === 0 || (layers && !layers.includes(layer.name))) return;
+    // BatchNorm starts as PyTorch's does too (γ 1, β 0, statistics 0 and 1): tfjs's defaults.
+    if (weights.length === 0 || layer.getClassName() === 'BatchNormalization' || (layers && !layers.includes(layer.name))) return;
     const bound = 1 / Math.sqrt(fanIn(layer, weights[0].shape));
     const fresh = weights.map((w, j) => tf.randomUniform(w.shape, -bound, bound, 'float32', seed * 1000 + 10 * i + j));
     layer.setWeights(fresh); // copies into the layer's variables

@@ -190,6 +190,7 @@ async function loop(job: JobSetup, compute: Compute, opts: StageOptions): Promis
       const t0 = Date.now();
       await compute.remoteUpdate?.gather(params, sgd.velocity);
       writeParams(model, params);
+      await job.estimateStatistics(); // BatchNorm's, at these weights (core/model/batch-norm.ts)
       const dir = await saveCheckpoint(outDir, model, { iteration: done, seed: cfg.seed, job: cfg.name, fingerprint: job.fingerprint, sampler: sampler.position, velocity: sgd.velocity, ledger: compute.ledgerEntries?.() ?? [] }, t.keepCheckpoints);
       log.info('checkpoint', { iteration: done, dir });
       events.emit({ type: 'checkpoint.written', iteration: done, dir, bytes: folderBytes(dir), seconds: (Date.now() - t0) / 1000 });

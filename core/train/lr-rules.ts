@@ -9,6 +9,11 @@
 // lrMult 0 freezes a variable: its gradient is never computed or sent.
 // A rule that decides no variable (a typo, or every match taken by an earlier
 // rule) is a configuration error (ruleProblems), never a silent fallback.
+// BatchNorm's moving statistics (`<layer>/moving_mean`, `/moving_variance`)
+// are never trained by SGD: they resolve to lr_mult 0 whatever the rule, and
+// the rule's `freezeStats` says whether they keep their (pretrained) values,
+// the layer normalising with them in training too, or are estimated from
+// training batches before every evaluation and checkpoint (batch-norm.ts).
 // The rules are resolved once per job (core/job/setup.ts): the optimizer, the
 // shards (sent in their Welcome) and the learning-rate metric all read that
 // one resolution.
@@ -17,6 +22,7 @@ export interface LayerRule {
   match: string;
   lrMult: number;
   decayMult?: number;
+  freezeStats?: boolean;
 }
 
 export interface Multipliers {
@@ -29,14 +35,31 @@ export function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${body}$`);
 }
 
-/** A variable's multipliers and its layer group: the glob of the rule that matched it, or `default`. */
+/**
+ * A variable's multipliers and its layer group: the glob of the rule that
+ * matched it, or `default`; for BatchNorm statistics, whether they are
+ * frozen or estimated.
+ */
 export interface Resolved extends Multipliers {
   group: string;
+  statistics?: 'frozen' | 'estimated';
+}
+
+/** Is `name` a BatchNorm moving statistic (tfjs names them `<layer>/moving_mean`, `<layer>/moving_variance`)? */
+export function isStatistic(name: string): boolean {
+  return /\/moving_(mean|variance)$/.test(name);
 }
 
 export function multipliersFor(name: string, rules: LayerRule[]): Resolved {
   const rule = rules.find((r) => globToRegExp(r.match).test(name));
-  return { lrMult: rule?.lrMult ?? 1, decayMult: rule?.decayMult ?? 1, group: rule?.match ?? 'default' };
+  const group = rule?.match ?? 'default';
+  if (isStatistic(name)) return { lrMult: 0, decayMult: 0, group, statistics: rule?.freezeStats ? 'frozen' : 'estimated' };
+  return { lrMult: rule?.lrMult ?? 1, decayMult: rule?.decayMult ?? 1, group };
+}
+
+/** The BatchNorm layers whose statistics `resolved` freezes. */
+export function frozenStatisticsLayers(resolved: Map<string, Resolved>): string[] {
+  return [...new Set([...resolved].filter(([, m]) => m.statistics === 'frozen').map(([n]) => layerOf(n)))];
 }
 
 /** A variable's layer: its name up to the last slash (`conv1/kernel` → `conv1`). */
@@ -60,7 +83,7 @@ export function resolveMultipliers(names: string[], rules: LayerRule[], layerDec
   const depths = layerDepths(names);
   return new Map(names.map((n) => {
     const m = multipliersFor(n, rules);
-    return [n, layerDecay === 1 ? m : { ...m, lrMult: m.lrMult * layerDecay ** depths.get(n)!, group: layerOf(n) }];
+    return [n, layerDecay === 1 || m.statistics ? m : { ...m, lrMult: m.lrMult * layerDecay ** depths.get(n)!, group: layerOf(n) }];
   }));
 }
 
@@ -82,6 +105,9 @@ export function ruleProblems(names: string[], rules: LayerRule[], at = 'optimize
     if (takenBy.every((j) => j < i)) {
       const j = takenBy[0];
       problems.push(`${at}[${i}] match "${rule.match}" decides no variable: ${matches.slice(0, 3).join(', ')}${matches.length > 3 ? ', …' : ''} already matched ${at}[${j}] "${rules[j].match}" (the first match wins: put the narrower rule first)`);
+    } else if (rule.freezeStats && !matches.some((n, k) => takenBy[k] === i && isStatistic(n))) {
+      const layers = [...new Set(names.filter(isStatistic).map(layerOf))];
+      problems.push(`${at}[${i}] match "${rule.match}" has freezeStats but decides no BatchNorm statistics (<layer>/moving_mean); ${layers.length ? `BatchNorm layers: ${layers.slice(0, 5).join(', ')}${layers.length > 5 ? ', …' : ''}` : 'the model has no BatchNorm layer (a zoo model gets them with model.batchNorm: true)'}`);
     }
   });
   return problems;
@@ -100,7 +126,8 @@ export function multiplierRows(resolved: Map<string, Resolved>, rules: LayerRule
     const m = resolved.get(n)!;
     const i = globs.findIndex((g) => g.test(n));
     const until = releases.get(n) ?? 0;
-    return [n, i < 0 ? '(none: ×1)' : `[${i}] ${rules[i].match}`, String(depths.get(n)), String(+m.lrMult.toPrecision(6)), String(m.decayMult), isFrozen(m) ? 'frozen' : until > 0 ? `until ${until}` : ''];
+    const frozen = m.statistics ? `statistics ${m.statistics}` : isFrozen(m) ? 'frozen' : until > 0 ? `until ${until}` : '';
+    return [n, i < 0 ? '(none: ×1)' : `[${i}] ${rules[i].match}`, String(depths.get(n)), String(+m.lrMult.toPrecision(6)), String(m.decayMult), frozen];
   });
 }
 
@@ -124,9 +151,9 @@ function editDistance(a: string, b: string): number {
   return row[b.length];
 }
 
-/** The effective rate of each layer group at base rate `lr`. */
+/** The effective rate of each layer group at base rate `lr` (BatchNorm statistics have none). */
 export function groupRates(resolved: Map<string, Resolved>, lr: number): Map<string, number> {
-  return new Map([...resolved.values()].map((m) => [m.group, lr * m.lrMult]));
+  return new Map([...resolved.values()].filter((m) => !m.statistics).map((m) => [m.group, lr * m.lrMult]));
 }
 
 export function isFrozen(m: Multipliers): boolean {

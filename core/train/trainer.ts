@@ -26,7 +26,10 @@ async function trainStage(cfg: JobConfig, resume: boolean, events: EventBus, car
       const result = await computeGradients(model, trainable, makeBatch(data.train, indices, data.norm));
       return { ...result, phases: { compute: (performance.now() - start) / 1000 } };
     },
-    evaluate: async () => evaluateRange(model, data.val, allVal, data.norm),
+    evaluate: async () => {
+      await job.estimateStatistics(); // as a worker does before its evaluation slices
+      return evaluateRange(model, data.val, allVal, data.norm);
+    },
     paramsChanged: (params: Tensors) => writeParams(model, new Map(trainable.map((n) => [n, params.get(n)!]))),
   };
   try {

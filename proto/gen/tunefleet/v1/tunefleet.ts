@@ -393,6 +393,8 @@ export interface Welcome {
   shards: ShardEndpoint[];
   /** with shards: the layout's partition size (core/train/partition.ts) */
   partitionBytes: number;
+  /** BatchNorm layers that normalise with their moving statistics in training too (core/model/batch-norm.ts) */
+  frozenStatistics: string[];
 }
 
 export interface ShardEndpoint {
@@ -425,6 +427,12 @@ export interface Eval {
   version: number;
   /** validation examples to evaluate */
   indices: number[];
+  /**
+   * Training examples (sent before this message) to estimate the BatchNorm
+   * statistics not frozen from, at `version`, before evaluating, in batches of
+   * the job's train.batchSize in this order; empty: the model has none.
+   */
+  statisticsIndices: number[];
 }
 
 export interface Finish {
@@ -3547,6 +3555,7 @@ function createBaseWelcome(): Welcome {
     dataTicket: new Uint8Array(0),
     shards: [],
     partitionBytes: 0,
+    frozenStatistics: [],
   };
 }
 
@@ -3611,6 +3620,9 @@ export const Welcome: MessageFns<Welcome> = {
     }
     if (message.partitionBytes !== 0) {
       writer.uint32(128).uint32(message.partitionBytes);
+    }
+    for (const v of message.frozenStatistics) {
+      writer.uint32(138).string(v!);
     }
     return writer;
   },
@@ -3786,6 +3798,14 @@ export const Welcome: MessageFns<Welcome> = {
             message.partitionBytes = reader.uint32();
             continue;
           }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.frozenStatistics.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3872,6 +3892,11 @@ export const Welcome: MessageFns<Welcome> = {
         : isSet(object.partition_bytes)
         ? globalThis.Number(object.partition_bytes)
         : 0,
+      frozenStatistics: globalThis.Array.isArray(object?.frozenStatistics)
+        ? object.frozenStatistics.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.frozen_statistics)
+        ? object.frozen_statistics.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -3925,6 +3950,9 @@ export const Welcome: MessageFns<Welcome> = {
     if (message.partitionBytes !== 0) {
       obj.partitionBytes = Math.round(message.partitionBytes);
     }
+    if (message.frozenStatistics?.length) {
+      obj.frozenStatistics = message.frozenStatistics;
+    }
     return obj;
   },
 
@@ -3949,6 +3977,7 @@ export const Welcome: MessageFns<Welcome> = {
     message.dataTicket = object.dataTicket ?? new Uint8Array(0);
     message.shards = object.shards?.map((e) => ShardEndpoint.fromPartial(e)) || [];
     message.partitionBytes = object.partitionBytes ?? 0;
+    message.frozenStatistics = object.frozenStatistics?.map((e) => e) || [];
     return message;
   },
 };
@@ -4315,7 +4344,7 @@ export const Step: MessageFns<Step> = {
 };
 
 function createBaseEval(): Eval {
-  return { evalId: 0, version: 0, indices: [] };
+  return { evalId: 0, version: 0, indices: [], statisticsIndices: [] };
 }
 
 export const Eval: MessageFns<Eval> = {
@@ -4329,6 +4358,13 @@ export const Eval: MessageFns<Eval> = {
     if (message.indices.length !== 0) {
       writer.uint32(26).fork();
       for (const v of message.indices) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    if (message.statisticsIndices.length !== 0) {
+      writer.uint32(34).fork();
+      for (const v of message.statisticsIndices) {
         writer.uint32(v);
       }
       writer.join();
@@ -4383,6 +4419,24 @@ export const Eval: MessageFns<Eval> = {
 
             break;
           }
+          case 4: {
+            if (tag === 32) {
+              message.statisticsIndices.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 34) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.statisticsIndices.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4404,6 +4458,11 @@ export const Eval: MessageFns<Eval> = {
         : 0,
       version: isSet(object.version) ? globalThis.Number(object.version) : 0,
       indices: globalThis.Array.isArray(object?.indices) ? object.indices.map((e: any) => globalThis.Number(e)) : [],
+      statisticsIndices: globalThis.Array.isArray(object?.statisticsIndices)
+        ? object.statisticsIndices.map((e: any) => globalThis.Number(e))
+        : globalThis.Array.isArray(object?.statistics_indices)
+        ? object.statistics_indices.map((e: any) => globalThis.Number(e))
+        : [],
     };
   },
 
@@ -4418,6 +4477,9 @@ export const Eval: MessageFns<Eval> = {
     if (message.indices?.length) {
       obj.indices = message.indices.map((e) => Math.round(e));
     }
+    if (message.statisticsIndices?.length) {
+      obj.statisticsIndices = message.statisticsIndices.map((e) => Math.round(e));
+    }
     return obj;
   },
 
@@ -4429,6 +4491,7 @@ export const Eval: MessageFns<Eval> = {
     message.evalId = object.evalId ?? 0;
     message.version = object.version ?? 0;
     message.indices = object.indices?.map((e) => e) || [];
+    message.statisticsIndices = object.statisticsIndices?.map((e) => e) || [];
     return message;
   },
 };
