@@ -3,6 +3,7 @@
 // the same script, because these machines are noisy. Writes
 // bench/results/bench.json and bench.md and prints the tables.
 import { AnchorRow, benchAnchors } from './anchors';
+import { batchNormTable, benchBatchNorm } from './batch-norm';
 import { benchCommunication, CommRow, rawGrpc, rawTcpStep } from './communication';
 import { benchCompute } from './compute';
 import { benchDistribution } from './distribution';
@@ -36,6 +37,7 @@ async function main() {
   const profile = await benchProfile();
   const kernels = await benchKernels();
   const compute = await benchCompute();
+  const batchNorm = await benchBatchNorm();
   const distribution = await benchDistribution();
   const grpcCeiling = await rawGrpc();
   const receivePath = { onread: await rawTcpStep(1, 100 * 2 ** 20), dataEvents: await rawTcpStep(1, 100 * 2 ** 20, 5, 'data events') };
@@ -77,6 +79,7 @@ async function main() {
     '### Where a wasm training step goes (`npm run bench:profile`): ms per kernel, batch 64', profileTable(profile),
     '### Compute: training examples/s, batch 64, one process', markdownTable(['backend', 'model', 'examples/s', 'note'], compute.map((r) => [r.backend, r.model, fmt(r.examplesPerSec), r.note])),
     '### wasm conv kernels, stock against ours', kernelTable(kernels),
+    '### What model.batchNorm costs on wasm (`npm run bench:batch-norm`)', batchNormTable(batchNorm),
     '### Distribution overhead: seed CNN, Fashion-MNIST, global batch 64, wasm', markdownTable(['setup', 'examples/s', '÷ (a)', ...PHASES.map((p) => `${p} ms/step`)], [
       ...distribution.map((r) => [r.setup, fmt(r.examplesPerSec), fmt(r.ratioToPlain, 2), ...PHASES.map((p) => (r.phasesMs ? fmt(r.phasesMs[p] ?? 0, 1) : ''))]),
     ]),
@@ -89,7 +92,7 @@ async function main() {
     '### float16 gradients: the default fine-tuning preset (fashion-transfer, fine-tune arm, 2 workers)',
     markdownTable(['gradients', 'seed', 'gradient KiB / step', 'final accuracy'], fp16.rows.map((r) => [r.dtype, r.seed, fmt(r.gradientBytesPerStep / 1024, 1), (100 * r.finalAccuracy).toFixed(2)])),
   ];
-  writeBenchResult('bench', { kernels, compute, distribution, rawGrpcBytesPerSec: grpcCeiling, receivePath, communication, fp16, timeToAccuracy: tta, anchors, profile, goals }, tables.join('\n\n'));
+  writeBenchResult('bench', { kernels, compute, batchNorm, distribution, rawGrpcBytesPerSec: grpcCeiling, receivePath, communication, fp16, timeToAccuracy: tta, anchors, profile, goals }, tables.join('\n\n'));
 }
 
 main().catch((err) => { console.error(err); process.exit(1); });

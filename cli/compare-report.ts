@@ -56,7 +56,7 @@ export function runResult(seed: number, backend: string, workers: number, curve:
 export function armResult(arm: Arm, config: JobConfig, runs: RunResult[], thresholds: number[]): ArmResult {
   const { layers, layerDecay, unfreeze, headWarmup } = config.optimizer;
   const released = unfreeze.map((e) => `${e.match ?? `depth ≥ ${e.minDepth}`} from ${e.at}`);
-  const rules = [...layers.map((r) => `${r.match} ×${r.lrMult}`), ...(layerDecay === 1 ? [] : [`×${layerDecay}/layer below the head`]),
+  const rules = [...layers.map((r) => `${r.match} ×${r.lrMult}${r.freezeStats ? ' statistics frozen' : ''}`), ...(layerDecay === 1 ? [] : [`×${layerDecay}/layer below the head`]),
     ...released, ...(headWarmup ? [`head alone for ${headWarmup}`] : [])].join(', ');
   return {
     name: arm.name, label: arm.init === 'pretrained' && rules ? `${arm.name} (${rules})` : arm.name, init: arm.init, config, runs,

@@ -305,7 +305,9 @@ export class Cluster implements Compute, Fleet, ShardHost {
       if (kind === 'evaluation') await this.sync.sendExamples(s, Split.TRAIN, this.job.statistics.indices); // BatchNorm's (core/model/batch-norm.ts)
       await this.sync.sendExamples(s, kind === 'step' ? Split.TRAIN : Split.VALIDATION, task.indices);
       await s.send({ kind: assignment });
-      if (s.alive && round.outstanding(w)) this.deadlines.arm(w, { kind, examples: task.indices.length, joining });
+      // An evaluation slice's worker first estimates BatchNorm statistics over their examples: its deadline counts them too.
+      const examples = task.indices.length + (kind === 'evaluation' ? this.job.statistics.indices.length : 0);
+      if (s.alive && round.outstanding(w)) this.deadlines.arm(w, { kind, examples, joining });
     }).catch((err) => this.drop(w, err)); // its data connection closed mid-send: the session is over
   }
 

@@ -49,6 +49,21 @@ test('trainer – a run resumed from its checkpoint ends with the same parameter
   assert.notDeepEqual(await readParams(resumed.model), await readParams((await loadCheckpoint(join(out, 'ckpt-00000006'))).model));
 });
 
+test('trainer – with BatchNorm (statistics estimated in one layer, frozen in the other) a resumed run ends bit-identical to one that never stopped', async () => {
+  const bn = (outDir: string, iterations = 12) => job(outDir, {
+    model: { batchNorm: true },
+    train: { iterations, batchSize: 16, evalEvery: 6, checkpointEvery: 6, statisticsExamples: 40, outDir },
+    optimizer: { lr: 0.05, momentum: 0.9, layers: [{ match: 'conv2_bn/*', lrMult: 1, freezeStats: true }] },
+  });
+  const straight = await readParams((await train(bn(tempDir()))).model);
+  const out = tempDir();
+  await train(bn(out, 6));
+  const resumed = await readParams((await train(bn(out), { resume: true })).model);
+  assert.deepEqual(resumed, straight);
+  assert.deepEqual([...resumed.get('conv2_bn/moving_variance')!], Array(32).fill(1), 'frozen: as initialised');
+  assert.ok(resumed.get('conv1_bn/moving_variance')!.every((v) => v !== 1), 'estimated');
+});
+
 test('trainer – fine-tuning replaces the head and never moves a frozen layer', async () => {
   const pre = tempDir();
   await train(job(pre));

@@ -37,24 +37,25 @@ function missing(): string | false {
 }
 const skip = missing();
 
-async function step(backend: string, name: string, shape: [number, number, number], b: Batch) {
+async function step(backend: string, name: string, shape: [number, number, number], b: Batch, batchNorm = false) {
   await tf.setBackend(backend);
-  const model = buildModel(name, shape, 10, 7);
-  const out = await computeGradients(model, paramSpecs(model).map((s) => s.name), b);
+  const model = buildModel(name, shape, 10, 7, 'same', batchNorm);
+  const out = await computeGradients(model, model.weights.filter((w) => w.trainable).map((w) => w.originalName), b);
   model.dispose();
   return out;
 }
 
-test('webgpu – every zoo model\'s training step on lavapipe equals cpu\'s (loss and every gradient within 1e-5 relative)', { skip }, async () => {
+test('webgpu – every zoo model\'s training step on lavapipe equals cpu\'s, the seed CNN with BatchNorm too (loss and every gradient within 1e-5 relative)', { skip }, async () => {
   await initBackend('webgpu');
   await initBackend('cpu'); // registered and initialised both; step() switches
-  for (const [name, shape] of MODELS) {
-    const b = tieFreeBatch(name === 'cifar-cnn' ? 2 : 4, shape, 3); // cpu is slow on cifar-cnn
-    const cpu = await step('cpu', name, shape, b);
-    const gpu = await step('webgpu', name, shape, b);
-    assert.ok(Math.abs(cpu.loss - gpu.loss) <= 1e-5 * cpu.loss, `${name} loss ${gpu.loss} vs ${cpu.loss}`);
+  for (const [name, shape, batchNorm] of [...MODELS.map(([n, s]) => [n, s, false] as const), ['seed-cnn', [28, 28, 1], true] as const]) {
+    const b = tieFreeBatch(name === 'cifar-cnn' ? 2 : 4, [...shape], 3); // cpu is slow on cifar-cnn
+    const cpu = await step('cpu', name, [...shape], b, batchNorm);
+    const gpu = await step('webgpu', name, [...shape], b, batchNorm);
+    const what = `${name}${batchNorm ? ' with BatchNorm' : ''}`;
+    assert.ok(Math.abs(cpu.loss - gpu.loss) <= 1e-5 * cpu.loss, `${what} loss ${gpu.loss} vs ${cpu.loss}`);
     const diff = maxRelativeDiff(gpu.grads, cpu.grads);
-    assert.ok(diff <= 1e-5, `${name}: max relative difference ${diff}`);
+    assert.ok(diff <= 1e-5, `${what}: max relative difference ${diff}`);
   }
 });
 

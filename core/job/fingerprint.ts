@@ -2,7 +2,7 @@
 // exact (every example once per epoch, bit-identical parameters) only if the
 // epoch permutation, the batches and the parameters mean the same thing as
 // when it was written: the same seed, global batch, training set and model,
-// and the same unfreezing schedule.
+// the same unfreezing schedule and the same frozen BatchNorm statistics.
 // A checkpoint records these; resuming with any of them changed is refused,
 // naming what differs, instead of silently breaking exactly-once (or failing
 // later with a RangeError on a smaller dataset).
@@ -22,6 +22,8 @@ export function fingerprint(cfg: JobConfig, trainExamples: number): Fingerprint 
     'model': shortHash(JSON.stringify(cfg.model)),
     // Which variables train at which iteration: a resume must continue the same schedule.
     'optimizer.unfreeze and headWarmup': JSON.stringify({ unfreeze: cfg.optimizer.unfreeze, headWarmup: cfg.optimizer.headWarmup }),
+    // A frozen BatchNorm normalises with its statistics in training too: which are frozen changes what every step computes.
+    'BatchNorm statistics frozen (freezeStats rules)': JSON.stringify(cfg.optimizer.layers.filter((r) => r.freezeStats).map((r) => r.match)),
   };
 }
 

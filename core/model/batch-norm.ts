@@ -39,6 +39,13 @@ export function batchNormLayers(model: tf.LayersModel): string[] {
 
 type Call = tf.layers.Layer['call'];
 
+/** One layer's running sums, per channel: of the batch means and mean squares, each × its count of values. */
+interface Sums {
+  mean: Float64Array | null;
+  square: Float64Array | null;
+  count: number;
+}
+
 /** Run `layer` with `call` in place of its own; returns what puts its own back. */
 function replaceCall(layer: tf.layers.Layer, call: (own: Call) => Call): () => void {
   const own = layer.call;
@@ -62,7 +69,7 @@ export function freezeStatistics(model: tf.LayersModel, layers: string[]): void 
 export async function estimateStatistics(model: tf.LayersModel, batches: Batch[], frozen: string[]): Promise<Tensors> {
   const layers = model.layers.filter((l) => isBatchNorm(l) && !frozen.includes(l.name));
   if (layers.length === 0 || batches.length === 0) return new Map();
-  const sums = layers.map(() => ({ mean: null as Float64Array | null, square: null as Float64Array | null, count: 0 }));
+  const sums: Sums[] = layers.map(() => ({ mean: null, square: null, count: 0 }));
   let seen: { layer: number; mean: tf.Tensor; square: tf.Tensor; count: number }[] = [];
   const restore = layers.map((layer, i) => replaceCall(layer, (own) => (inputs, kwargs) => {
     const x = Array.isArray(inputs) ? inputs[0] : inputs;
@@ -88,7 +95,7 @@ export async function estimateStatistics(model: tf.LayersModel, batches: Batch[]
   return writeStatistics(model, layers, sums);
 }
 
-function accumulate(sum: { mean: Float64Array | null; square: Float64Array | null; count: number }, mean: Float32Array, square: Float32Array, count: number): void {
+function accumulate(sum: Sums, mean: Float32Array, square: Float32Array, count: number): void {
   sum.mean ??= new Float64Array(mean.length);
   sum.square ??= new Float64Array(mean.length);
   for (let c = 0; c < mean.length; c++) { sum.mean[c] += mean[c] * count; sum.square[c] += square[c] * count; }
@@ -96,7 +103,7 @@ function accumulate(sum: { mean: Float64Array | null; square: Float64Array | nul
 }
 
 /** Each layer's mean and variance from its sums, written into the model. */
-function writeStatistics(model: tf.LayersModel, layers: tf.layers.Layer[], sums: { mean: Float64Array | null; square: Float64Array | null; count: number }[]): Tensors {
+function writeStatistics(model: tf.LayersModel, layers: tf.layers.Layer[], sums: Sums[]): Tensors {
   const out: Tensors = new Map();
   layers.forEach((layer, i) => {
     const { mean, square, count } = sums[i];
