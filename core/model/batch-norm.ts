@@ -9,10 +9,12 @@
 //   current weights (PreciseBN, Wu & Johnson 2021: "Rethinking BatchNorm"): the
 //   coordinator for its checkpoints, each worker for its evaluation slices,
 //   all from the same examples in the same batches, so every process gets the
-//   same values and a run is the same with 1 or N workers, 0 or k shards;
+//   same values (a run with k shards ends bit-identical to one with 0; with N
+//   workers each normalises its own slice in training, as DDP without SyncBN);
 // - frozen statistics (a layer rule's freezeStats) are kept as they are —
-//   pretrained — and the layer normalises with them in training too, the
-//   usual way to fine-tune on small batches (Detectron's FrozenBatchNorm).
+//   pretrained — and the layer normalises with them in training too, so the
+//   step no longer depends on how the batch is split: the usual way to
+//   fine-tune on small batches (Detectron's FrozenBatchNorm).
 import * as tf from '@tensorflow/tfjs';
 import { Dataset, Normalization } from '../data/dataset';
 import { Batch, makeBatch } from '../train/gradients';
