@@ -93,7 +93,7 @@ const optimizer = z.object({
     iterations: z.number().int().nonnegative().default(0).describe('linear warm-up length; 0 = none'),
     startFactor: z.number().positive().max(1).default(0.1).describe('warm-up starts at lr × this'),
   }).strict().default({}),
-  layers: z.array(layerRule).default([]).describe('per-variable multipliers, first match wins, e.g. [{match: "head/*", lrMult: 10}, {match: "*", lrMult: 0.1}]; unmatched = 1; a rule that decides no variable is an error (see them all: tunefleet config --explain job.yaml)'),
+  layers: z.array(layerRule).default([]).describe('per-variable multipliers, first match wins: rules {match: glob, lrMult, decayMult: 1, freezeStats: false (BatchNorm statistics kept, not estimated)}, e.g. [{match: "head/*", lrMult: 10}, {match: "*", lrMult: 0.1}]; unmatched = 1; a rule that decides no variable is an error (see them all: tunefleet config --explain job.yaml)'),
   unfreeze: z.array(unfreezeEntry).default([])
     .describe('gradual unfreezing: entries {match: glob, at: N} or {minDepth: d, at: N} (every layer at depth ≥ d; the head is 0); what they name is frozen (no gradient, no bytes) until iteration N, then trained with its multipliers; a variable several entries name is released at the latest; e.g. [{minDepth: 1, at: 100}, {minDepth: 2, at: 200}] (core/train/unfreeze.ts)'),
   headWarmup: z.number().int().nonnegative().default(0).describe('train only the head (depth 0) for this many iterations, then everything: unfreeze {minDepth: 1, at: headWarmup}; 0 = off'),
