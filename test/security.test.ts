@@ -79,7 +79,7 @@ test('security – the coordinator will not start open by accident: an empty TUN
   const dir = tempDir();
   const file = join(dir, 'job.yaml');
   const port = await freePort();
-  writeFileSync(file, JSON.stringify({ name: 'open', backend: 'wasm', data: { path: dataDir, download: false }, train: { iterations: 1 }, cluster: { host: '0.0.0.0', port }, metrics: { port: null } }));
+  writeFileSync(file, JSON.stringify({ name: 'open', backend: 'wasm', data: { path: dataDir, download: false }, train: { iterations: 1 }, cluster: { host: '0.0.0.0', port, dataPort: 0 }, metrics: { port: null } })); // dataPort 0: port + 1 was never checked free (a CI run found it taken)
   const env = (token?: string) => {
     const e = { ...process.env };
     delete e.TUNEFLEET_TOKEN;
