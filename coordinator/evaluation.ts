@@ -13,14 +13,18 @@ export class Evaluations {
   private current: { id: number; round: Round<EvalDone> } | null = null;
   private started = 0;
 
-  /** `statistics`: the training examples every worker estimates BatchNorm statistics from before evaluating (core/model/batch-norm.ts). */
-  constructor(private readonly fleet: Fleet, private readonly statistics: Uint32Array) {}
+  /** The training examples every worker estimates BatchNorm statistics from before evaluating (core/model/batch-norm.ts), as every Eval names them. */
+  private readonly statistics: number[];
+
+  constructor(private readonly fleet: Fleet, statistics: Uint32Array) {
+    this.statistics = Array.from(statistics);
+  }
 
   async run(version: number, examples: number): Promise<EvalResult> {
     const id = ++this.started;
     const totals = { correct: 0, lossSum: 0, examples: 0 };
     const round: Round<EvalDone> = new Round(
-      (w, task) => this.fleet.handOut(w, round, task, 'evaluation', { $case: 'eval', value: { evalId: id, version, indices: Array.from(task.indices), statisticsIndices: Array.from(this.statistics) } }),
+      (w, task) => this.fleet.handOut(w, round, task, 'evaluation', { $case: 'eval', value: { evalId: id, version, indices: Array.from(task.indices), statisticsIndices: this.statistics } }),
       (_w, _task, r) => {
         totals.correct += r.correct;
         totals.lossSum += r.lossSum;

@@ -32,7 +32,7 @@ export function statisticsBatches(ds: Dataset, indices: Uint32Array, size: numbe
   return Array.from({ length: Math.ceil(indices.length / size) }, (_, i) => makeBatch(ds, indices.subarray(i * size, (i + 1) * size), norm));
 }
 
-const isBatchNorm = (layer: tf.layers.Layer) => layer.getClassName() === 'BatchNormalization';
+export const isBatchNorm = (layer: tf.layers.Layer) => layer.getClassName() === 'BatchNormalization';
 
 /** The names of `model`'s BatchNorm layers, in order. */
 export function batchNormLayers(model: tf.LayersModel): string[] {

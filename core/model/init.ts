@@ -6,6 +6,7 @@
 // The scheme, with the padding, changes how fast a network trains from
 // scratch (README, "Fine-tuning against training from scratch").
 import * as tf from '@tensorflow/tfjs';
+import { isBatchNorm } from './batch-norm';
 import { product } from '../util/numbers';
 
 export const INIT_SCHEMES = ['glorot', 'pytorch'] as const;
@@ -24,7 +25,7 @@ export function initialise(model: tf.LayersModel, scheme: InitScheme, seed: numb
   model.layers.forEach((layer, i) => {
     const weights = layer.getWeights();
     // BatchNorm starts as PyTorch's does too (γ 1, β 0, statistics 0 and 1): tfjs's defaults.
-    if (weights.length === 0 || layer.getClassName() === 'BatchNormalization' || (layers && !layers.includes(layer.name))) return;
+    if (weights.length === 0 || isBatchNorm(layer) || (layers && !layers.includes(layer.name))) return;
     const bound = 1 / Math.sqrt(fanIn(layer, weights[0].shape));
     const fresh = weights.map((w, j) => tf.randomUniform(w.shape, -bound, bound, 'float32', seed * 1000 + 10 * i + j));
     layer.setWeights(fresh); // copies into the layer's variables
